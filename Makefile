@@ -1,0 +1,41 @@
+# medveil: the two commands a new user needs.
+#   make demo   set up, then de-identify a generated sample (from pydicom's bundled files)
+#   make test   set up, then run the whole test suite (what .ci/run runs)
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO ?= demo
+
+.PHONY: setup demo test bench clean tables
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+demo: setup
+	rm -rf $(DEMO)/output $(DEMO)/output.medveil-workspace $(DEMO)/mappings
+	$(PY) tools/make_sample.py $(DEMO)/input
+	test -f $(DEMO)/demo.key || $(VENV)/bin/medveil keygen $(DEMO)/demo.key
+	$(VENV)/bin/medveil deidentify $(DEMO)/input $(DEMO)/output --profile tcia \
+		--key-file $(DEMO)/demo.key --mappings $(DEMO)/mappings; rc=$$?; [ $$rc -le 1 ] || exit $$rc
+	@echo "release tree:"; find $(DEMO)/output -name '*.dcm' | head -n 20
+	$(VENV)/bin/medveil deidentify $(DEMO)/input $(DEMO)/output --profile tcia --key-file $(DEMO)/demo.key --dry-run
+
+# pytest exits 5 when it collects nothing: that must fail, not pass quietly.
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+bench: setup
+	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) benchmarks/throughput.py
+
+tables:
+	$(PY) tools/build_tables.py
+
+clean:
+	rm -rf $(DEMO) build dist .pytest_cache .hypothesis

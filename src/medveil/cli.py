@@ -1,0 +1,198 @@
+"""The ``medveil`` command line.
+
+Every command prints counts, reasons, pseudonyms and paths inside the
+release tree, never an original identifier: terminals are logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+from medveil._version import __version__
+from medveil.errors import MedveilError
+from medveil.policy import PROFILES, Option, get_profile, load_recipe, load_table
+from medveil.pseudonym import generate_key_file, load_key, throwaway_key
+from medveil.runner.batch import RunConfig, default_workspace, run
+from medveil.runner.discover import discover
+from medveil.runner.dryrun import dry_run
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="De-identify DICOM files (PS3.15 Annex E) with keyed pseudonymisation.")
+console = Console(stderr=True)
+KEY_ENV = "MEDVEIL_KEY_FILE"
+
+
+class BurnedIn(str, Enum):
+    quarantine = "quarantine"
+    pass_ = "pass"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"medveil {__version__} (DICOM PS3.15 Table E.1-1, edition {load_table().edition})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                       help="Show the version and the standard edition, then exit.")) -> None:
+    """medveil: de-identify medical images so they can be shared."""
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def keygen(path: Path = typer.Argument(..., help="Where to write the new key file (mode 0600).")) -> None:
+    """Create a new secret pseudonymisation key."""
+    try:
+        key = generate_key_file(path)
+    except MedveilError as exc:
+        _fail(str(exc))
+    console.print(f"key written to {path} (fingerprint {key.fingerprint()}); keep it secret and backed up: "
+                  "the same key reproduces the same pseudonyms, a lost key cannot be recovered.")
+
+
+@app.command()
+def profiles() -> None:
+    """List the named profiles and the options."""
+    table = RichTable(title=f"Profiles (PS3.15 Table E.1-1 {load_table().edition})")
+    table.add_column("profile")
+    table.add_column("options")
+    for name, spec in PROFILES.items():
+        table.add_row(name, ", ".join(sorted(o.value for o in spec["options"])) or "(Basic Profile only)")
+    Console().print(table)
+    Console().print("options: " + ", ".join(o.value for o in Option))
+
+
+def _load_key(key_file: Optional[Path], throwaway: bool):
+    if key_file is None and os.environ.get(KEY_ENV):
+        key_file = Path(os.environ[KEY_ENV])
+    if key_file is not None:
+        return load_key(key_file)
+    if throwaway:
+        console.print("[yellow]warning:[/] using a throw-away key: pseudonyms will differ on every run "
+                      "and cannot be linked to later releases.")
+        return throwaway_key()
+    _fail(f"no key: pass --key-file (create one with 'medveil keygen'), set {KEY_ENV}, "
+          "or pass --throwaway-key for a one-off run")
+
+
+def _policy(profile: str, recipe: Optional[Path], option: list[str], burned_in: Optional[BurnedIn]):
+    extra = frozenset(Option.parse(o) for o in option)
+    if recipe is not None:
+        policy = load_recipe(recipe, profile=profile, extra_options=extra)
+    else:
+        policy = get_profile(profile, extra_options=extra)
+    if burned_in is not None:
+        from dataclasses import replace
+
+        policy = replace(policy, burned_in=burned_in.value)
+    return policy
+
+
+@app.command()
+def deidentify(
+    input: Path = typer.Argument(..., exists=True, help="A DICOM file or a directory (searched recursively)."),
+    output: Path = typer.Argument(..., help="The release tree: <PatientID>/<StudyUID>/<SeriesUID>/<SOPUID>.dcm."),
+    profile: str = typer.Option("basic", "--profile", "-p", help=f"One of: {', '.join(PROFILES)}."),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", "-k", help=f"Secret key (or set {KEY_ENV})."),
+    throwaway_key_: bool = typer.Option(False, "--throwaway-key", help="Use a random key for this run only."),
+    mappings: Optional[Path] = typer.Option(
+        None, "--mappings", help="Write uid_mapping.csv and patid_mapping.csv here (original identifiers!)."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Parallel worker processes."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", exists=True, help="YAML recipe."),
+    option: list[str] = typer.Option([], "--option", "-o", help="Add an option (repeatable)."),
+    workspace: Optional[Path] = typer.Option(
+        None, "--workspace", help="Private workspace (audit store, quarantine); default: beside OUTPUT."),
+    burned_in: Optional[BurnedIn] = typer.Option(
+        None, "--burned-in", help="Files presumed to carry burned-in text: quarantine (default) or pass."),
+    record_originals: bool = typer.Option(
+        False, "--record-originals", help="Store original input paths in the audit store."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip inputs already done identically."),
+    dry: bool = typer.Option(False, "--dry-run", help="Show what would change for one file; write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """De-identify INPUT into OUTPUT."""
+    try:
+        policy = _policy(profile, recipe, option, burned_in)
+        key = _load_key(key_file, throwaway_key_)
+        if dry:
+            _dry_run(input, policy, key)
+            return
+        ws = workspace or default_workspace(output)
+        config = RunConfig(input=input, output=output, policy=policy, key=key, workspace=ws,
+                           mappings_dir=mappings, workers=workers, record_originals=record_originals,
+                           resume=resume)
+        with Progress(TextColumn("de-identifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True, disable=as_json) as bar:
+            task = bar.add_task("files", total=None)
+            summary = run(config, progress=lambda n: bar.advance(task, n),
+                          on_total=lambda total: bar.update(task, total=total))
+    except MedveilError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps({
+            "run_id": summary.run_id, "files_total": summary.files_total, "written": summary.written,
+            "unchanged": summary.unchanged, "quarantined": summary.quarantined, "skipped": summary.skipped,
+            "reasons": dict(summary.reasons), "actions": dict(summary.actions), "events": dict(summary.events),
+            "workspace": str(summary.workspace)}, indent=2, sort_keys=True))
+    else:
+        _print_summary(summary, policy)
+    if summary.quarantined:
+        raise typer.Exit(1)
+
+
+def _print_summary(summary, policy) -> None:
+    out = Console()
+    out.print(f"[bold]medveil[/] {policy.describe()}")
+    out.print(f"files: {summary.files_total}  written: {summary.written}  unchanged: {summary.unchanged}  "
+              f"quarantined: {summary.quarantined}  skipped: {summary.skipped}")
+    if summary.actions:
+        names = {"X": "removed", "Z": "emptied", "D": "dummy", "K": "kept", "C": "cleaned/shifted",
+                 "U": "UIDs replaced", "U*": "references remapped", "P": "pseudonymised", "R": "recipe value"}
+        out.print("actions: " + ", ".join(f"{names.get(a, a)} {n}" for a, n in sorted(summary.actions.items())))
+    if summary.reasons:
+        table = RichTable(title="not written")
+        table.add_column("reason")
+        table.add_column("files", justify="right")
+        for reason, count in summary.reasons.most_common():
+            table.add_row(reason, str(count))
+        out.print(table)
+        out.print(f"quarantined files and reasons: {summary.quarantine_dir}")
+    out.print(f"audit store: {summary.workspace / 'audit.sqlite'}")
+
+
+def _dry_run(input: Path, policy, key) -> None:
+    target = next((d.path for d in discover(input) if d.kind == "dicom"), None)
+    if target is None:
+        _fail("no DICOM file found for the dry run")
+    changes, events = dry_run(target, policy, key)
+    table = RichTable(title=f"dry run: {len(changes)} top-level attributes change ({policy.describe()})")
+    for column in ("tag", "keyword", "change", "new value"):
+        table.add_column(column)
+    for change in changes:
+        table.add_row(change.tag, change.keyword, change.change, change.new_value)
+    Console().print(table)
+    for (category, detail), count in Counter(events).most_common():
+        Console().print(f"event: {category}: {detail}" + (f" (x{count})" if count > 1 else ""))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

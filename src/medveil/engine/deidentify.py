@@ -1,0 +1,146 @@
+"""De-identifying one dataset: the engine's entry point.
+
+:func:`deidentify_dataset` changes a pydicom Dataset in place according to a
+:class:`~medveil.policy.Policy` and a pseudonymisation key, records what was
+done in the dataset itself (Patient Identity Removed, De-identification
+Method and its Code Sequence, Longitudinal Temporal Information Modified) and
+refuses, with :class:`~medveil.errors.QuarantineError`, to hand back a
+dataset in which an original identifier survived.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+
+from medveil._version import __version__
+from medveil.engine.context import Context
+from medveil.engine.residuals import collect_identifiers, find_residuals
+from medveil.engine.walker import walk
+from medveil.errors import QuarantineError
+from medveil.policy import BASIC_PROFILE_CODE, Option, Policy
+from medveil.policy.options import PIXEL_OPTIONS
+from medveil.pseudonym import Key, patient_offset, pseudonymize_id
+
+IMPLEMENTATION_CLASS_UID = "2.25.143132137200271179821943504715000441957"
+IMPLEMENTATION_VERSION_NAME = ("MEDVEIL_" + __version__.replace(".", "_"))[:16]
+
+#: File meta elements that survive; the rest (source/sending/receiving AE titles,
+#: private information) can identify a device, a site or a person.
+_META_KEPT = {0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
+
+
+@dataclass
+class Result:
+    """What :func:`deidentify_dataset` did to one dataset."""
+
+    dataset: Dataset
+    new_patient_id: str
+    uid_pairs: dict[str, str]
+    patient_pairs: dict[str, str]
+    counts: Counter
+    events: list[tuple[str, str]] = field(default_factory=list)
+    applied_options: frozenset[Option] = frozenset()
+
+
+def _text(value) -> str:
+    return "" if value is None else str(value).strip().rstrip("\x00")
+
+
+def patient_key(ds: Dataset) -> str:
+    """What identifies the patient for pseudonyms and date offsets.
+
+    The original Patient ID when there is one; otherwise name and birth date,
+    otherwise the study, so that at least one study stays internally
+    consistent.
+    """
+    pid = _text(ds.get("PatientID"))
+    if pid:
+        return pid
+    name = _text(ds.get("PatientName"))
+    if name:
+        return f"name:{name}|{_text(ds.get('PatientBirthDate'))}"
+    return f"study:{_text(ds.get('StudyInstanceUID'))}"
+
+
+def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
+                       pixel_options_applied: frozenset[Option] = frozenset()) -> Result:
+    """De-identify *ds* in place and return what was done.
+
+    Raises QuarantineError when the result would still carry an original
+    identifier; the dataset must then not be written anywhere.
+    """
+    sop_class_uid = _text(ds.get("SOPClassUID"))
+    identifiers = collect_identifiers(ds, policy, sop_class_uid)
+    pkey = patient_key(ds)
+    new_pid = pseudonymize_id(key, "patient-id", pkey, policy.patient_id_format)
+    ctx = Context(policy=policy, key=key, sop_class_uid=sop_class_uid,
+                  date_offset=patient_offset(key, pkey, policy.shift_range), new_patient_id=new_pid)
+    walk(ds, ctx)
+    _set_patient(ds, ctx)
+    applied = _applied_options(policy, pixel_options_applied)
+    _record_method(ds, policy, applied)
+    for addition in policy.additions:
+        ds.add_new(addition.tag, addition.vr, addition.value)
+    if getattr(ds, "file_meta", None) is not None:
+        _clean_file_meta(ds)
+    old_uids = set() if policy.retains_uids else set(ctx.uid_pairs)
+    residual = find_residuals(ds, identifiers, old_uids)
+    if residual:
+        names = ", ".join(sorted(set(residual))[:5])
+        raise QuarantineError(f"original identifier still present after de-identification in: {names}")
+    return Result(dataset=ds, new_patient_id=new_pid, uid_pairs=ctx.uid_pairs,
+                  patient_pairs=ctx.patient_pairs, counts=ctx.counts, events=ctx.events,
+                  applied_options=applied)
+
+
+def _set_patient(ds: Dataset, ctx: Context) -> None:
+    policy = ctx.policy
+    pid_decision = policy.decide(0x00100020, ctx.sop_class_uid)
+    if pid_decision is None or pid_decision.action not in ("K", "R"):
+        ds.PatientID = ctx.new_patient_id
+    name_decision = policy.decide(0x00100010, ctx.sop_class_uid)
+    if name_decision is None or name_decision.action not in ("K", "R"):
+        ds.PatientName = policy.patient_name.format(patient_id=ctx.new_patient_id)
+
+
+def _applied_options(policy: Policy, pixel_options_applied: frozenset[Option]) -> frozenset[Option]:
+    return frozenset(o for o in policy.options if o not in PIXEL_OPTIONS) | (
+        pixel_options_applied & policy.options)
+
+
+def _record_method(ds: Dataset, policy: Policy, applied: frozenset[Option]) -> None:
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = [f"medveil {__version__}", f"PS3.15 E.1-1 {policy.table.edition}",
+                                 f"profile {policy.name}"]
+    codes = [BASIC_PROFILE_CODE] + sorted((o.code for o in applied), key=lambda c: c.value)
+    items = []
+    for code in codes:
+        item = Dataset()
+        item.CodeValue = code.value
+        item.CodingSchemeDesignator = code.scheme
+        item.CodeMeaning = code.meaning
+        items.append(item)
+    ds.DeidentificationMethodCodeSequence = Sequence(items)
+    if policy.modifies_dates:
+        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+    elif policy.keeps_dates:
+        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+    else:
+        ds.LongitudinalTemporalInformationModified = "REMOVED"
+
+
+def _clean_file_meta(ds: Dataset) -> None:
+    meta: FileMetaDataset = ds.file_meta
+    for tag in list(meta.keys()):
+        if int(tag) not in _META_KEPT:
+            del meta[tag]
+    if "SOPInstanceUID" in ds:
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if "SOPClassUID" in ds:
+        meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME

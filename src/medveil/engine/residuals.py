@@ -1,0 +1,106 @@
+"""The last line of defence: no original identifier may survive in the output.
+
+Before the walk, the values of the dataset's own identifying attributes are
+collected (only those the policy does not deliberately keep); after it, every
+text value of the result is searched for them, and every original UID that
+was remapped must be gone.  A hit means some attribute the table does not
+govern (or a free-text field) still carries PHI, and the file is quarantined
+instead of written.  The search is by whole word and case-insensitive, so a
+patient called "Lee" does not trip over "sleeve".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset
+from pydicom.datadict import tag_for_keyword
+from pydicom.valuerep import PersonName
+
+from medveil.engine.dummy import GENERATED_VALUES
+from medveil.engine.vrs import TEXT_VRS
+from medveil.policy import Policy
+
+#: Top-level attributes whose values identify the patient, a person or a place.
+IDENTIFYING_KEYWORDS = (
+    "PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthName",
+    "PatientMotherBirthName", "PatientBirthDate", "PatientAddress", "PatientTelephoneNumbers",
+    "MedicalRecordLocator", "AccessionNumber", "InstitutionName", "InstitutionAddress",
+    "InstitutionalDepartmentName", "ReferringPhysicianName", "ReferringPhysicianAddress",
+    "ReferringPhysicianTelephoneNumbers", "PerformingPhysicianName", "NameOfPhysiciansReadingStudy",
+    "PhysiciansOfRecord", "OperatorsName", "RequestingPhysician", "ScheduledPerformingPhysicianName",
+    "PersonName", "MilitaryRank", "BranchOfService", "PatientInsurancePlanCodeSequence",
+    "ResponsiblePerson", "ResponsibleOrganization", "StationName", "DeviceSerialNumber",
+)
+_MIN_LENGTH = 4
+
+
+@dataclass(frozen=True)
+class Identifiers:
+    words: tuple[str, ...]
+    pattern: re.Pattern | None
+
+    def find_in(self, text: str) -> bool:
+        return bool(self.pattern and self.pattern.search(text))
+
+
+def _parts(value) -> list[str]:
+    if isinstance(value, PersonName):
+        pieces = [str(value)]
+        for group in (value.alphabetic, value.ideographic, value.phonetic):
+            pieces.extend(p for p in re.split(r"[\^=]", group or "") if p)
+        return pieces
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        out = []
+        for item in value:
+            out.extend(_parts(item))
+        return out
+    return [str(value)] if isinstance(value, str) else []
+
+
+def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Identifiers:
+    words: set[str] = set()
+    for keyword in IDENTIFYING_KEYWORDS:
+        tag = tag_for_keyword(keyword)
+        if tag is None or tag not in ds:
+            continue
+        decision = policy.decide(tag, sop_class_uid)
+        if decision is not None and decision.action in ("K", "R"):
+            continue  # the user or an option keeps it on purpose
+        if decision is not None and decision.action == "C" and decision.fallback == "K":
+            continue
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            continue
+        for part in _parts(elem.value):
+            part = part.strip().strip("^").strip()
+            if len(part) >= _MIN_LENGTH and part.upper() not in GENERATED_VALUES:
+                words.add(part)
+    if not words:
+        return Identifiers((), None)
+    ordered = tuple(sorted(words, key=lambda w: (-len(w), w)))
+    body = "|".join(re.escape(w) for w in ordered)
+    return Identifiers(ordered, re.compile(rf"(?<![0-9A-Za-z])(?:{body})(?![0-9A-Za-z])", re.IGNORECASE))
+
+
+def find_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str]) -> list[str]:
+    """Names (keywords or tags) of attributes still carrying an original identifier."""
+    hits: list[str] = []
+    _scan(ds, identifiers, old_uids, hits)
+    return hits
+
+
+def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[str]) -> None:
+    for elem in ds:
+        vr = elem.VR
+        if vr == "SQ":
+            for item in elem.value or []:
+                _scan(item, identifiers, old_uids, hits)
+            continue
+        if vr not in TEXT_VRS and not (elem.tag.is_private and isinstance(elem.value, str)):
+            continue
+        for text in _parts(elem.value):
+            if identifiers.find_in(text) or (old_uids and text.strip("\x00 ") in old_uids):
+                hits.append(elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})")
+                break

@@ -1,0 +1,242 @@
+"""Walking a dataset and applying each attribute's decision, at any depth.
+
+The walker visits every data element of a dataset and of every sequence
+item inside it.  Standard attributes get the policy's decision (recipe,
+option column or Basic Profile); attributes the table does not list are kept,
+except that dates follow the date options, instance UIDs are remapped and
+attributes unknown to the data dictionary are removed (an unknown attribute
+may hold anything).  Private attributes are removed unless the policy keeps
+them, and a private creator survives only if something in its block does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom.datadict import get_entry, keyword_for_tag
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from medveil.engine.context import Context
+from medveil.engine.dummy import dummy_for
+from medveil.engine.uids import is_class_keyword, is_well_known
+from medveil.engine.vrs import TEXT_VRS
+from medveil.errors import InvalidValueError
+from medveil.policy import Decision, Option
+from medveil.pseudonym import shift_da, shift_dt, shift_multi
+
+_DATE_SHIFTERS = {"DA": shift_da, "DT": shift_dt}
+
+
+def _empty(elem) -> None:
+    """Zero-length value (action Z), of the type pydicom itself reads back."""
+    elem.value = [] if elem.VR == "SQ" else "" if elem.VR in TEXT_VRS else None
+
+
+def _tag_text(tag: int) -> str:
+    keyword = keyword_for_tag(tag)
+    return keyword or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _values(value: Any) -> list:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple, MultiValue)):
+        return list(value)
+    return [value]
+
+
+def walk(ds: Dataset, ctx: Context, depth: int = 0) -> None:
+    """De-identify *ds* in place (the file meta group is handled elsewhere)."""
+    creators: dict[tuple[int, int], str] = {}
+    creator_tags: list[int] = []
+    kept_blocks: set[tuple[int, int]] = set()
+    for tag in sorted(ds.keys()):
+        if tag not in ds:  # removed with its overlay group
+            continue
+        tag = int(tag)
+        group, element = tag >> 16, tag & 0xFFFF
+        if group == 0x0002:
+            continue
+        if element == 0x0000:  # group lengths are retired and recomputed by readers
+            del ds[tag]
+            continue
+        if group & 1:
+            if 0x0010 <= element <= 0x00FF:
+                creator_tags.append(tag)
+                value = ds[tag].value
+                creators[(group, element)] = value if isinstance(value, str) else ""
+            else:
+                _private(ds, tag, creators, kept_blocks, ctx, depth)
+            continue
+        decision = ctx.policy.decide(tag, ctx.sop_class_uid)
+        if decision is None:
+            _unlisted(ds, tag, ctx, depth)
+        else:
+            _apply(ds, tag, decision, ctx, depth)
+    for tag in creator_tags:
+        if ((tag >> 16), tag & 0xFF) not in kept_blocks:
+            del ds[tag]
+            ctx.counts["X"] += 1
+
+
+def _private(ds: Dataset, tag: int, creators: dict, kept_blocks: set, ctx: Context, depth: int) -> None:
+    group, element = tag >> 16, tag & 0xFFFF
+    if element < 0x1000:  # (gggg,0001-000F) and (gggg,0100-0FFF) are not valid private data elements
+        del ds[tag]
+        ctx.counts["X"] += 1
+        return
+    block = element >> 8
+    creator = creators.get((group, block)) or None
+    decision = ctx.policy.decide_private(group, creator, element & 0xFF)
+    if decision.action in ("X",):
+        del ds[tag]
+        ctx.counts["X"] += 1
+        return
+    if decision.action == "C" and decision.origin == "private-dictionary":
+        # 'o' (offset date) entries of the private dictionary: shift like a date.
+        elem = ds[tag]
+        if decision.value == "o" and elem.VR in _DATE_SHIFTERS and ctx.policy.modifies_dates:
+            _shift(elem, ctx)
+            ctx.counts["C"] += 1
+            kept_blocks.add((group, block))
+        else:
+            del ds[tag]
+            ctx.counts["X"] += 1
+        return
+    _apply(ds, tag, decision, ctx, depth)
+    if tag in ds:
+        kept_blocks.add((group, block))
+
+
+def _unlisted(ds: Dataset, tag: int, ctx: Context, depth: int) -> None:
+    try:
+        get_entry(tag)
+    except KeyError:
+        del ds[tag]
+        ctx.counts["X"] += 1
+        ctx.event("unknown-attribute-removed", _tag_text(tag))
+        return
+    elem = ds[tag]
+    vr = elem.VR
+    if vr == "SQ":
+        for item in elem.value or []:
+            walk(item, ctx, depth + 1)
+    elif vr == "UI":
+        if not ctx.policy.retains_uids and not is_class_keyword(elem.keyword):
+            _remap(elem, ctx)
+    elif vr in _DATE_SHIFTERS:
+        # Dates the table does not list are still dates of this patient.
+        if ctx.policy.modifies_dates:
+            _shift(elem, ctx)
+            ctx.counts["C"] += 1
+        elif not ctx.policy.keeps_dates and not elem.is_empty:
+            _empty(elem)
+            ctx.counts["Z"] += 1
+            ctx.event("unlisted-date-emptied", elem.keyword or _tag_text(tag))
+
+
+def _apply(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int) -> None:
+    action = decision.action
+    if action == "C":
+        if _clean(ds, tag, decision, ctx, depth):
+            ctx.counts["C"] += 1
+            return
+        action = decision.fallback or "X"
+        ctx.event("clean-fallback", f"{_tag_text(tag)}: {action}")
+    keyword = keyword_for_tag(tag)
+    if action not in ("K", "R", "X") and keyword in ctx.policy.pseudonymize:
+        elem = ds[tag]
+        kind = ctx.policy.pseudonymize[keyword]
+        elem.value = [ctx.pseudonym(kind, str(v)) for v in _values(elem.value)] or None
+        if isinstance(elem.value, list) and len(elem.value) == 1:
+            elem.value = elem.value[0]
+        ctx.counts["P"] += 1
+        return
+    if action == "X":
+        if tag & 0xFF00FFFF == 0x60003000:
+            # Overlay Data gone: the rest of that overlay's group is meaningless.
+            group = tag >> 16
+            for other in [t for t in ds.keys() if t >> 16 == group]:
+                del ds[other]
+        elif tag in ds:
+            del ds[tag]
+        ctx.counts["X"] += 1
+        return
+    elem = ds[tag]
+    if action == "K" or action == "U*":
+        if elem.VR == "SQ":
+            for item in elem.value or []:
+                walk(item, ctx, depth + 1)
+        elif action == "U*":
+            _remap(elem, ctx)
+        ctx.counts[action] += 1
+    elif action == "Z":
+        _empty(elem)
+        ctx.counts["Z"] += 1
+    elif action == "D":
+        if elem.VR == "SQ":
+            for item in elem.value or []:
+                walk(item, ctx, depth + 1)
+        elif elem.VR == "UI":
+            _remap(elem, ctx)
+        elif not elem.is_empty:
+            elem.value = dummy_for(elem.VR)
+        ctx.counts["D"] += 1
+    elif action == "U":
+        if elem.VR == "UI":
+            if not ctx.policy.retains_uids:
+                _remap(elem, ctx)
+        elif elem.VR == "SQ":
+            for item in elem.value or []:
+                walk(item, ctx, depth + 1)
+        else:
+            _empty(elem)
+        ctx.counts["U"] += 1
+    elif action == "R":
+        elem.value = decision.value
+        ctx.counts["R"] += 1
+    else:  # pragma: no cover - Decision() only carries known actions
+        raise InvalidValueError(f"unknown action {action} for {_tag_text(tag)}")
+
+
+def _clean(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int) -> bool:
+    """Apply a C action; False when nothing can vouch for a cleaned value."""
+    elem = ds[tag]
+    if decision.source is Option.RETAIN_LONG_MODIFIED_DATES:
+        if elem.VR == "SQ":
+            for item in elem.value or []:
+                walk(item, ctx, depth + 1)
+            return True
+        if elem.VR == "TM":  # whole-day shifts leave times of day as they were
+            return True
+        if elem.VR in _DATE_SHIFTERS:
+            _shift(elem, ctx)
+            return True
+        return False
+    cleaner = ctx.policy.cleaners.get(decision.source or Option.CLEAN_DESCRIPTORS)
+    if cleaner is None or elem.VR == "SQ":
+        return False
+    cleaned = cleaner(elem.keyword, elem.VR, elem.value, ctx)
+    if cleaned is None:
+        return False
+    elem.value = cleaned
+    return True
+
+
+def _shift(elem, ctx: Context) -> None:
+    if elem.is_empty:
+        return
+    try:
+        elem.value = shift_multi(elem.value, ctx.date_offset, _DATE_SHIFTERS[elem.VR])
+    except InvalidValueError:
+        _empty(elem)
+        ctx.event("invalid-date-emptied", elem.keyword or _tag_text(elem.tag))
+
+
+def _remap(elem, ctx: Context) -> None:
+    values = _values(elem.value)
+    if not values:
+        return
+    new = [str(v) if is_well_known(str(v)) else ctx.remap_uid(str(v)) for v in values]
+    elem.value = new[0] if len(new) == 1 else new

@@ -1,0 +1,189 @@
+"""A de-identification policy: which options are on, and what happens to each attribute.
+
+A :class:`Policy` is immutable and picklable so that worker processes get an
+exact copy.  It answers one question for the engine, "what do I do with this
+attribute in this kind of object?", combining (in this order of precedence)
+the user's recipe, the option columns of Table E.1-1 and its Basic Profile
+column.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from medveil.errors import PolicyError
+from medveil.policy.iod import resolve_compound
+from medveil.policy.options import Option
+from medveil.policy.table import Table, load_table
+from medveil.pseudonym import IdFormat, ShiftRange
+
+ACTIONS = frozenset({"X", "Z", "D", "K", "C", "U", "U*", "R"})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one attribute.
+
+    ``action`` is a single Table E.1-1 letter, ``U*`` (keep a reference
+    sequence, replace the UIDs in it) or ``R`` (replace with ``value``, from a
+    recipe).  ``source`` is the option whose column chose the action (None for
+    the Basic Profile or a recipe); ``fallback`` is the Basic action to apply
+    when a C (clean) action finds no cleaner able to clean the value, because
+    an uncleanable value must never be kept.
+    """
+
+    action: str
+    source: Option | None = None
+    fallback: str | None = None
+    value: Any = None
+    origin: str = "table"  # "table", "recipe" or "private-dictionary"
+
+
+class PrivateDictionary(Protocol):
+    """Knows which private attributes are safe (the Retain Safe Private hook).
+
+    ``disposition`` returns one of the TCIA Private Tag Knowledge Base codes
+    ("k" keep, "d" delete, "h" hash UID, "o" offset date, "oi" offset
+    integer date) or None when the signature is unknown (then it is removed).
+    """
+
+    def disposition(self, group: int, creator: str, element: int) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class TagPattern:
+    """A recipe tag pattern such as ``(0019,10xx)``: 'x' matches any hex digit."""
+
+    mask: int
+    value: int
+
+    @classmethod
+    def parse(cls, text: str) -> "TagPattern":
+        digits = re.sub(r"[(),\s]", "", text).lower()
+        if not re.fullmatch(r"[0-9a-fx]{8}", digits):
+            raise PolicyError(f"not a tag pattern: {text!r}")
+        mask = int("".join("0" if c == "x" else "f" for c in digits), 16)
+        return cls(mask=mask, value=int(digits.replace("x", "0"), 16))
+
+    def matches(self, tag: int) -> bool:
+        return tag & self.mask == self.value
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Recipe actions, by exact tag, tag pattern and private signature."""
+
+    by_tag: dict[int, Decision] = field(default_factory=dict)
+    by_pattern: tuple[tuple[TagPattern, Decision], ...] = ()
+    by_private: dict[tuple[int, str, int], Decision] = field(default_factory=dict)
+
+    def for_tag(self, tag: int) -> Decision | None:
+        decision = self.by_tag.get(tag)
+        if decision is not None:
+            return decision
+        for pattern, decision in self.by_pattern:
+            if pattern.matches(tag):
+                return decision
+        return None
+
+
+@dataclass(frozen=True)
+class Addition:
+    """An attribute the recipe adds to every output (top level)."""
+
+    tag: int
+    vr: str
+    value: Any
+
+
+#: A cleaner for C actions: given (keyword, VR, value, context) it returns the
+#: cleaned value, or None when it cannot vouch for the result.
+Cleaner = Callable[[str, str, Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    options: frozenset[Option]
+    overrides: Overrides = field(default_factory=Overrides)
+    additions: tuple[Addition, ...] = ()
+    #: ID attributes replaced by keyed pseudonyms (keyword -> pseudonym kind).
+    pseudonymize: dict[str, str] = field(default_factory=lambda: {"PatientID": "patient-id"})
+    patient_id_format: IdFormat = IdFormat(prefix="", digits=12)
+    other_id_format: IdFormat = IdFormat(prefix="", digits=12)
+    #: Template for Patient's Name; "{patient_id}" is the new Patient ID.
+    patient_name: str = "{patient_id}"
+    shift_range: ShiftRange = ShiftRange()
+    #: Files known to carry burned-in text: "quarantine" or "pass".
+    burned_in: str = "quarantine"
+    private_dictionary: PrivateDictionary | None = None
+    cleaners: dict[Option, Cleaner] = field(default_factory=dict)
+    table: Table = field(default_factory=load_table)
+
+    def __post_init__(self) -> None:
+        if {Option.RETAIN_LONG_FULL_DATES, Option.RETAIN_LONG_MODIFIED_DATES} <= self.options:
+            raise PolicyError("the Full Dates and Modified Dates options exclude each other")
+        if self.burned_in not in {"quarantine", "pass"}:
+            raise PolicyError("burned_in must be 'quarantine' or 'pass'")
+        object.__setattr__(self, "_cache", {})
+
+    @property
+    def modifies_dates(self) -> bool:
+        return Option.RETAIN_LONG_MODIFIED_DATES in self.options
+
+    @property
+    def keeps_dates(self) -> bool:
+        return Option.RETAIN_LONG_FULL_DATES in self.options
+
+    @property
+    def retains_uids(self) -> bool:
+        return Option.RETAIN_UIDS in self.options
+
+    def decide(self, tag: int, sop_class_uid: str) -> Decision | None:
+        """The decision for a standard attribute, or None if nothing lists it."""
+        key = (tag, sop_class_uid)
+        cache = self._cache
+        if key in cache:
+            return cache[key]
+        decision = self.overrides.for_tag(tag)
+        if decision is None:
+            rule = self.table.lookup(tag)
+            if rule is not None and rule.tag != "private":
+                decision = self._from_rule(rule, tag, sop_class_uid)
+        cache[key] = decision
+        return decision
+
+    def _from_rule(self, rule, tag: int, sop_class_uid: str) -> Decision:
+        basic = resolve_compound(rule.basic, tag, sop_class_uid)
+        chosen: tuple[str, Option] | None = None
+        for option, code in rule.options.items():
+            if option not in self.options:
+                continue
+            # C (clean: keep what can be vouched for) beats K (keep as is):
+            # where two options disagree, the more protective one wins.
+            if chosen is None or (code == "C" and chosen[0] == "K"):
+                chosen = (code, option)
+        if chosen is None:
+            return Decision(basic)
+        return Decision(chosen[0], source=chosen[1], fallback=basic)
+
+    def decide_private(self, group: int, creator: str | None, element: int) -> Decision:
+        """The decision for a private data element (element = low byte)."""
+        if creator is not None:
+            decision = self.overrides.by_private.get((group, creator.strip().upper(), element))
+            if decision is not None:
+                return decision
+        if (Option.RETAIN_SAFE_PRIVATE in self.options and self.private_dictionary is not None
+                and creator is not None):
+            disposition = self.private_dictionary.disposition(group, creator.strip(), element)
+            action = {"k": "K", "h": "U", "o": "C", "oi": "C", "d": "X"}.get(disposition or "")
+            if action is not None:
+                return Decision(action, source=Option.RETAIN_SAFE_PRIVATE, fallback="X",
+                                origin="private-dictionary", value=disposition)
+        return Decision("X")
+
+    def describe(self) -> str:
+        names = ", ".join(sorted(o.value for o in self.options)) or "none"
+        return f"profile {self.name}; options: {names}"

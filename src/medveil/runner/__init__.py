@@ -1,0 +1,1 @@
+"""Batch processing: finding inputs, processing files, recording outcomes."""

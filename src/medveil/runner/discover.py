@@ -1,0 +1,266 @@
+"""Finding input files and telling DICOM from everything else.
+
+Input trees are messy: Part 10 files, files whose preamble was stripped, raw
+datasets written by older software without any file meta information,
+DICOMDIR indexes, and unrelated files (reports, thumbnails, zero-byte
+leftovers).  Classification reads only a small header for the common cases
+because a batch may hold many thousands of files; the expensive check (a real
+parse with pydicom) is reserved for files that look like raw datasets, since
+the cheap heuristic alone could mistake arbitrary binary data for one.
+
+Nothing is skipped silently: every file under the root is yielded with a kind
+and, when it will not be processed, a reason.  Reasons are fixed texts that
+never contain the path (paths may carry patient names).  The walk is sorted
+and does not follow directory symlinks, so two runs over the same tree see the
+same files in the same order and cannot loop.  Only medveil's own temporary
+files (``.medveil-tmp-*``) are left out.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import struct
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pydicom
+
+from medveil.errors import MedveilError
+
+DICOM = "dicom"
+DICOMDIR = "dicomdir"
+NOT_DICOM = "not-dicom"
+UNREADABLE = "unreadable"
+KINDS = (DICOM, DICOMDIR, NOT_DICOM, UNREADABLE)
+
+TMP_PREFIX = ".medveil-tmp-"
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+REASON_EMPTY = "empty file"
+REASON_NOT_RECOGNISED = "no DICM prefix and not a recognizable implicit/explicit VR dataset"
+REASON_NOT_REGULAR = "not a regular file"
+
+# Groups a raw (headerless) dataset plausibly starts with.  Real data almost
+# always opens with (0008,0005) or (0008,0008); the others cover group-length
+# elements and unusual writers.  Anything else is treated as not DICOM.
+_FIRST_GROUPS = frozenset({0x0002, 0x0004, 0x0008, 0x0010, 0x0018, 0x0020, 0x0028})
+_VRS = frozenset({
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT",
+    b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST",
+    b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
+})
+# Explicit VRs whose length is a 4-byte field after two reserved bytes.
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN",
+                       b"UR", b"UT", b"SV", b"UV"})
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_MAX_META_BYTES = 64 * 1024
+_HEADER_BYTES = 132
+
+
+class DiscoveryError(MedveilError):
+    """The input root itself cannot be used."""
+
+
+@dataclass(frozen=True)
+class Discovered:
+    """One file found under the input root and what it appears to be."""
+
+    path: Path
+    kind: str
+    reason: str | None = None
+
+
+def discover(root: Path | str) -> Iterator[Discovered]:
+    """Yield every file under *root* (or *root* itself if it is a file), classified.
+
+    Order is deterministic: entries of each directory sorted by name, depth
+    first.  Directory symlinks are reported, not followed; file symlinks are
+    classified through their target.
+    """
+    root = Path(root)
+    try:
+        is_dir = root.is_dir()
+        exists = is_dir or root.exists() or root.is_symlink()
+    except OSError:
+        raise DiscoveryError("the input path cannot be examined") from None
+    if not exists:
+        raise DiscoveryError("the input path does not exist")
+    if not is_dir:
+        yield classify(root)
+        return
+    yield from _walk(root)
+
+
+def _walk(root: Path) -> Iterator[Discovered]:
+    stack: list[Iterator[os.DirEntry[str]]] = []
+    listing = _sorted_entries(root)
+    if isinstance(listing, Discovered):
+        yield listing
+        return
+    stack.append(iter(listing))
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        if entry.name.startswith(TMP_PREFIX):
+            continue
+        path = Path(entry.path)
+        try:
+            is_real_dir = entry.is_dir(follow_symlinks=False)
+        except OSError as exc:
+            yield Discovered(path, UNREADABLE, _os_reason(exc))
+            continue
+        if is_real_dir:
+            listing = _sorted_entries(path)
+            if isinstance(listing, Discovered):
+                yield listing
+            else:
+                stack.append(iter(listing))
+            continue
+        if entry.is_symlink() and _is_dir_target(path):
+            yield Discovered(path, NOT_DICOM, "symbolic link to a directory (not followed)")
+            continue
+        yield classify(path)
+
+
+def _sorted_entries(directory: Path) -> list[os.DirEntry[str]] | Discovered:
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(entries, key=lambda e: e.name)
+    except OSError as exc:
+        return Discovered(directory, UNREADABLE, f"directory cannot be listed: {_os_reason(exc)}")
+
+
+def _is_dir_target(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def classify(path: Path | str) -> Discovered:
+    """Decide what *path* is, reading as little of it as possible."""
+    path = Path(path)
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            # Never open FIFOs or devices: reading them can block forever.
+            return Discovered(path, NOT_DICOM, REASON_NOT_REGULAR)
+        if info.st_size == 0:
+            return Discovered(path, NOT_DICOM, REASON_EMPTY)
+        with open(path, "rb") as handle:
+            return _classify_open(path, handle, info.st_size)
+    except OSError as exc:
+        return Discovered(path, UNREADABLE, _os_reason(exc))
+
+
+def _classify_open(path: Path, handle: BinaryIO, size: int) -> Discovered:
+    header = handle.read(_HEADER_BYTES)
+    named_dicomdir = path.name.upper() == "DICOMDIR"
+    if header[128:132] == b"DICM" or header[:4] == b"DICM":
+        # Part 10 (or Part 10 without preamble).  Even if the meta group is
+        # damaged it is reported as DICOM: the processor will then quarantine
+        # it with a reason instead of it vanishing as "not DICOM".
+        handle.seek(132 if header[128:132] == b"DICM" else 4)
+        meta = _read_meta_group(handle)
+        if meta is not None:
+            sop_class = meta.get(0x00020002, b"").rstrip(b"\x00 ").decode("ascii", "replace")
+            if sop_class == MEDIA_STORAGE_DIRECTORY or named_dicomdir:
+                return Discovered(path, DICOMDIR)
+        return Discovered(path, DICOM)
+    if _looks_like_raw_dataset(header, size):
+        groups = _dataset_groups(path)
+        if named_dicomdir and 0x0004 in groups:
+            return Discovered(path, DICOMDIR)
+        if 0x0008 in groups:
+            return Discovered(path, DICOM)
+    return Discovered(path, NOT_DICOM, REASON_NOT_RECOGNISED)
+
+
+def _read_meta_group(handle: BinaryIO) -> dict[int, bytes] | None:
+    """Parse the explicit-VR little-endian group 0002 at the current position.
+
+    A tiny parser of our own: pydicom cannot read a meta group that lacks the
+    preamble, and a full parse would read far more than the few hundred bytes
+    needed here.  Returns ``None`` when the group is malformed.
+    """
+    elements: dict[int, bytes] = {}
+    consumed = 0
+    while consumed < _MAX_META_BYTES:
+        start = handle.tell()
+        head = handle.read(8)
+        if len(head) < 8:
+            break
+        group, element = struct.unpack("<HH", head[:4])
+        if group != 0x0002:
+            handle.seek(start)
+            break
+        vr = head[4:6]
+        if vr not in _VRS:
+            return None
+        if vr in _LONG_VRS:
+            extra = handle.read(4)
+            if len(extra) < 4:
+                return None
+            (length,) = struct.unpack("<I", extra)
+        else:
+            (length,) = struct.unpack("<H", head[6:8])
+        if length == _UNDEFINED_LENGTH or consumed + length > _MAX_META_BYTES:
+            return None
+        value = handle.read(length)
+        if len(value) < length:
+            return None
+        elements[(group << 16) | element] = value
+        consumed = handle.tell() - start + consumed
+    return elements or None
+
+
+def _looks_like_raw_dataset(header: bytes, size: int) -> bool:
+    """Cheap, conservative test for a dataset written without preamble or meta."""
+    if len(header) < 8:
+        return False
+    group, _element = struct.unpack("<HH", header[:4])
+    if group not in _FIRST_GROUPS:
+        return False
+    vr = header[4:6]
+    if vr in _VRS:  # explicit VR little endian
+        if vr in _LONG_VRS:
+            if len(header) < 12 or header[6:8] != b"\x00\x00":
+                return False
+            (length,) = struct.unpack("<I", header[8:12])
+            return length == _UNDEFINED_LENGTH or length <= size - 12
+        (length,) = struct.unpack("<H", header[6:8])
+        return length <= size - 8
+    (length,) = struct.unpack("<I", header[4:8])  # implicit VR little endian
+    return length == _UNDEFINED_LENGTH or length <= size - 8
+
+
+def _dataset_groups(path: Path) -> set[int]:
+    """Groups present when pydicom parses *path*; empty when it cannot."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+            return {tag.group for tag in ds.keys()}
+    except Exception:  # any parse failure just means "not a dataset we recognise"
+        return set()
+
+
+def _os_reason(exc: OSError) -> str:
+    """Describe an OS error without its filename (which may hold PHI)."""
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "file not found (possibly a broken symbolic link)"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory"
+    if exc.errno == errno.ELOOP:
+        return "too many levels of symbolic links"
+    name = errno.errorcode.get(exc.errno or 0)
+    return f"cannot be read ({name or type(exc).__name__})"

@@ -1,0 +1,150 @@
+"""Processing one file: read, de-identify, write, verify.  Runs in worker processes.
+
+A file either comes out complete and verified, or not at all: every failure
+becomes an outcome with status "quarantined" and a reason that names no
+value.  The cleaned bytes go to a temporary file beside the output tree; the
+coordinating process renames it into place, so a crash never leaves a
+half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from medveil.engine import deidentify_dataset
+from medveil.errors import QuarantineError, safe_reason
+from medveil.policy import Policy
+from medveil.pseudonym import Key
+from medveil.runner.burned_in import burned_in_reason
+
+TMP_PREFIX = ".medveil-tmp-"
+_PATH_SAFE = re.compile(r"[^0-9A-Za-z._-]")
+_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+
+
+@dataclass
+class Job:
+    """What a worker needs to know about one input."""
+
+    index: int
+    path: str
+    input_ref: str
+
+
+@dataclass
+class Outcome:
+    index: int
+    input_ref: str
+    status: str  # "written" (tmp file ready to move) or "quarantined"
+    reason: str | None = None
+    relpath: str | None = None
+    tmp_path: str | None = None
+    input_sha256: str | None = None
+    output_sha256: str | None = None
+    uid_pairs: dict[str, str] = field(default_factory=dict)
+    patient_pairs: dict[str, str] = field(default_factory=dict)
+    counts: Counter = field(default_factory=Counter)
+    events: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _component(value: str) -> str:
+    return _PATH_SAFE.sub("_", value) or "_"
+
+
+def output_relpath(ds: Dataset) -> str:
+    """``<PatientID>/<StudyUID>/<SeriesUID>/<SOPUID>.dcm``, all pseudonyms."""
+    parts = []
+    for keyword in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        value = str(ds.get(keyword, "") or "").strip()
+        if not value:
+            raise QuarantineError(f"{keyword} missing, the output cannot be named")
+        parts.append(_component(value))
+    return "/".join(parts[:3]) + f"/{parts[3]}.dcm"
+
+
+def _ensure_file_meta(ds: Dataset) -> None:
+    """Files read without a meta group get one matching how they were encoded."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        meta = FileMetaDataset()
+        ds.file_meta = meta
+    if "TransferSyntaxUID" not in meta:
+        implicit, little = ds.original_encoding if ds.original_encoding != (None, None) else (True, True)
+        if implicit:
+            meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        else:
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def _pixel_bytes(ds: Dataset) -> list[bytes | None]:
+    out = []
+    for tag in _PIXEL_TAGS:
+        elem = ds.get_item(tag) if tag in ds else None
+        out.append(None if elem is None else bytes(elem.value or b""))
+    return out
+
+
+def process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
+    """De-identify one file into a temporary file in *tmp_dir*."""
+    outcome = Outcome(index=job.index, input_ref=job.input_ref, status="quarantined")
+    try:
+        data = Path(job.path).read_bytes()
+        outcome.input_sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            ds = pydicom.dcmread(BytesIO(data), force=True)
+        except Exception as exc:  # any parse failure means we cannot vouch for the file
+            raise QuarantineError(f"cannot be parsed as DICOM ({type(exc).__name__})") from None
+        if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
+            raise QuarantineError("not a composite instance (no SOP Class/Instance UID)")
+        reason = burned_in_reason(ds)
+        if reason and policy.burned_in == "quarantine":
+            raise QuarantineError(f"may carry burned-in text ({reason}); pixel cleaning is not "
+                                  "available, use --burned-in pass to release it anyway")
+        pixels_before = _pixel_bytes(ds)
+        _ensure_file_meta(ds)
+        result = deidentify_dataset(ds, policy, key)
+        relpath = output_relpath(ds)
+        buffer = BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        out = buffer.getvalue()
+        _verify(out, pixels_before)
+        tmp_path = tmp_dir / f"{TMP_PREFIX}{job.index}-{os.getpid()}"
+        with open(tmp_path, "wb") as handle:
+            handle.write(out)
+            handle.flush()
+            os.fsync(handle.fileno())
+        outcome.status = "written"
+        outcome.relpath = relpath
+        outcome.tmp_path = str(tmp_path)
+        outcome.output_sha256 = hashlib.sha256(out).hexdigest()
+        outcome.uid_pairs = result.uid_pairs
+        outcome.patient_pairs = result.patient_pairs
+        outcome.counts = result.counts
+        outcome.events = result.events
+        if reason:
+            outcome.events.append(("burned-in-passed", reason))
+    except Exception as exc:  # fail closed: every error ends in quarantine, never a crash
+        outcome.status = "quarantined"
+        outcome.reason = safe_reason(exc)
+    return outcome
+
+
+def _verify(out: bytes, pixels_before: list[bytes | None]) -> None:
+    """The written bytes must read back, with every pixel byte as it was."""
+    try:
+        check = pydicom.dcmread(BytesIO(out))
+        pixels_after = _pixel_bytes(check)
+    except Exception as exc:
+        raise QuarantineError(f"output does not read back ({type(exc).__name__})") from None
+    if pixels_after != pixels_before:
+        raise QuarantineError("pixel data changed while writing")

@@ -1,0 +1,1 @@
+"""Where results are kept: mapping files and the private audit store."""

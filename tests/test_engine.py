@@ -1,0 +1,254 @@
+"""The engine on in-memory datasets: one behaviour per test."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import CTImageStorage, EnhancedCTImageStorage, ExplicitVRLittleEndian
+
+from conftest import FOR_UID, PHI, REF_UID, SERIES_UID, SOP_UID, STUDY_UID, phi_dataset
+from medveil.engine import deidentify_dataset
+from medveil.engine.dummy import DUMMY_TEXT
+from medveil.errors import QuarantineError
+from medveil.policy import Option, get_profile
+from medveil.policy.recipe import apply_recipe_settings
+from medveil.pseudonym import is_valid_uid, patient_offset, pseudonymize_uid
+
+
+def _days(a: str, b: str) -> int:
+    return (date(int(a[:4]), int(a[4:6]), int(a[6:8])) - date(int(b[:4]), int(b[4:6]), int(b[6:8]))).days
+
+
+def test_basic_profile_replaces_patient_identity(phi_ds, key):
+    result = deidentify_dataset(phi_ds, get_profile("basic"), key)
+    ds = result.dataset
+    assert ds.PatientID == result.new_patient_id != PHI["PatientID"]
+    assert str(ds.PatientName) == ds.PatientID
+    assert "PatientBirthDate" in ds and ds.PatientBirthDate == ""  # Z: kept present, empty
+    assert "OtherPatientIDs" not in ds
+    assert ds.AccessionNumber == ""  # Basic: Z
+    assert "InstitutionName" not in ds  # X/Z/D, Type 3 in General Equipment
+    assert result.patient_pairs == {PHI["PatientID"]: ds.PatientID}
+
+
+def test_uids_remapped_consistently_everywhere(phi_ds, key):
+    ds = deidentify_dataset(phi_ds, get_profile("basic"), key).dataset
+    assert ds.SOPInstanceUID == pseudonymize_uid(key, SOP_UID)
+    assert ds.StudyInstanceUID == pseudonymize_uid(key, STUDY_UID)
+    assert ds.SeriesInstanceUID == pseudonymize_uid(key, SERIES_UID)
+    assert ds.FrameOfReferenceUID == pseudonymize_uid(key, FOR_UID)
+    new_ref = pseudonymize_uid(key, REF_UID)
+    assert ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID == new_ref
+    assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == new_ref
+    assert all(is_valid_uid(u) for u in (ds.SOPInstanceUID, new_ref))
+
+
+def test_class_uids_and_transfer_syntax_never_change(phi_ds, key):
+    ds = deidentify_dataset(phi_ds, get_profile("basic"), key).dataset
+    assert ds.SOPClassUID == CTImageStorage
+    assert ds.ReferencedImageSequence[0].ReferencedSOPClassUID == CTImageStorage
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert "SourceApplicationEntityTitle" not in ds.file_meta
+
+
+def test_retain_uids_keeps_them(phi_ds, key):
+    policy = get_profile("basic", extra_options=frozenset({Option.RETAIN_UIDS}))
+    result = deidentify_dataset(phi_ds, policy, key)
+    assert result.dataset.SOPInstanceUID == SOP_UID
+    assert result.dataset.ReferencedImageSequence[0].ReferencedSOPInstanceUID == REF_UID
+    assert result.uid_pairs == {}
+
+
+def test_modified_dates_shift_every_date_by_the_patient_offset(phi_ds, key):
+    policy = get_profile("basic", extra_options=frozenset({Option.RETAIN_LONG_MODIFIED_DATES}))
+    ds = deidentify_dataset(phi_ds, policy, key).dataset
+    offset = patient_offset(key, PHI["PatientID"], policy.shift_range)
+    assert offset < 0
+    assert _days(ds.StudyDate, "20200310") == offset
+    assert _days(ds.SeriesDate, "20200310") == offset
+    assert ds.AcquisitionDateTime[8:] == "101500.123456+0100"
+    assert _days(ds.AcquisitionDateTime[:8], "20200310") == offset
+    assert _days(ds.StudyUpdateDateTime[:8], "20200311") == offset  # unlisted DT still shifted
+    assert ds.StudyTime == "101500"  # whole-day shifts keep times
+    assert ds.LongitudinalTemporalInformationModified == "MODIFIED"
+
+
+def test_full_dates_keep_dates(phi_ds, key):
+    policy = get_profile("basic", extra_options=frozenset({Option.RETAIN_LONG_FULL_DATES}))
+    ds = deidentify_dataset(phi_ds, policy, key).dataset
+    assert ds.StudyDate == "20200310"
+    assert ds.LongitudinalTemporalInformationModified == "UNMODIFIED"
+
+
+def test_without_date_options_dates_follow_the_basic_profile(phi_ds, key):
+    ds = deidentify_dataset(phi_ds, get_profile("basic"), key).dataset
+    assert ds.StudyDate == ""  # Z
+    assert "SeriesDate" not in ds  # X/D, Type 3
+    assert "AcquisitionDateTime" not in ds  # X/Z/D, Type 3 for CT
+    assert ds.StudyUpdateDateTime == ""  # unlisted date: emptied
+    assert ds.LongitudinalTemporalInformationModified == "REMOVED"
+
+
+def test_same_patient_same_offset_across_files(key):
+    policy = get_profile("tcia")
+    a, b = phi_dataset(), phi_dataset()
+    b.StudyDate = "20210101"
+    b.SOPInstanceUID = "1.2.3.4.5"
+    ra, rb = deidentify_dataset(a, policy, key), deidentify_dataset(b, policy, key)
+    assert _days(rb.dataset.StudyDate, ra.dataset.StudyDate) == _days("20210101", "20200310")
+    assert ra.new_patient_id == rb.new_patient_id
+
+
+def test_invalid_date_is_emptied_and_recorded(phi_ds, key):
+    phi_ds.StudyDate = "20200230"
+    result = deidentify_dataset(phi_ds, get_profile("tcia"), key)
+    assert result.dataset.StudyDate == ""
+    assert ("invalid-date-emptied", "StudyDate") in result.events
+
+
+def test_private_tags_removed_with_their_creators(phi_ds, key):
+    ds = deidentify_dataset(phi_ds, get_profile("basic"), key).dataset
+    assert not [e for e in ds if e.tag.is_private]
+
+
+def test_recipe_keeps_a_private_signature_and_its_creator(phi_ds, key):
+    policy = apply_recipe_settings(get_profile("basic"), {"actions": {'(0009,"ACME_PRIVATE 1.0",11)': "K"}})
+    ds = deidentify_dataset(phi_ds, policy, key).dataset
+    assert ds[0x00090010].value == "ACME_PRIVATE 1.0"
+    assert ds[0x00091011].value == "1.5"
+    assert 0x00091010 not in ds
+
+
+def test_retain_safe_private_uses_the_dictionary_hook(phi_ds, key):
+    class Dictionary:
+        def disposition(self, group, creator, element):
+            return {0x11: "k", 0x10: "d"}.get(element) if creator == "ACME_PRIVATE 1.0" else None
+
+    from dataclasses import replace
+
+    policy = replace(get_profile("basic", extra_options=frozenset({Option.RETAIN_SAFE_PRIVATE})),
+                     private_dictionary=Dictionary())
+    ds = deidentify_dataset(phi_ds, policy, key).dataset
+    assert ds[0x00091011].value == "1.5" and 0x00091010 not in ds
+
+
+def test_overlay_group_removed_whole_and_curves_removed(phi_ds, key):
+    ds = deidentify_dataset(phi_ds, get_profile("basic"), key).dataset
+    assert not [e for e in ds if e.tag.group in (0x6000, 0x5000)]
+
+
+def test_pixel_data_untouched(phi_ds, key):
+    before = phi_ds.PixelData
+    ds = deidentify_dataset(phi_ds, get_profile("tcia"), key).dataset
+    assert ds.PixelData == before
+
+
+def test_unknown_standard_attribute_removed(phi_ds, key):
+    phi_ds.add_new(0x00089999, "LO", "who knows")
+    result = deidentify_dataset(phi_ds, get_profile("basic"), key)
+    assert 0x00089999 not in result.dataset
+    assert ("unknown-attribute-removed", "(0008,9999)") in result.events
+
+
+def test_method_attributes_recorded(phi_ds, key):
+    ds = deidentify_dataset(phi_ds, get_profile("tcia"), key).dataset
+    assert ds.PatientIdentityRemoved == "YES"
+    codes = [item.CodeValue for item in ds.DeidentificationMethodCodeSequence]
+    assert codes[0] == "113100"
+    assert {"113105", "113104", "113107", "113108", "113109", "113111"} <= set(codes)
+    assert "113101" not in codes  # pixel cleaning did not run, so it is not claimed
+    assert any("2025b" in v for v in ds.DeidentificationMethod)
+
+
+def test_tcia_keeps_characteristics_and_device_and_pseudonymises_accession(phi_ds, key):
+    ds = deidentify_dataset(phi_ds, get_profile("tcia"), key).dataset
+    assert ds.PatientSex == "M" and ds.PatientAge == "072Y"
+    assert ds.StationName == "CT01"
+    assert ds.AccessionNumber not in ("", PHI["AccessionNumber"])
+    assert ds.AccessionNumber.isdigit()
+
+
+def test_clean_descriptors_without_a_cleaner_falls_back_to_basic(phi_ds, key):
+    result = deidentify_dataset(phi_ds, get_profile("tcia"), key)
+    assert "StudyDescription" not in result.dataset  # Basic X, never kept uncleaned
+    assert ("clean-fallback", "StudyDescription: X") in result.events
+
+
+def test_pluggable_cleaner_is_used_for_c_actions(phi_ds, key):
+    from dataclasses import replace
+
+    def cleaner(keyword, vr, value, ctx):
+        return value.replace("CHEST", "THORAX")
+
+    policy = replace(get_profile("tcia"), cleaners={Option.CLEAN_DESCRIPTORS: cleaner})
+    ds = deidentify_dataset(phi_ds, policy, key).dataset
+    assert ds.StudyDescription == "CT THORAX W/O CONTRAST"
+
+
+def test_compound_actions_follow_the_iod(key):
+    ds = phi_dataset()
+    ds.SOPClassUID = EnhancedCTImageStorage
+    ds.DeviceSerialNumber = "SN-12345"
+    ds.ContentDate = "20200310"
+    result = deidentify_dataset(ds, get_profile("basic"), key).dataset
+    assert result.DeviceSerialNumber == DUMMY_TEXT  # Type 1 in Enhanced General Equipment
+    assert result.ContentDate == "19000101"  # Type 1 in Multi-frame Functional Groups
+    ct = phi_dataset()
+    ct.DeviceSerialNumber = "SN-12345"
+    ct.ContentDate = "20200310"
+    result = deidentify_dataset(ct, get_profile("basic"), key).dataset
+    assert "DeviceSerialNumber" not in result  # Type 3 in General Equipment
+    assert result.ContentDate == ""  # Type 2C in General Image
+
+
+def test_residual_identifier_quarantines(phi_ds, key):
+    phi_ds.Manufacturer = "Springfield Nuclear Clinic"  # unlisted attribute holding the institution
+    with pytest.raises(QuarantineError) as info:
+        deidentify_dataset(phi_ds, get_profile("basic"), key)
+    assert "Manufacturer" in str(info.value)
+    assert "Springfield" not in str(info.value)
+
+
+def test_nested_patient_name_in_unlisted_place_is_cleaned_by_table(phi_ds, key):
+    ds = deidentify_dataset(phi_ds, get_profile("basic"), key).dataset
+    assert ds.SourceImageSequence[0].PatientName == ""
+
+
+def test_missing_patient_id_still_gets_a_stable_pseudonym(key):
+    a, b = phi_dataset(), phi_dataset()
+    del a.PatientID, b.PatientID
+    del a.OtherPatientIDs, b.OtherPatientIDs
+    ra = deidentify_dataset(a, get_profile("basic"), key)
+    rb = deidentify_dataset(b, get_profile("basic"), key)
+    assert ra.new_patient_id == rb.new_patient_id and ra.dataset.PatientID == ra.new_patient_id
+    assert ra.patient_pairs == {}
+
+
+def test_deterministic_and_key_dependent(key, other_key):
+    policy = get_profile("tcia")
+    one = deidentify_dataset(phi_dataset(), policy, key).dataset
+    two = deidentify_dataset(phi_dataset(), policy, key).dataset
+    three = deidentify_dataset(phi_dataset(), policy, other_key).dataset
+    assert one == two
+    assert one.SOPInstanceUID != three.SOPInstanceUID and one.PatientID != three.PatientID
+
+
+def test_recipe_replacement_and_addition(phi_ds, key):
+    policy = apply_recipe_settings(get_profile("basic"), {
+        "actions": {"StudyDescription": {"action": "R", "value": "RESEARCH"}, "(0008,0070)": "X"},
+        "add": [{"tag": "ClinicalTrialSponsorName", "value": "ACME TRIAL"}],
+    })
+    ds = deidentify_dataset(phi_ds, policy, key).dataset
+    assert ds.StudyDescription == "RESEARCH"
+    assert "Manufacturer" not in ds
+    assert ds.ClinicalTrialSponsorName == "ACME TRIAL"
+
+
+def test_input_dataset_is_changed_in_place(phi_ds, key):
+    original = copy.deepcopy(phi_ds)
+    result = deidentify_dataset(phi_ds, get_profile("basic"), key)
+    assert result.dataset is phi_ds and phi_ds != original
