@@ -25,6 +25,7 @@ from medveil.pseudonym import generate_key_file, load_key, throwaway_key
 from medveil.runner.batch import RunConfig, default_workspace, run
 from medveil.runner.discover import discover
 from medveil.runner.dryrun import dry_run
+from medveil.quiet import silenced
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="De-identify DICOM files (PS3.15 Annex E) with keyed pseudonymisation.")
@@ -176,7 +177,8 @@ def _print_summary(summary, policy) -> None:
 
 
 def _dry_run(input: Path, policy, key) -> None:
-    target = next((d.path for d in discover(input) if d.kind == "dicom"), None)
+    with silenced():
+        target = next((d.path for d in discover(input) if d.kind == "dicom"), None)
     if target is None:
         _fail("no DICOM file found for the dry run")
     changes, events = dry_run(target, policy, key)

@@ -81,17 +81,19 @@ def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
                   date_offset=patient_offset(key, pkey, policy.shift_range), new_patient_id=new_pid)
     walk(ds, ctx)
     _set_patient(ds, ctx)
+    # Checked before medveil's own records and the recipe's additions go in: those are
+    # chosen text, and a patient called "Patient" must not trip over "Retain Patient ...".
+    old_uids = set() if policy.retains_uids else set(ctx.uid_pairs)
+    residual = find_residuals(ds, identifiers, old_uids)
+    if residual:
+        names = ", ".join(sorted(set(residual))[:5])
+        raise QuarantineError(f"original identifier still present after de-identification in: {names}")
     applied = _applied_options(policy, pixel_options_applied)
     _record_method(ds, policy, applied)
     for addition in policy.additions:
         ds.add_new(addition.tag, addition.vr, addition.value)
     if getattr(ds, "file_meta", None) is not None:
         _clean_file_meta(ds)
-    old_uids = set() if policy.retains_uids else set(ctx.uid_pairs)
-    residual = find_residuals(ds, identifiers, old_uids)
-    if residual:
-        names = ", ".join(sorted(set(residual))[:5])
-        raise QuarantineError(f"original identifier still present after de-identification in: {names}")
     return Result(dataset=ds, new_patient_id=new_pid, uid_pairs=ctx.uid_pairs,
                   patient_pairs=ctx.patient_pairs, counts=ctx.counts, events=ctx.events,
                   applied_options=applied)

@@ -19,6 +19,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.valuerep import PersonName
 
 from medveil.engine.dummy import GENERATED_VALUES
+from medveil.engine.uids import is_class_keyword
 from medveil.engine.vrs import TEXT_VRS
 from medveil.policy import Policy
 
@@ -34,6 +35,16 @@ IDENTIFYING_KEYWORDS = (
     "ResponsiblePerson", "ResponsibleOrganization", "StationName", "DeviceSerialNumber",
 )
 _MIN_LENGTH = 4
+#: Name components that are placeholders, not names ("Last Name^First Name", "NAME^PATIENT").
+_PLACEHOLDERS = frozenset({"NAME", "PATIENT", "FIRST", "LAST", "MIDDLE", "TEST", "HERE", "OPERATOR",
+                           "UNKNOWN", "ANONYMOUS", "ANONYMIZED", "ANON", "NONE", "NULL", "INFO",
+                           "DOCTOR", "PHYSICIAN"})
+#: Coded vocabulary and equipment names: never PHI, though test files often reuse a
+#: manufacturer's name as the institution's.
+_NOT_SCANNED = frozenset({"Manufacturer", "ManufacturerModelName", "CodeValue", "CodingSchemeDesignator",
+                          "CodingSchemeVersion", "LongCodeValue", "URNCodeValue"})
+#: Remapped UIDs shorter than this ("0", "1.2") identify nothing and are not searched for.
+_MIN_UID_LENGTH = 10
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,8 @@ def _parts(value) -> list[str]:
     if isinstance(value, PersonName):
         pieces = [str(value)]
         for group in (value.alphabetic, value.ideographic, value.phonetic):
-            pieces.extend(p for p in re.split(r"[\^=]", group or "") if p)
+            pieces.extend(p for p in re.split(r"[\^=]", group or "")
+                          if p and p.strip().upper() not in _PLACEHOLDERS)
         return pieces
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         out = []
@@ -75,7 +87,8 @@ def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Iden
             continue
         for part in _parts(elem.value):
             part = part.strip().strip("^").strip()
-            if len(part) >= _MIN_LENGTH and part.upper() not in GENERATED_VALUES:
+            if (len(part) >= _MIN_LENGTH and part.upper() not in GENERATED_VALUES
+                    and any(c.isalnum() for c in part)):
                 words.add(part)
     if not words:
         return Identifiers((), None)
@@ -87,7 +100,7 @@ def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Iden
 def find_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str]) -> list[str]:
     """Names (keywords or tags) of attributes still carrying an original identifier."""
     hits: list[str] = []
-    _scan(ds, identifiers, old_uids, hits)
+    _scan(ds, identifiers, {u for u in old_uids if len(u) >= _MIN_UID_LENGTH}, hits)
     return hits
 
 
@@ -98,9 +111,12 @@ def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[
             for item in elem.value or []:
                 _scan(item, identifiers, old_uids, hits)
             continue
+        if vr == "CS" or elem.keyword in _NOT_SCANNED:
+            continue
         if vr not in TEXT_VRS and not (elem.tag.is_private and isinstance(elem.value, str)):
             continue
+        check_uids = bool(old_uids) and not is_class_keyword(elem.keyword)
         for text in _parts(elem.value):
-            if identifiers.find_in(text) or (old_uids and text.strip("\x00 ") in old_uids):
+            if identifiers.find_in(text) or (check_uids and text.strip("\x00 ") in old_uids):
                 hits.append(elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})")
                 break

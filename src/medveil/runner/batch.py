@@ -27,6 +27,7 @@ from medveil._version import __version__
 from medveil.errors import MedveilError
 from medveil.policy import Policy
 from medveil.pseudonym import Key
+from medveil.quiet import silenced
 from medveil.runner.discover import Discovered, discover
 from medveil.runner.process import TMP_PREFIX, Job, Outcome, process
 from medveil.store.audit import AuditStore, FileRecord
@@ -207,7 +208,8 @@ def run(config: RunConfig, *, progress: Callable[[int], None] | None = None,
     run_id = uuid.uuid4().hex
     summary = RunSummary(run_id=run_id, quarantine_dir=config.workspace / "quarantine",
                          workspace=config.workspace)
-    found = list(discover(config.input))
+    with silenced():
+        found = list(discover(config.input))
     summary.files_total = len(found)
     if on_total:
         on_total(len(found))

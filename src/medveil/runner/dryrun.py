@@ -17,6 +17,7 @@ from medveil.engine import deidentify_dataset
 from medveil.engine.vrs import BINARY_VRS
 from medveil.policy import Policy
 from medveil.pseudonym import Key
+from medveil.quiet import silenced
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,10 @@ def _preview(elem) -> str:
 
 
 def dry_run(path: Path, policy: Policy, key: Key) -> tuple[list[Change], list[tuple[str, str]]]:
-    original = pydicom.dcmread(path, force=True, stop_before_pixels=True)
-    cleaned = copy.deepcopy(original)
-    result = deidentify_dataset(cleaned, policy, key)
+    with silenced():
+        original = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+        cleaned = copy.deepcopy(original)
+        result = deidentify_dataset(cleaned, policy, key)
     changes = []
     for tag in sorted(set(original.keys()) | set(cleaned.keys())):
         label = f"({tag.group:04X},{tag.element:04X})"

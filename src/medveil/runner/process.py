@@ -25,7 +25,9 @@ from medveil.engine import deidentify_dataset
 from medveil.errors import QuarantineError, safe_reason
 from medveil.policy import Policy
 from medveil.pseudonym import Key
+from medveil.quiet import silenced
 from medveil.runner.burned_in import burned_in_reason
+from medveil.runner.integrity import check_complete
 
 TMP_PREFIX = ".medveil-tmp-"
 _PATH_SAFE = re.compile(r"[^0-9A-Za-z._-]")
@@ -96,6 +98,11 @@ def _pixel_bytes(ds: Dataset) -> list[bytes | None]:
 
 def process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
     """De-identify one file into a temporary file in *tmp_dir*."""
+    with silenced():
+        return _process(job, policy, key, tmp_dir)
+
+
+def _process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
     outcome = Outcome(index=job.index, input_ref=job.input_ref, status="quarantined")
     try:
         data = Path(job.path).read_bytes()
@@ -106,6 +113,7 @@ def process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
             raise QuarantineError(f"cannot be parsed as DICOM ({type(exc).__name__})") from None
         if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
             raise QuarantineError("not a composite instance (no SOP Class/Instance UID)")
+        check_complete(data, ds)
         reason = burned_in_reason(ds)
         if reason and policy.burned_in == "quarantine":
             raise QuarantineError(f"may carry burned-in text ({reason}); pixel cleaning is not "
