@@ -23,6 +23,7 @@ from medveil.engine.uids import is_class_keyword, is_well_known
 from medveil.engine.vrs import TEXT_VRS
 from medveil.errors import InvalidValueError
 from medveil.policy import Decision, Option
+from medveil.policy.iod import required_empty
 from medveil.pseudonym import shift_da, shift_dt, shift_multi
 
 _DATE_SHIFTERS = {"DA": shift_da, "DT": shift_dt}
@@ -153,6 +154,8 @@ def _apply(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int) 
             elem.value = elem.value[0]
         ctx.counts["P"] += 1
         return
+    if action == "X" and required_empty(tag, ds):
+        action = "Z"  # Type 2C here (e.g. Responsible Person of an animal patient)
     if action == "X":
         if tag & 0xFF00FFFF == 0x60003000:
             # Overlay Data gone: the rest of that overlay's group is meaningless.

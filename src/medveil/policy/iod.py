@@ -27,6 +27,8 @@ _FALLBACK = {1: ("D", "Z", "X"), 2: ("Z", "D", "X"), 3: ("X", "Z", "D")}
 class AttributeTypes:
     families: dict[str, tuple[str, ...]]
     attributes: dict[int, dict]
+    #: tag -> keyword whose presence makes the attribute Type 2 (see the data file).
+    conditional_type2: dict[int, str]
 
     def family_of(self, sop_class_uid: str) -> str | None:
         for family, uids in self.families.items():
@@ -50,7 +52,15 @@ def load_attribute_types() -> AttributeTypes:
     data = yaml.safe_load(text)
     families = {name: tuple(uids) for name, uids in data["families"].items()}
     attributes = {int(tag, 16): entry for tag, entry in data["attributes"].items()}
-    return AttributeTypes(families=families, attributes=attributes)
+    conditional = {int(tag, 16): entry["when_present"]
+                   for tag, entry in (data.get("conditional_type2") or {}).items()}
+    return AttributeTypes(families=families, attributes=attributes, conditional_type2=conditional)
+
+
+def required_empty(tag: int, ds) -> bool:
+    """True when removing *tag* from *ds* would break a Type 2C condition the dataset meets."""
+    keyword = load_attribute_types().conditional_type2.get(tag)
+    return keyword is not None and keyword in ds
 
 
 def resolve_compound(code: str, tag: int, sop_class_uid: str) -> str:

@@ -1,4 +1,9 @@
-"""Keyed pseudonymisation: keys, UIDs, identifiers and dates, with no shared state."""
+"""Keyed pseudonymisation: keys, UIDs, identifiers and dates, with no shared state.
+
+Every function here is a pure function of the key and its input, so files can
+be de-identified in any order, in parallel or on different machines, and
+still get consistent pseudonyms and date offsets.
+"""
 
 from medveil.pseudonym.dates import ShiftRange, patient_offset, shift_da, shift_dt, shift_multi
 from medveil.pseudonym.ids import IdFormat, pseudonymize_id

@@ -3,8 +3,9 @@
 All pseudonyms are HMAC-SHA256 values under one secret, so the same original
 gives the same pseudonym on any machine holding the key, without a shared
 database, and nobody without the key can recompute or invert them.  The key
-file is text (a version line and the hex secret) so it can be printed on
-paper and kept in a safe.
+file is plain text (a version line and the hex secret) so it can be printed
+on paper and kept in a safe, and so a later format can be told apart by its
+first line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +21,20 @@ from pathlib import Path
 from medveil.errors import KeyFileError
 
 HEADER = "medveil-key-v1"
+#: 256 bits: the full strength of HMAC-SHA256; shorter secrets are refused.
 MIN_BYTES = 32
+_FINGERPRINT_DOMAIN = b"medveil-key-fingerprint\x00"
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 
 @dataclass(frozen=True)
 class Key:
+    """A pseudonymisation secret.
+
+    The secret is kept out of ``repr`` (and hence out of tracebacks, logs and
+    debugger output); :meth:`fingerprint` names the key instead.
+    """
+
     secret: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
@@ -31,59 +42,109 @@ class Key:
             raise KeyFileError(f"a key needs at least {MIN_BYTES} secret bytes")
 
     def fingerprint(self) -> str:
-        """A short, non-secret name for the key (safe to log and store)."""
-        return hashlib.sha256(b"medveil-key-fingerprint\x00" + self.secret).hexdigest()[:16]
+        """A short, non-secret name for the key, safe to log and to store.
+
+        It lets an audit record say *which* key made a set of pseudonyms
+        (hashing with a domain prefix, so it is unrelated to any HMAC output
+        and reveals nothing usable about the secret).
+        """
+        return hashlib.sha256(_FINGERPRINT_DOMAIN + self.secret).hexdigest()[:16]
 
     def __repr__(self) -> str:
-        return f"Key(fingerprint={self.fingerprint()})"
+        return f"Key(fingerprint={self.fingerprint()!r})"
 
 
 def derive(key: Key, purpose: str, value: str) -> bytes:
-    """HMAC-SHA256 of *value*; *purpose* separates the domains (UIDs, IDs, offsets…)."""
-    message = purpose.encode("utf-8") + b"\x00" + value.encode("utf-8", "surrogateescape")
-    return hmac.new(key.secret, message, hashlib.sha256).digest()
+    """HMAC-SHA256 of *value* under *key*, separated by *purpose*.
+
+    The purpose ("uid", "patient-id", "accession", "date-offset", ...) is part
+    of the message so that the same text in two roles (a Patient ID that is
+    also an accession number) gets unrelated pseudonyms.  The NUL separator
+    cannot occur in a purpose, so no (purpose, value) pair can imitate
+    another.  ``surrogateescape`` lets values decoded from odd character sets
+    be hashed instead of raising; other lone surrogates (which only broken
+    decoders produce) fall back to ``surrogatepass`` so that hashing never
+    fails on text that Python can hold.
+    """
+    try:
+        encoded = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        encoded = value.encode("utf-8", "surrogatepass")
+    return hmac.new(key.secret, purpose.encode("utf-8") + b"\x00" + encoded, hashlib.sha256).digest()
 
 
 def generate_key_file(path: Path) -> Key:
-    """Write a new random key to *path* (mode 0600); never overwrites."""
+    """Write a new random key to *path* with mode 0600 and return it.
+
+    The file is created with ``O_EXCL`` and the mode given at creation, so the
+    secret is never readable by others, not even for an instant, and an
+    existing key, whose loss would make every earlier pseudonym
+    unreproducible, is never overwritten.
+    """
     path = Path(path)
     key = Key(secrets.token_bytes(MIN_BYTES))
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise KeyFileError(f"key file {path.name} already exists; refusing to overwrite it") from None
     except OSError as exc:
-        raise KeyFileError(f"cannot create key file ({type(exc).__name__})") from None
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(f"{HEADER}\n{key.secret.hex()}\n")
+        raise KeyFileError(f"cannot create key file {path.name} ({type(exc).__name__})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(f"{HEADER}\n{key.secret.hex()}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        # A half-written key file would be refused later anyway; remove it so
+        # a retry is not blocked by the no-overwrite rule.
+        path.unlink(missing_ok=True)
+        raise KeyFileError(f"cannot write key file {path.name} ({type(exc).__name__})") from None
     return key
 
 
 def load_key(path: Path) -> Key:
+    """Read a key written by :func:`generate_key_file`.
+
+    Trailing whitespace (an editor's extra newline, CRLF line ends) is
+    tolerated; anything else that differs from the format is refused with a
+    message that never quotes the file's contents.
+    """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="ascii").split()
+        text = path.read_text(encoding="ascii")
     except FileNotFoundError:
         raise KeyFileError(f"key file {path.name} does not exist (create one with 'medveil keygen')") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"cannot read key file {path.name} ({type(exc).__name__})") from None
-    if len(lines) != 2 or lines[0] != HEADER:
-        raise KeyFileError(f"{path.name} is not a medveil key file (expected '{HEADER}' and a hex secret)")
-    try:
-        secret = bytes.fromhex(lines[1])
-    except ValueError:
-        raise KeyFileError(f"key file {path.name}: the secret is not hexadecimal") from None
+    lines = [line.rstrip() for line in text.rstrip().splitlines()]
+    if not lines or lines[0] != HEADER:
+        raise KeyFileError(f"{path.name} is not a medveil key file (the first line must be '{HEADER}')")
+    if len(lines) != 2 or not lines[1]:
+        raise KeyFileError(f"key file {path.name} must hold exactly one line with the hex secret after the header")
+    hex_secret = lines[1]
+    if not _HEX.fullmatch(hex_secret) or len(hex_secret) % 2:
+        raise KeyFileError(f"key file {path.name}: the secret is not a whole number of hexadecimal bytes")
+    secret = bytes.fromhex(hex_secret)
     if len(secret) < MIN_BYTES:
         raise KeyFileError(f"key file {path.name}: the secret is shorter than {MIN_BYTES} bytes")
     return Key(secret)
 
 
 def load_key_from_env(var: str = "MEDVEIL_KEY_FILE") -> Key | None:
+    """The key named by environment variable *var*, or ``None`` when it is unset or empty.
+
+    ``None`` (rather than an error) lets the caller decide between a
+    throw-away key and refusing to run.
+    """
     value = os.environ.get(var)
     return load_key(Path(value)) if value else None
 
 
 def throwaway_key() -> Key:
-    """A random key that lives only in memory (pseudonyms not reproducible)."""
+    """A random key that lives only in memory.
+
+    Useful for one-off exports: pseudonyms are consistent within the run but
+    can never be reproduced or linked to another run.
+    """
     return Key(secrets.token_bytes(MIN_BYTES))

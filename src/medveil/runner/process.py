@@ -107,6 +107,8 @@ def _process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
     try:
         data = Path(job.path).read_bytes()
         outcome.input_sha256 = hashlib.sha256(data).hexdigest()
+        if data[:4] == b"DICM":  # meta group without the 128-byte preamble
+            data = bytes(128) + data
         try:
             ds = pydicom.dcmread(BytesIO(data), force=True)
         except Exception as exc:  # any parse failure means we cannot vouch for the file
