@@ -47,16 +47,27 @@ _NOT_SCANNED = frozenset({"Manufacturer", "ManufacturerModelName", "CodeValue", 
 _MIN_UID_LENGTH = 10
 
 
+def _pattern(words: set[str]) -> re.Pattern | None:
+    if not words:
+        return None
+    body = "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
+    return re.compile(rf"(?<![0-9A-Za-z])(?:{body})(?![0-9A-Za-z])", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class Identifiers:
-    words: tuple[str, ...]
-    pattern: re.Pattern | None
+    """Original values (``whole``) and, in ``any``, also the components of names."""
 
-    def find_in(self, text: str) -> bool:
-        return bool(self.pattern and self.pattern.search(text))
+    whole: re.Pattern | None
+    any: re.Pattern | None
+
+    def find_in(self, text: str, *, whole_only: bool = False) -> bool:
+        pattern = self.whole if whole_only else self.any
+        return bool(pattern and pattern.search(text))
 
 
 def _parts(value) -> list[str]:
+    """The value's text; for a person name also its non-placeholder components."""
     if isinstance(value, PersonName):
         pieces = [str(value)]
         for group in (value.alphabetic, value.ideographic, value.phonetic):
@@ -71,8 +82,16 @@ def _parts(value) -> list[str]:
     return [str(value)] if isinstance(value, str) else []
 
 
+def _usable(text: str) -> str | None:
+    text = text.strip().strip("^").strip()
+    if len(text) >= _MIN_LENGTH and text.upper() not in GENERATED_VALUES and any(c.isalnum() for c in text):
+        return text
+    return None
+
+
 def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Identifiers:
-    words: set[str] = set()
+    whole: set[str] = set()
+    parts: set[str] = set()
     for keyword in IDENTIFYING_KEYWORDS:
         tag = tag_for_keyword(keyword)
         if tag is None or tag not in ds:
@@ -85,16 +104,13 @@ def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Iden
         elem = ds[tag]
         if elem.VR == "SQ":
             continue
-        for part in _parts(elem.value):
-            part = part.strip().strip("^").strip()
-            if (len(part) >= _MIN_LENGTH and part.upper() not in GENERATED_VALUES
-                    and any(c.isalnum() for c in part)):
-                words.add(part)
-    if not words:
-        return Identifiers((), None)
-    ordered = tuple(sorted(words, key=lambda w: (-len(w), w)))
-    body = "|".join(re.escape(w) for w in ordered)
-    return Identifiers(ordered, re.compile(rf"(?<![0-9A-Za-z])(?:{body})(?![0-9A-Za-z])", re.IGNORECASE))
+        values = list(elem.value) if elem.VM > 1 else [elem.value]
+        for value in values:
+            pieces = _parts(value)
+            if pieces and (text := _usable(pieces[0])):
+                whole.add(text)
+            parts.update(t for piece in pieces[1:] if (t := _usable(piece)))
+    return Identifiers(whole=_pattern(whole), any=_pattern(whole | parts))
 
 
 def find_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str]) -> list[str]:
@@ -111,12 +127,16 @@ def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[
             for item in elem.value or []:
                 _scan(item, identifiers, old_uids, hits)
             continue
-        if vr == "CS" or elem.keyword in _NOT_SCANNED:
+        if elem.keyword in _NOT_SCANNED:
             continue
         if vr not in TEXT_VRS and not (elem.tag.is_private and isinstance(elem.value, str)):
             continue
         check_uids = bool(old_uids) and not is_class_keyword(elem.keyword)
+        # Coded strings (CS) are defined terms: a name component such as "Perfusion" may
+        # legitimately be one, so only whole original values count there.
+        whole_only = vr == "CS"
         for text in _parts(elem.value):
-            if identifiers.find_in(text) or (check_uids and text.strip("\x00 ") in old_uids):
+            if identifiers.find_in(text, whole_only=whole_only) or (
+                    check_uids and text.strip("\x00 ") in old_uids):
                 hits.append(elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})")
                 break

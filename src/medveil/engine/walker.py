@@ -126,6 +126,12 @@ def _unlisted(ds: Dataset, tag: int, ctx: Context, depth: int) -> None:
     elif vr == "UI":
         if not ctx.policy.retains_uids and not is_class_keyword(elem.keyword):
             _remap(elem, ctx)
+    elif vr == "PN":
+        # Every person name is someone's identity, whether or not the table lists it.
+        if not elem.is_empty:
+            _empty(elem)
+            ctx.counts["Z"] += 1
+            ctx.event("unlisted-person-name-emptied", elem.keyword or _tag_text(tag))
     elif vr in _DATE_SHIFTERS:
         # Dates the table does not list are still dates of this patient.
         if ctx.policy.modifies_dates:

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
+import yaml
+
 from medveil.policy.options import Option
 
 DATA_FILE = "ps315_e1_1.json"
+SUPPLEMENT_FILE = "supplement.yaml"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Rule:
     basic: str  # Basic Profile action code, possibly compound ("X/Z/D")
     in_std_iod: bool
     options: dict[Option, str] = field(default_factory=dict)
+    source: str = "standard"  # or "supplement" (data/supplement.yaml)
 
 
 @dataclass(frozen=True)
@@ -78,12 +82,20 @@ class Table:
 
 @lru_cache(maxsize=1)
 def load_table() -> Table:
-    """The packaged table (parsed once per process)."""
-    text = resources.files("medveil.policy").joinpath("data", DATA_FILE).read_text("utf-8")
-    data = json.loads(text)
-    rules = tuple(
+    """The packaged table plus medveil's supplement (parsed once per process)."""
+    package = resources.files("medveil.policy")
+    data = json.loads(package.joinpath("data", DATA_FILE).read_text("utf-8"))
+    rules = [
         Rule(tag=row["tag"], name=row["name"], basic=row["basic"], in_std_iod=row["in_std_iod"],
              options={Option(k): v for k, v in row["options"].items()})
         for row in data["rows"]
-    )
-    return Table(edition=data["edition"], rules=rules)
+    ]
+    listed = {rule.tag for rule in rules}
+    supplement = yaml.safe_load(package.joinpath("data", SUPPLEMENT_FILE).read_text("utf-8"))
+    for row in supplement["rows"]:
+        if row["tag"] in listed:  # a later edition of the standard took it over
+            continue
+        rules.append(Rule(tag=row["tag"], name=row["name"], basic=row["basic"], in_std_iod=False,
+                          options={Option(k): v for k, v in (row.get("options") or {}).items()},
+                          source="supplement"))
+    return Table(edition=data["edition"], rules=tuple(rules))
