@@ -54,6 +54,8 @@ def build_workload(work: Path, copies: int) -> tuple[Path, int, int]:
     inputs = work / "in"
     count = size = 0
     for source in _accepted_inputs(_stage(corpus_files(), work / "staged")):
+        if not _every_contender_reads(source):
+            continue
         for copy in range(copies):
             ds = pydicom.dcmread(source)
             ds.SOPInstanceUID = generate_uid()
@@ -67,6 +69,26 @@ def build_workload(work: Path, copies: int) -> tuple[Path, int, int]:
     if not count:
         raise SystemExit("no usable input file; nothing to measure")
     return inputs, count, size
+
+
+def _every_contender_reads(path: Path) -> bool:
+    """Plain pydicom (and dicognito, if present) must handle the file too, or it is left out."""
+    import copy
+    import io
+
+    try:
+        ds = pydicom.dcmread(path)
+        ds.save_as(io.BytesIO())
+        try:
+            from dicognito.anonymizer import Anonymizer
+        except ImportError:
+            return True
+        other = copy.deepcopy(ds)
+        Anonymizer().anonymize(other)
+        other.save_as(io.BytesIO())
+    except Exception:
+        return False
+    return True
 
 
 def _stage(files: list[Path], target: Path) -> Path:

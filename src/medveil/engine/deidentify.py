@@ -122,9 +122,9 @@ def _record_method(ds: Dataset, policy: Policy, applied: frozenset[Option]) -> N
     items = []
     for code in codes:
         item = Dataset()
-        item.CodeValue = code.value
-        item.CodingSchemeDesignator = code.scheme
-        item.CodeMeaning = code.meaning
+        item.add_new(0x00080100, "SH", code.value)  # Code Value
+        item.add_new(0x00080102, "SH", code.scheme)  # Coding Scheme Designator
+        item.add_new(0x00080104, "LO", code.meaning)  # Code Meaning
         items.append(item)
     ds.DeidentificationMethodCodeSequence = Sequence(items)
     if policy.modifies_dates:

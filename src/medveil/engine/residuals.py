@@ -15,12 +15,13 @@ import re
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.datadict import tag_for_keyword
 from pydicom.valuerep import PersonName
 
 from medveil.engine.dummy import GENERATED_VALUES
 from medveil.engine.uids import is_class_keyword
-from medveil.engine.vrs import TEXT_VRS
+from medveil.engine.vrs import TEXT_VRS, dictionary_vr, keyword_of
 from medveil.policy import Policy
 
 #: Top-level attributes whose values identify the patient, a person or a place.
@@ -120,23 +121,44 @@ def find_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str]) ->
     return hits
 
 
+def _raw_texts(raw: bytes) -> list[str]:
+    """Text of a still-encoded value: Latin-1 maps every byte; UTF-8 catches multi-byte names."""
+    latin = raw.decode("latin-1").strip("\x00 ")
+    if raw.isascii():
+        return [latin]
+    return [latin, raw.decode("utf-8", "ignore").strip("\x00 ")]
+
+
 def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[str]) -> None:
-    for elem in ds:
-        vr = elem.VR
-        if vr == "SQ":
-            for item in elem.value or []:
-                _scan(item, identifiers, old_uids, hits)
+    for tag in ds.keys():
+        raw = ds.get_item(tag)
+        keyword = keyword_of(tag)
+        if keyword in _NOT_SCANNED:
             continue
-        if elem.keyword in _NOT_SCANNED:
-            continue
-        if vr not in TEXT_VRS and not (elem.tag.is_private and isinstance(elem.value, str)):
-            continue
-        check_uids = bool(old_uids) and not is_class_keyword(elem.keyword)
+        raw_vr = raw.VR if raw.VR is not None or not isinstance(raw, RawDataElement) else dictionary_vr(tag)
+        if isinstance(raw, RawDataElement) and (raw_vr in TEXT_VRS or (raw_vr == "UN" and tag >> 16 & 1)):
+            # Still encoded: searched as text without converting (and so without changing
+            # how it will be written).  Kept private values of unknown type count as text.
+            vr = raw_vr
+            texts = _raw_texts(raw.value) if isinstance(raw.value, bytes) else []
+        elif isinstance(raw, RawDataElement) and raw_vr is not None and raw_vr not in ("SQ", "UN"):
+            continue  # numbers and binary data: nothing to read, nothing to convert
+        else:
+            elem = raw if isinstance(raw, DataElement) else ds[tag]
+            vr = elem.VR
+            if vr == "SQ":
+                for item in elem.value or []:
+                    _scan(item, identifiers, old_uids, hits)
+                continue
+            if vr not in TEXT_VRS and not isinstance(elem.value, str):
+                continue
+            texts = _parts(elem.value)
         # Coded strings (CS) are defined terms: a name component such as "Perfusion" may
         # legitimately be one, so only whole original values count there.
         whole_only = vr == "CS"
-        for text in _parts(elem.value):
+        check_uids = bool(old_uids) and not is_class_keyword(keyword)
+        for text in texts:
             if identifiers.find_in(text, whole_only=whole_only) or (
-                    check_uids and text.strip("\x00 ") in old_uids):
-                hits.append(elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})")
+                    check_uids and any(part.strip("\x00 ") in old_uids for part in text.split("\\"))):
+                hits.append(keyword or f"({tag >> 16:04X},{tag & 0xFFFF:04X})")
                 break

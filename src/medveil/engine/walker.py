@@ -13,20 +13,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydicom.datadict import get_entry, keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from medveil.engine.context import Context
 from medveil.engine.dummy import dummy_for
 from medveil.engine.uids import is_class_keyword, is_well_known
-from medveil.engine.vrs import TEXT_VRS
+from medveil.engine.vrs import TEXT_VRS, dictionary_vr, is_known, keyword_of
 from medveil.errors import InvalidValueError
 from medveil.policy import Decision, Option
 from medveil.policy.iod import required_empty
 from medveil.pseudonym import shift_da, shift_dt, shift_multi
 
 _DATE_SHIFTERS = {"DA": shift_da, "DT": shift_dt}
+_UNLISTED_ACTED_ON = frozenset({"SQ", "UI", "PN", "DA", "DT", "UN"})
 
 
 def _empty(elem) -> None:
@@ -35,7 +35,7 @@ def _empty(elem) -> None:
 
 
 def _tag_text(tag: int) -> str:
-    keyword = keyword_for_tag(tag)
+    keyword = keyword_of(tag)
     return keyword or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
@@ -53,10 +53,10 @@ def walk(ds: Dataset, ctx: Context, depth: int = 0) -> None:
     creator_tags: list[int] = []
     kept_blocks: set[tuple[int, int]] = set()
     for tag in sorted(ds.keys()):
-        if tag not in ds:  # removed with its overlay group
-            continue
         tag = int(tag)
         group, element = tag >> 16, tag & 0xFFFF
+        if 0x6000 <= group <= 0x60FF and tag not in ds:  # removed with its overlay group
+            continue
         if group == 0x0002:
             continue
         if element == 0x0000:  # group lengths are retired and recomputed by readers
@@ -110,13 +110,21 @@ def _private(ds: Dataset, tag: int, creators: dict, kept_blocks: set, ctx: Conte
         kept_blocks.add((group, block))
 
 
+def _vr(ds: Dataset, tag: int) -> str:
+    """The element's VR without converting its value (implicit VR: from the dictionary)."""
+    return ds.get_item(tag).VR or dictionary_vr(tag) or "UN"
+
+
 def _unlisted(ds: Dataset, tag: int, ctx: Context, depth: int) -> None:
-    try:
-        get_entry(tag)
-    except KeyError:
+    if not is_known(tag):
         del ds[tag]
         ctx.counts["X"] += 1
         ctx.event("unknown-attribute-removed", _tag_text(tag))
+        return
+    # Only the VRs acted on below are converted: an element left raw is written back
+    # byte for byte, which is both faster and the surest way to keep it as it was.
+    vr = _vr(ds, tag)
+    if vr not in _UNLISTED_ACTED_ON:
         return
     elem = ds[tag]
     vr = elem.VR
@@ -151,7 +159,7 @@ def _apply(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int) 
             return
         action = decision.fallback or "X"
         ctx.event("clean-fallback", f"{_tag_text(tag)}: {action}")
-    keyword = keyword_for_tag(tag)
+    keyword = keyword_of(tag)
     if action not in ("K", "R", "X") and keyword in ctx.policy.pseudonymize:
         elem = ds[tag]
         kind = ctx.policy.pseudonymize[keyword]
@@ -171,6 +179,9 @@ def _apply(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int) 
         elif tag in ds:
             del ds[tag]
         ctx.counts["X"] += 1
+        return
+    if action == "K" and _vr(ds, tag) != "SQ":
+        ctx.counts["K"] += 1
         return
     elem = ds[tag]
     if action == "K" or action == "U*":
@@ -211,21 +222,25 @@ def _apply(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int) 
 
 def _clean(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int) -> bool:
     """Apply a C action; False when nothing can vouch for a cleaned value."""
-    elem = ds[tag]
+    vr = _vr(ds, tag)  # decided before converting: a value left alone stays encoded
     if decision.source is Option.RETAIN_LONG_MODIFIED_DATES:
+        if vr == "TM":  # whole-day shifts leave times of day as they were
+            return True
+        if vr not in _DATE_SHIFTERS and vr not in ("SQ", "UN"):
+            return False
+        elem = ds[tag]
         if elem.VR == "SQ":
             for item in elem.value or []:
                 walk(item, ctx, depth + 1)
             return True
-        if elem.VR == "TM":  # whole-day shifts leave times of day as they were
-            return True
         if elem.VR in _DATE_SHIFTERS:
             _shift(elem, ctx)
             return True
-        return False
+        return elem.VR == "TM"
     cleaner = ctx.policy.cleaners.get(decision.source or Option.CLEAN_DESCRIPTORS)
-    if cleaner is None or elem.VR == "SQ":
+    if cleaner is None or vr == "SQ":
         return False
+    elem = ds[tag]
     cleaned = cleaner(elem.keyword, elem.VR, elem.value, ctx)
     if cleaned is None:
         return False

@@ -149,7 +149,13 @@ class _Coordinator:
         self.progress(1)
 
     def finish(self, outcome: Outcome, path: Path) -> None:
-        """Move a worker's result into place, or quarantine it; strictly in input order."""
+        """Move a worker's result into place, or quarantine it; strictly in input order.
+
+        The rename is atomic, so no reader ever sees a half-written file under its
+        final name.  Files are not flushed to disk one by one (that cost as much as
+        de-identifying small files); a file torn by a power loss never matches the
+        hash the audit store recorded for it, so the next run rewrites it.
+        """
         if outcome.status != "written":
             self.quarantine_copy(path, outcome.input_ref, outcome.reason or "unknown")
             self.record(outcome.input_ref, path, "quarantined", outcome.reason,
@@ -176,15 +182,16 @@ class _Coordinator:
             self.record(outcome.input_ref, path, "quarantined", str(exc), input_sha256=outcome.input_sha256)
             return
         self.summary.actions.update(outcome.counts)
-        if outcome.counts:
-            self.store.add_action_counts(self.summary.run_id, dict(outcome.counts))
-        for category, detail in outcome.events:
-            self.summary.events[category] += 1
-            self.store.add_event(self.summary.run_id, outcome.input_ref, category, detail)
         for stale in (f"{outcome.input_ref}.dcm", f"{outcome.input_ref}.reason.txt"):
             (self.quarantine / stale).unlink(missing_ok=True)  # quarantined by an earlier run
-        self.record(outcome.input_ref, path, status, None, input_sha256=outcome.input_sha256,
-                    output_relpath=outcome.relpath, output_sha256=outcome.output_sha256)
+        with self.store.batch():
+            if outcome.counts:
+                self.store.add_action_counts(self.summary.run_id, dict(outcome.counts))
+            for category, detail in outcome.events:
+                self.summary.events[category] += 1
+                self.store.add_event(self.summary.run_id, outcome.input_ref, category, detail)
+            self.record(outcome.input_ref, path, status, None, input_sha256=outcome.input_sha256,
+                        output_relpath=outcome.relpath, output_sha256=outcome.output_sha256)
 
     def _merge_pairs(self, outcome: Outcome) -> None:
         # All or nothing across both tables, so a refused file leaves no pairs behind:

@@ -28,10 +28,16 @@ class _Truncated(Exception):
     pass
 
 
+#: Pixel Data, Float Pixel Data, Double Float Pixel Data: their encoded values are located
+#: so that input and output can be compared byte for byte.
+PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+
+
 class _Walker:
     def __init__(self, data: bytes):
         self.data = data
         self.size = len(data)
+        self.regions: dict[int, tuple[int, int]] = {}
 
     def _unpack(self, fmt: str, offset: int) -> tuple:
         end = offset + struct.calcsize(fmt)
@@ -67,6 +73,7 @@ class _Walker:
                     (length,) = self._unpack(order + "H", offset + 6)
                     header = 8
             offset += header
+            start = offset
             if length == _UNDEFINED:
                 nested_implicit = implicit or vr == b"UN"
                 offset = self.items(offset, nested_implicit, little if not vr == b"UN" else True, depth + 1)
@@ -74,6 +81,8 @@ class _Walker:
                 offset += length
                 if offset > limit:
                     raise _Truncated
+            if depth == 0 and tag in PIXEL_TAGS:
+                self.regions[tag] = (start, offset)
         if stop_at_item_end:
             raise _Truncated  # the item was never closed
         return offset
@@ -122,12 +131,17 @@ def _dataset_start(data: bytes) -> int:
     return offset
 
 
-def check_complete(data: bytes, ds: Dataset) -> None:
-    """Raise QuarantineError if the encoded file is cut short or Pixel Data is incomplete."""
+def check_complete(data: bytes, ds: Dataset) -> dict[int, bytes]:
+    """Raise QuarantineError if the encoded file is cut short or Pixel Data is incomplete.
+
+    Returns the encoded values of the pixel data elements (tag -> bytes), so the
+    caller can prove that writing left them as they were.
+    """
     meta = getattr(ds, "file_meta", None)
     syntax = UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else UID("")
     try:
         start = _dataset_start(data)
+        walker = _Walker(data)
         if syntax == DeflatedExplicitVRLittleEndian:
             pass  # a cut deflate stream already fails to inflate while reading
         else:
@@ -139,10 +153,11 @@ def check_complete(data: bytes, ds: Dataset) -> None:
             # follows the bytes of the first element, and so does this check.
             vr = data[start + 4:start + 6]
             implicit = not (len(vr) == 2 and vr.isalpha() and vr.isupper())
-            _Walker(data).dataset(start, None, implicit, little, 0)
+            walker.dataset(start, None, implicit, little, 0)
     except (_Truncated, struct.error):
         raise QuarantineError("file is truncated or its element lengths do not fit the file") from None
     _check_native_pixels(ds, syntax)
+    return {tag: data[begin:end] for tag, (begin, end) in walker.regions.items()}
 
 
 def _check_native_pixels(ds: Dataset, syntax: UID) -> None:

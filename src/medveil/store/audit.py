@@ -158,7 +158,16 @@ class AuditStore:
         self.close()
 
     @contextmanager
+    def batch(self) -> Iterator[AuditStore]:
+        """Group several writes into one transaction: one commit per file, not per row."""
+        with self._transaction():
+            yield self
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self._db.in_transaction:  # inside batch(): the outer transaction commits
+            yield self._db
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
