@@ -262,3 +262,39 @@ def test_input_dataset_is_changed_in_place(phi_ds, key):
     original = copy.deepcopy(phi_ds)
     result = deidentify_dataset(phi_ds, get_profile("basic"), key)
     assert result.dataset is phi_ds and phi_ds != original
+
+
+def test_residual_check_reads_encoded_values_in_their_character_set(key):
+    from io import BytesIO
+
+    import pydicom
+
+    ds = phi_dataset()
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    ds.PatientName = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    ds.SequenceName = "山田"  # unlisted, left encoded (ISO 2022) by the engine
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    reread = pydicom.dcmread(BytesIO(buffer.getvalue()))
+    with pytest.raises(QuarantineError, match="SequenceName"):
+        deidentify_dataset(reread, get_profile("basic"), key)
+
+
+def test_every_basic_action_letter(key):
+    from dataclasses import replace
+
+    from medveil.policy.recipe import parse_overrides
+
+    ds = phi_dataset()
+    ds.StudyComments = "comment"
+    ds.ImageComments = "comment"
+    ds.ProtocolName = "T1 AX"
+    ds.StudyID = "STUDY1"
+    overrides = parse_overrides({"StudyComments": "X", "ImageComments": "Z", "ProtocolName": "D",
+                                 "StudyID": "K", "FrameOfReferenceUID": "U"})
+    result = deidentify_dataset(ds, replace(get_profile("basic"), overrides=overrides), key).dataset
+    assert "StudyComments" not in result
+    assert result.ImageComments == ""
+    assert result.ProtocolName == DUMMY_TEXT
+    assert result.StudyID == "STUDY1"
+    assert result.FrameOfReferenceUID == pseudonymize_uid(key, FOR_UID)

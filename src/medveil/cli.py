@@ -144,6 +144,11 @@ def deidentify(
                           on_total=lambda total: bar.update(task, total=total))
     except MedveilError as exc:
         _fail(str(exc))
+    except Exception as exc:  # a bug: say so without quoting values; details on request
+        if os.environ.get("MEDVEIL_DEBUG"):
+            raise
+        _fail(f"internal error ({type(exc).__name__}); rerun with MEDVEIL_DEBUG=1 for details "
+              "(they may show file paths and values)", code=3)
     if as_json:
         typer.echo(json.dumps({
             "run_id": summary.run_id, "files_total": summary.files_total, "written": summary.written,

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
+from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.datadict import tag_for_keyword
 from pydicom.valuerep import PersonName
@@ -84,8 +85,11 @@ def _parts(value) -> list[str]:
 
 
 def _usable(text: str) -> str | None:
+    """Long enough to be specific: 4 characters, or 2 in scripts such as CJK where
+    a family name is often two characters."""
     text = text.strip().strip("^").strip()
-    if len(text) >= _MIN_LENGTH and text.upper() not in GENERATED_VALUES and any(c.isalnum() for c in text):
+    long_enough = len(text) >= _MIN_LENGTH or (len(text) >= 2 and not text.isascii())
+    if long_enough and text.upper() not in GENERATED_VALUES and any(c.isalnum() for c in text):
         return text
     return None
 
@@ -117,19 +121,37 @@ def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Iden
 def find_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str]) -> list[str]:
     """Names (keywords or tags) of attributes still carrying an original identifier."""
     hits: list[str] = []
-    _scan(ds, identifiers, {u for u in old_uids if len(u) >= _MIN_UID_LENGTH}, hits)
+    uids = {u for u in old_uids if len(u) >= _MIN_UID_LENGTH}
+    _scan(ds, identifiers, uids, hits, _encodings(ds, ["iso8859"]))
     return hits
 
 
-def _raw_texts(raw: bytes) -> list[str]:
-    """Text of a still-encoded value: Latin-1 maps every byte; UTF-8 catches multi-byte names."""
+def _raw_texts(raw: bytes, encodings: list[str]) -> list[str]:
+    """Text of a still-encoded value, decoded as the dataset declares and, in case the
+    declaration is wrong, as Latin-1 (which maps every byte) and UTF-8."""
     latin = raw.decode("latin-1").strip("\x00 ")
-    if raw.isascii():
+    if raw.isascii() and b"\x1b" not in raw:  # ISO 2022 escapes are 7-bit too
         return [latin]
-    return [latin, raw.decode("utf-8", "ignore").strip("\x00 ")]
+    texts = [latin, raw.decode("utf-8", "ignore").strip("\x00 ")]
+    try:
+        texts.append(decode_bytes(raw, encodings, set()).strip("\x00 "))
+    except Exception:  # undecodable in the declared set: the two readings above remain
+        pass
+    return texts
 
 
-def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[str]) -> None:
+def _encodings(ds: Dataset, inherited: list[str]) -> list[str]:
+    if 0x00080005 not in ds:
+        return inherited
+    try:
+        return convert_encodings(ds[0x00080005].value or "ISO_IR 6")
+    except Exception:
+        return inherited
+
+
+def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[str],
+          encodings: list[str]) -> None:
+    encodings = _encodings(ds, encodings)
     for tag in ds.keys():
         raw = ds.get_item(tag)
         keyword = keyword_of(tag)
@@ -140,7 +162,7 @@ def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[
             # Still encoded: searched as text without converting (and so without changing
             # how it will be written).  Kept private values of unknown type count as text.
             vr = raw_vr
-            texts = _raw_texts(raw.value) if isinstance(raw.value, bytes) else []
+            texts = _raw_texts(raw.value, encodings) if isinstance(raw.value, bytes) else []
         elif isinstance(raw, RawDataElement) and raw_vr is not None and raw_vr not in ("SQ", "UN"):
             continue  # numbers and binary data: nothing to read, nothing to convert
         else:
@@ -148,7 +170,7 @@ def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[
             vr = elem.VR
             if vr == "SQ":
                 for item in elem.value or []:
-                    _scan(item, identifiers, old_uids, hits)
+                    _scan(item, identifiers, old_uids, hits, encodings)
                 continue
             if vr not in TEXT_VRS and not isinstance(elem.value, str):
                 continue

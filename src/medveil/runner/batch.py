@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from medveil._version import __version__
-from medveil.errors import MedveilError
+from medveil.errors import MedveilError, safe_reason
 from medveil.policy import Policy
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
@@ -163,10 +163,12 @@ class _Coordinator:
             return
         tmp = Path(outcome.tmp_path)
         try:
-            self._merge_pairs(outcome)
             claimed = self.claimed.get(outcome.relpath)
             if claimed is not None and claimed != outcome.output_sha256:
                 raise MedveilError("another input of this run has the same SOP Instance UID")
+            # Pairs go in before the move: if the move then fails (disk full), the mapping
+            # lists a few identifiers of a file that was not written, never the reverse.
+            self._merge_pairs(outcome)
             target = self.config.output / outcome.relpath
             if target.exists() and _sha256_file(target) == outcome.output_sha256:
                 tmp.unlink()
@@ -176,10 +178,12 @@ class _Coordinator:
                 os.replace(tmp, target)
                 status = "written"
             self.claimed[outcome.relpath] = outcome.output_sha256
-        except MedveilError as exc:
+        except (MedveilError, OSError) as exc:
             tmp.unlink(missing_ok=True)
-            self.quarantine_copy(path, outcome.input_ref, str(exc))
-            self.record(outcome.input_ref, path, "quarantined", str(exc), input_sha256=outcome.input_sha256)
+            reason = safe_reason(exc) if isinstance(exc, MedveilError) else \
+                f"the output could not be written ({type(exc).__name__})"
+            self.quarantine_copy(path, outcome.input_ref, reason)
+            self.record(outcome.input_ref, path, "quarantined", reason, input_sha256=outcome.input_sha256)
             return
         self.summary.actions.update(outcome.counts)
         for stale in (f"{outcome.input_ref}.dcm", f"{outcome.input_ref}.reason.txt"):
