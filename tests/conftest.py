@@ -84,6 +84,10 @@ def phi_dataset() -> Dataset:
     ds.add_new(0x60000011, "US", 4)
     ds.add_new(0x60004000, "LT", "overlay by HIBBERT")
     ds.add_new(0x50000005, "US", 1)
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = ds.Columns = 4
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.add_new(0x7FE00010, "OW", bytes(range(32)))
     return ds
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -98,8 +99,6 @@ def _policy(profile: str, recipe: Optional[Path], option: list[str], burned_in: 
     else:
         policy = get_profile(profile, extra_options=extra)
     if burned_in is not None:
-        from dataclasses import replace
-
         policy = replace(policy, burned_in=burned_in.value)
     return policy
 
@@ -120,6 +119,8 @@ def deidentify(
         None, "--workspace", help="Private workspace (audit store, quarantine); default: beside OUTPUT."),
     burned_in: Optional[BurnedIn] = typer.Option(
         None, "--burned-in", help="Files presumed to carry burned-in text: quarantine (default) or pass."),
+    sequential_ids: bool = typer.Option(
+        False, "--sequential-ids", help="Number patients 1, 2, ... (kept in the workspace) instead of keyed IDs."),
     record_originals: bool = typer.Option(
         False, "--record-originals", help="Store original input paths in the audit store."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip inputs already done identically."),
@@ -129,6 +130,8 @@ def deidentify(
     """De-identify INPUT into OUTPUT."""
     try:
         policy = _policy(profile, recipe, option, burned_in)
+        if sequential_ids:
+            policy = replace(policy, sequential_patient_ids=True)
         key = _load_key(key_file, throwaway_key_)
         if dry:
             _dry_run(input, policy, key)

@@ -25,6 +25,8 @@ class Context:
     new_patient_id: str
     uid_pairs: dict[str, str] = field(default_factory=dict)
     patient_pairs: dict[str, str] = field(default_factory=dict)
+    #: Sequential Patient IDs given by the runner (original -> pseudonym), if any.
+    assigned_patient_ids: dict[str, str] = field(default_factory=dict)
     counts: Counter = field(default_factory=Counter)
     events: list[tuple[str, str]] = field(default_factory=list)
 
@@ -45,7 +47,9 @@ class Context:
         if not original:
             return original
         fmt = self.policy.patient_id_format if kind == "patient-id" else self.policy.other_id_format
-        new = pseudonymize_id(self.key, kind, original, fmt)
+        new = self.assigned_patient_ids.get(original) if kind == "patient-id" else None
+        if new is None:
+            new = pseudonymize_id(self.key, kind, original, fmt)
         if kind == "patient-id":
             self.patient_pairs[original] = new
         return new

@@ -67,18 +67,27 @@ def patient_key(ds: Dataset) -> str:
 
 
 def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
-                       pixel_options_applied: frozenset[Option] = frozenset()) -> Result:
+                       pixel_options_applied: frozenset[Option] = frozenset(),
+                       assigned_patient_id: str | None = None) -> Result:
     """De-identify *ds* in place and return what was done.
 
-    Raises QuarantineError when the result would still carry an original
-    identifier; the dataset must then not be written anywhere.
+    *assigned_patient_id* is the sequential Patient ID the runner numbered
+    this patient with (policy.sequential_patient_ids); otherwise the Patient
+    ID is a keyed pseudonym.  Raises QuarantineError when the result would
+    still carry an original identifier; the dataset must then not be written
+    anywhere.
     """
     sop_class_uid = _text(ds.get("SOPClassUID"))
     identifiers = collect_identifiers(ds, policy, sop_class_uid)
     pkey = patient_key(ds)
-    new_pid = pseudonymize_id(key, "patient-id", pkey, policy.patient_id_format)
+    if policy.sequential_patient_ids and assigned_patient_id is None:
+        raise QuarantineError("sequential Patient IDs need a number from the batch runner's store")
+    new_pid = assigned_patient_id or pseudonymize_id(key, "patient-id", pkey, policy.patient_id_format)
     ctx = Context(policy=policy, key=key, sop_class_uid=sop_class_uid,
                   date_offset=patient_offset(key, pkey, policy.shift_range), new_patient_id=new_pid)
+    original_pid = _text(ds.get("PatientID"))
+    if assigned_patient_id is not None and original_pid:
+        ctx.assigned_patient_ids[original_pid] = assigned_patient_id
     walk(ds, ctx)
     _set_patient(ds, ctx)
     # Checked before medveil's own records and the recipe's additions go in: those are

@@ -112,6 +112,9 @@ class Policy:
     #: ID attributes replaced by keyed pseudonyms (keyword -> pseudonym kind).
     pseudonymize: dict[str, str] = field(default_factory=lambda: {"PatientID": "patient-id"})
     patient_id_format: IdFormat = IdFormat(prefix="", digits=12)
+    #: Number patients in order of first appearance (needs the workspace's store)
+    #: instead of keyed pseudonyms.
+    sequential_patient_ids: bool = False
     other_id_format: IdFormat = IdFormat(prefix="", digits=12)
     #: Template for Patient's Name; "{patient_id}" is the new Patient ID.
     patient_name: str = "{patient_id}"

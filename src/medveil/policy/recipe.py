@@ -15,7 +15,7 @@ attributes, and sets the pseudonym formats.  Example::
     add:
       - {tag: ClinicalTrialSponsorName, value: "ACME"}
     pseudonymize: [AccessionNumber, StudyID]
-    patient_id: {prefix: "MV", digits: 10}
+    patient_id: {prefix: "MV", digits: 10}     # sequential: true numbers patients MV0000000001, ...
     patient_name: "{patient_id}"
     date_shift: {min_days: -730, max_days: -30}
     burned_in: quarantine
@@ -136,7 +136,9 @@ def apply_recipe_settings(policy: Policy, data: dict) -> Policy:
         settings["pseudonymize"] = pseudonymize
     try:
         if "patient_id" in data:
-            settings["patient_id_format"] = IdFormat(**data["patient_id"])
+            spec = dict(data["patient_id"])
+            settings["sequential_patient_ids"] = bool(spec.pop("sequential", False))
+            settings["patient_id_format"] = IdFormat(**spec)
         if "other_id" in data:
             settings["other_id_format"] = IdFormat(**data["other_id"])
         if "date_shift" in data:

@@ -44,6 +44,12 @@ class IdFormat:
         if len(self.prefix) + self.digits > _MAX_LENGTH:
             raise PolicyError(f"an ID prefix and its digits must fit in {_MAX_LENGTH} characters")
 
+    def number(self, value: int) -> str:
+        """The identifier for sequence number *value* (sequential pseudonyms)."""
+        if not 0 <= value < 10 ** self.digits:
+            raise PolicyError(f"sequence number does not fit in {self.digits} digits")
+        return f"{self.prefix}{value:0{self.digits}d}"
+
 
 def _normalize(value: str) -> str:
     """*value* without DICOM padding: surrounding spaces and trailing NULs.

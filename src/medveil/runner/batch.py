@@ -12,7 +12,6 @@ independent of how many workers ran, so outputs are byte-identical whatever
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -23,10 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import pydicom
+
 from medveil._version import __version__
+from medveil.engine.deidentify import patient_key
 from medveil.errors import MedveilError, safe_reason
 from medveil.policy import Policy
-from medveil.pseudonym import Key
+from medveil.pseudonym import Key, derive
 from medveil.quiet import silenced
 from medveil.runner.discover import Discovered, discover
 from medveil.runner.process import TMP_PREFIX, Job, Outcome, process
@@ -74,8 +76,7 @@ def input_ref(key: Key, root: Path, path: Path) -> str:
         rel = str(path.resolve().relative_to(root.resolve()))
     except ValueError:
         rel = str(path.resolve())
-    return hmac.new(key.secret, b"input-path\x00" + rel.encode("utf-8", "surrogateescape"),
-                    hashlib.sha256).hexdigest()[:32]
+    return derive(key, "input-path", rel).hex()[:32]
 
 
 def _check_layout(config: RunConfig) -> None:
@@ -242,7 +243,9 @@ def run(config: RunConfig, *, progress: Callable[[int], None] | None = None,
                     coordinator.record(ref, item.path, "unchanged", None, input_sha256=done.input_sha256,
                                        output_relpath=done.output_relpath, output_sha256=done.output_sha256)
                     continue
-                jobs.append((Job(index=index, path=str(item.path), input_ref=ref), item.path))
+                patient_id = _sequential_patient_id(config, store, item.path)
+                jobs.append((Job(index=index, path=str(item.path), input_ref=ref, patient_id=patient_id),
+                             item.path))
             elif item.kind == "dicomdir":
                 coordinator.record(ref, item.path, "skipped", "DICOMDIR (an index; never copied)")
             else:
@@ -279,6 +282,25 @@ def _already_done(config: RunConfig, store: AuditStore, ref: str, path: Path) ->
     if not target.exists() or last.input_sha256 != _sha256_file(path):
         return None
     return last if _sha256_file(target) == last.output_sha256 else None
+
+
+def _sequential_patient_id(config: RunConfig, store: AuditStore, path: Path) -> str | None:
+    """Number the file's patient in input order, when the policy asks for sequential IDs.
+
+    Only the patient attributes are read here; the store keeps a keyed hash of
+    the patient, never the original, with its number.
+    """
+    if not config.policy.sequential_patient_ids:
+        return None
+    try:
+        with silenced():
+            header = pydicom.dcmread(path, force=True, stop_before_pixels=True,
+                                     specific_tags=["PatientID", "PatientName", "PatientBirthDate",
+                                                    "StudyInstanceUID"])
+    except Exception:
+        return None  # the worker will fail to read it too, and quarantine it
+    ref = derive(config.key, "sequence", patient_key(header)).hex()
+    return config.policy.patient_id_format.number(store.sequence_number("patient-id", ref))
 
 
 def _execute(config: RunConfig, jobs: list[tuple[Job, Path]]) -> Iterator[tuple[Outcome, Path]]:

@@ -40,6 +40,8 @@ class Job:
     index: int
     path: str
     input_ref: str
+    #: The sequential Patient ID, when the policy numbers patients.
+    patient_id: str | None = None
 
 
 @dataclass
@@ -112,7 +114,7 @@ def _process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
             raise QuarantineError(f"may carry burned-in text ({reason}); pixel cleaning is not "
                                   "available, use --burned-in pass to release it anyway")
         _ensure_file_meta(ds)
-        result = deidentify_dataset(ds, policy, key)
+        result = deidentify_dataset(ds, policy, key, assigned_patient_id=job.patient_id)
         relpath = output_relpath(ds)
         buffer = BytesIO()
         ds.save_as(buffer, enforce_file_format=True)

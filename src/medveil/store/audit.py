@@ -70,6 +70,13 @@ CREATE TABLE action_counts (
     count INTEGER NOT NULL,
     PRIMARY KEY (run_id, action)
 );
+CREATE TABLE sequence_numbers (
+    kind TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    PRIMARY KEY (kind, ref),
+    UNIQUE (kind, number)
+);
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -245,6 +252,24 @@ class AuditStore:
                 (run_id, input_ref, category, detail))
         except sqlite3.IntegrityError:
             raise AuditStoreError("unknown run id") from None
+
+    def sequence_number(self, kind: str, ref: str) -> int:
+        """The number given to *ref* (an opaque keyed reference), assigning the next one if new.
+
+        Sequential pseudonyms (MV0001, MV0002, ...) are the one place where
+        medveil needs shared state: the numbers live here, keyed by a hash of
+        the original, so the same workspace keeps giving a patient the same number.
+        """
+        with self._transaction() as db:
+            row = db.execute("SELECT number FROM sequence_numbers WHERE kind = ? AND ref = ?",
+                             (kind, ref)).fetchone()
+            if row is not None:
+                return int(row[0])
+            number = db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM sequence_numbers WHERE kind = ?",
+                                (kind,)).fetchone()[0]
+            db.execute("INSERT INTO sequence_numbers (kind, ref, number) VALUES (?, ?, ?)",
+                       (kind, ref, number))
+            return int(number)
 
     # -- reading ----------------------------------------------------------------
 
