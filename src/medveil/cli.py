@@ -147,6 +147,8 @@ def deidentify(
                           on_total=lambda total: bar.update(task, total=total))
     except MedveilError as exc:
         _fail(str(exc))
+    except (typer.Exit, typer.Abort):
+        raise
     except Exception as exc:  # a bug: say so without quoting values; details on request
         if os.environ.get("MEDVEIL_DEBUG"):
             raise
