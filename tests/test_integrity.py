@@ -20,6 +20,7 @@ import pydicom
 import pydicom.data
 import pytest
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
 
 from conftest import PHI, phi_dataset
@@ -79,22 +80,35 @@ def outcome(data: bytes) -> tuple[str, str | None]:
 
 
 def top_level_offsets(data: bytes) -> tuple[set[int], dict[int, int]]:
-    """Start offsets of the top-level data set elements (independently of medveil's walker).
+    """Start offsets of the top-level data set elements, found by pydicom (not medveil's walker).
 
     Returns (offsets, {tag: offset}).
     """
-    ds = read(data)
-    implicit, little = ds.original_encoding
+    implicit, little = read(data).original_encoding
     fp = BytesIO(data)
-    read_preamble(fp, False)
+    read_preamble(fp, True)
     _read_file_meta_info(fp)
     offsets: dict[int, int] = {}
     with silenced():
-        for elem in data_element_generator(fp, implicit, little):
-            vr = getattr(elem, "VR", None)
-            header = 8 if implicit or vr not in _LONG_VRS else 12
-            offsets[int(elem.tag)] = elem.value_tell - header
+        elements = data_element_generator(fp, implicit, little)
+        while True:
+            start = fp.tell()
+            elem = next(elements, None)
+            if elem is None:
+                break
+            offsets[int(elem.tag)] = start
     return set(offsets.values()), offsets
+
+
+def undefined_lengths(ds: Dataset) -> Dataset:
+    """Make pydicom write every sequence and item of *ds* with undefined length."""
+    for elem in ds:
+        if elem.VR == "SQ":
+            elem.is_undefined_length = True
+            for item in elem.value:
+                item.is_undefined_length_sequence_item = True
+                undefined_lengths(item)
+    return ds
 
 
 # -- complete files pass --------------------------------------------------------------------
@@ -117,7 +131,7 @@ def test_complete_bundled_files_pass(name, syntax):
 
 
 def test_complete_file_with_undefined_length_sequences_passes():
-    data = encode(image_dataset())
+    data = encode(undefined_lengths(image_dataset()))
     # pydicom writes sequences and their items with undefined length: make sure the
     # delimiters really are there, or this test would not test what it claims.
     assert b"\xfe\xff\xdd\xe0" in data and b"\xfe\xff\x0d\xe0" in data
@@ -126,9 +140,10 @@ def test_complete_file_with_undefined_length_sequences_passes():
 
 @pytest.mark.parametrize("implicit_vr, little_endian", [(True, True), (False, True), (False, False)])
 def test_complete_written_file_passes_in_every_native_encoding(implicit_vr, little_endian):
-    ds = image_dataset()
-    del ds.file_meta.TransferSyntaxUID
-    data = encode(ds, implicit_vr=implicit_vr, little_endian=little_endian)
+    ds = undefined_lengths(image_dataset())
+    ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit_vr else
+                                      ExplicitVRLittleEndian if little_endian else ExplicitVRBigEndian)
+    data = encode(ds)
     back = read(data)
     assert back.original_encoding == (implicit_vr, little_endian)
     check_complete(data, back)
@@ -155,24 +170,31 @@ def test_complete_file_returns_the_encoded_pixel_values():
 
 
 SWEEP = [
-    # name, stride inside Pixel Data (every byte before it is cut)
+    # name, stride inside element values (every byte of every element header is cut)
     ("CT_small.dcm", 97),
     ("MR_small_implicit.dcm", 41),
     ("MR_small_bigendian.dcm", 41),
-    ("JPEG2000.dcm", 1),
-    ("MR_small_RLE.dcm", 7),
-    ("rtplan.dcm", 1),
-    ("rtstruct.dcm", 1),
+    ("JPEG2000.dcm", 3),
+    ("MR_small_RLE.dcm", 17),
+    ("rtplan.dcm", 2),       # nested defined-length sequences, implicit VR
+    ("rtstruct.dcm", 2),     # no file meta at all
+    ("SC_rgb_small_odd.dcm", 1),
 ]
 
 
 def _cut_points(data: bytes, stride: int) -> list[int]:
+    """Every byte of each element's header and a few points of its value; a stride elsewhere.
+
+    Top-level element boundaries are left out (see the module docstring).
+    """
     boundaries, by_tag = top_level_offsets(data)
-    pixel_start = by_tag.get(0x7FE00010, len(data))
-    cuts = list(range(1, min(pixel_start + 16, len(data))))
-    cuts += list(range(pixel_start + 16, len(data), stride))
-    cuts.append(len(data) - 1)
-    return [c for c in cuts if c not in boundaries]
+    starts = sorted(boundaries) + [len(data)]
+    cuts = set(range(1, starts[0] + 1, 3))  # preamble and meta group
+    for start, end in zip(starts, starts[1:]):
+        cuts.update(range(start + 1, min(start + 16, end)))  # tag, VR, length, first bytes
+        cuts.update({(start + end) // 2, end - 2, end - 1})
+        cuts.update(range(start + 16, end, stride))  # nested items, fragments, pixel data
+    return sorted(c for c in cuts if 0 < c < len(data) and c not in boundaries)
 
 
 @pytest.mark.parametrize("name, stride", SWEEP)
@@ -194,7 +216,7 @@ def test_truncation_at_every_cut_point_fails_closed(name, stride):
 
 
 def test_truncation_of_a_written_phi_file_fails_closed_and_messages_carry_no_values():
-    ds = image_dataset()
+    ds = undefined_lengths(image_dataset())
     data = encode(ds)
     boundaries, _ = top_level_offsets(data)
     values = [v for v in PHI.values()] + ["SMITHERS", "WAYLON", "HIBBERT", "SPRINGFIELD",
@@ -215,7 +237,8 @@ def test_truncation_of_a_written_phi_file_fails_closed_and_messages_carry_no_val
 
 
 def test_cut_inside_an_undefined_length_sequence_is_detected():
-    data = encode(image_dataset())
+    data = encode(undefined_lengths(image_dataset()))
+    assert b"\xfe\xff\xdd\xe0" in data
     # The Source Image Sequence item holds the nested PatientName; cut right after its value.
     at = data.index(PHI["PatientName"].encode()) + len(PHI["PatientName"])
     result, _ = outcome(data[:at])
@@ -248,7 +271,8 @@ def test_cut_exactly_before_pixel_data_is_detected(name):
 
 def test_declared_length_beyond_the_end_is_detected_even_when_pydicom_accepts_it():
     data = bundled("CT_small.dcm")
-    cut = data[: len(data) - 1]
+    _, by_tag = top_level_offsets(data)
+    cut = data[: by_tag[0x7FE00010] + 12 + 128 * 128 * 2 - 1]  # one byte short of the pixels
     ds = read(cut)  # pydicom keeps the short value without complaint
     assert "PixelData" in ds and len(ds.get_item(0x7FE00010).value) == 128 * 128 * 2 - 1
     with pytest.raises(QuarantineError, match="truncated"):
