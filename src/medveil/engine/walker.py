@@ -90,7 +90,7 @@ def _private(ds: Dataset, tag: int, creators: dict, kept_blocks: set, ctx: Conte
     block = element >> 8
     creator = creators.get((group, block)) or None
     decision = ctx.policy.decide_private(group, creator, element & 0xFF)
-    if decision.action in ("X",):
+    if decision.action == "X":
         del ds[tag]
         ctx.counts["X"] += 1
         return
