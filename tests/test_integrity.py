@@ -256,11 +256,6 @@ def test_bundled_truncated_files_fail_closed(name):
     assert result != "passed"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a file cut exactly before the (7FE0,0010) Pixel Data element is a well-formed "
-    "data set with Rows/Columns/Bits Allocated but no pixels; check_complete only checks "
-    "native Pixel Data when it is present (_check_native_pixels returns early), so the "
-    "image is released without pixels"))
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_implicit.dcm", "JPEG2000.dcm"])
 def test_cut_exactly_before_pixel_data_is_detected(name):
     data = bundled(name)

@@ -91,6 +91,19 @@ def _check_layout(config: RunConfig) -> None:
     src = config.input.resolve()
     if src == out or (src.is_dir() and src in out.parents):
         raise MedveilError("the output directory must not be the input or lie inside it")
+    if out in src.parents:
+        raise MedveilError("the input must not lie inside the output directory: originals would "
+                           "sit in the release")
+    if src.is_dir():
+        for name, path in (("workspace", config.workspace), ("mappings directory", config.mappings_dir)):
+            if path is not None and (path.resolve() == src or src in path.resolve().parents):
+                raise MedveilError(f"the {name} must not be inside the input directory: later runs "
+                                   "would read it as input")
+
+
+def _instance(relpath: str) -> str:
+    """The SOP Instance UID part of an output path (its file name)."""
+    return Path(relpath).stem
 
 
 _WORKER_STATE: dict = {}
@@ -121,7 +134,9 @@ class _Coordinator:
         self.progress = progress or (lambda n: None)
         self.uids = MappingTable()
         self.patids = MappingTable("patid")
-        self.claimed: dict[str, str] = {}  # output relpath -> input sha256, this run
+        #: new SOP Instance UID -> output hash, for this run: one instance, one file, even
+        #: when two inputs with one UID land in different series or patients.
+        self.claimed: dict[str, str] = {}
         self.quarantine = config.workspace / "quarantine"
 
     def quarantine_copy(self, path: Path, ref: str, reason: str) -> None:
@@ -164,7 +179,7 @@ class _Coordinator:
             return
         tmp = Path(outcome.tmp_path)
         try:
-            claimed = self.claimed.get(outcome.relpath)
+            claimed = self.claimed.get(_instance(outcome.relpath))
             if claimed is not None and claimed != outcome.output_sha256:
                 raise MedveilError("another input of this run has the same SOP Instance UID")
             # Pairs go in before the move: if the move then fails (disk full), the mapping
@@ -178,7 +193,7 @@ class _Coordinator:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, target)
                 status = "written"
-            self.claimed[outcome.relpath] = outcome.output_sha256
+            self.claimed[_instance(outcome.relpath)] = outcome.output_sha256
         except (MedveilError, OSError) as exc:
             tmp.unlink(missing_ok=True)
             reason = safe_reason(exc) if isinstance(exc, MedveilError) else \
@@ -239,7 +254,7 @@ def run(config: RunConfig, *, progress: Callable[[int], None] | None = None,
             if item.kind == "dicom":
                 done = _already_done(config, store, ref, item.path)
                 if done is not None:
-                    coordinator.claimed[done.output_relpath] = done.output_sha256
+                    coordinator.claimed[_instance(done.output_relpath)] = done.output_sha256
                     coordinator.record(ref, item.path, "unchanged", None, input_sha256=done.input_sha256,
                                        output_relpath=done.output_relpath, output_sha256=done.output_sha256)
                     continue

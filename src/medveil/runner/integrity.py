@@ -161,6 +161,12 @@ def check_complete(data: bytes, ds: Dataset) -> dict[int, bytes]:
 
 
 def _check_native_pixels(ds: Dataset, syntax: UID) -> None:
+    if not any(tag in ds for tag in PIXEL_TAGS):
+        # A cut exactly between two elements leaves a well-formed dataset; an image
+        # description with no pixels after it is what such a cut looks like.
+        if "Rows" in ds and "Columns" in ds and "BitsAllocated" in ds:
+            raise QuarantineError("image description present but no Pixel Data (the file may be truncated)")
+        return
     if "PixelData" not in ds or (syntax.is_transfer_syntax and syntax.is_compressed):
         return
     from pydicom.pixels.utils import get_expected_length
