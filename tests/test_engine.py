@@ -298,3 +298,19 @@ def test_every_basic_action_letter(key):
     assert result.ProtocolName == DUMMY_TEXT
     assert result.StudyID == "STUDY1"
     assert result.FrameOfReferenceUID == pseudonymize_uid(key, FOR_UID)
+
+
+def test_unknown_value_representation_quarantines(key, tmp_path):
+    from pathlib import Path
+
+    import pydicom
+    import pydicom.data
+
+    data = bytearray((Path(pydicom.data.__file__).parent / "test_files" / "CT_small.dcm").read_bytes())
+    at = data.index(b"\x08\x00\x70\x00LO")  # Manufacturer, explicit VR
+    data[at + 4:at + 6] = b"ZZ"
+    path = tmp_path / "bad.dcm"
+    path.write_bytes(bytes(data))
+    ds = pydicom.dcmread(path)
+    with pytest.raises(QuarantineError, match=r"unknown value representation in Manufacturer"):
+        deidentify_dataset(ds, get_profile("basic"), key)

@@ -19,8 +19,8 @@ from pydicom.multival import MultiValue
 from medveil.engine.context import Context
 from medveil.engine.dummy import dummy_for
 from medveil.engine.uids import is_class_keyword, is_well_known
-from medveil.engine.vrs import TEXT_VRS, dictionary_vr, is_known, keyword_of
-from medveil.errors import InvalidValueError
+from medveil.engine.vrs import KNOWN_VRS, TEXT_VRS, dictionary_vr, is_known, keyword_of
+from medveil.errors import InvalidValueError, QuarantineError
 from medveil.policy import Decision, Option
 from medveil.policy.iod import required_empty
 from medveil.pseudonym import shift_da, shift_dt, shift_multi
@@ -62,6 +62,10 @@ def walk(ds: Dataset, ctx: Context, depth: int = 0) -> None:
         if element == 0x0000:  # group lengths are retired and recomputed by readers
             del ds[tag]
             continue
+        raw_vr = ds.get_item(tag).VR
+        if raw_vr is not None and raw_vr not in KNOWN_VRS:
+            # Neither readable nor safely writable; what it holds cannot be judged.
+            raise QuarantineError(f"unknown value representation in {_tag_text(tag)}")
         if group & 1:
             if 0x0010 <= element <= 0x00FF:
                 creator_tags.append(tag)
