@@ -92,6 +92,16 @@ def phi_dataset() -> Dataset:
     return ds
 
 
+def image_dataset(**changes) -> Dataset:
+    """``phi_dataset()`` with *changes*; the file meta follows a changed SOP Instance UID."""
+    ds = phi_dataset()
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    if "SOPInstanceUID" in ds:
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
 @pytest.fixture
 def phi_ds() -> Dataset:
     return phi_dataset()

@@ -6,7 +6,6 @@ import copy
 from datetime import date
 
 import pytest
-from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage, EnhancedCTImageStorage, ExplicitVRLittleEndian
 
 from conftest import FOR_UID, PHI, REF_UID, SERIES_UID, SOP_UID, STUDY_UID, phi_dataset

@@ -23,7 +23,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
 
-from conftest import PHI, phi_dataset
+from conftest import PHI, image_dataset
 from medveil.errors import QuarantineError
 from medveil.quiet import silenced
 from medveil.runner.integrity import check_complete
@@ -35,22 +35,6 @@ PIXEL_DATA_LE = b"\xe0\x7f\x10\x00"
 
 def bundled(name: str) -> bytes:
     return (TEST_FILES / name).read_bytes()
-
-
-def image_dataset(**changes) -> Dataset:
-    """``phi_dataset()`` with an Image Pixel description matching its 32 bytes of Pixel Data."""
-    ds = phi_dataset()
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = 4
-    ds.Columns = 4
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    for keyword, value in changes.items():
-        setattr(ds, keyword, value)
-    return ds
 
 
 def encode(ds: Dataset, **kwargs) -> bytes:

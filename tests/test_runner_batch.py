@@ -23,7 +23,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 import medveil
-from conftest import FOR_UID, PHI, SERIES_UID, SOP_UID, STUDY_UID, phi_dataset
+from conftest import FOR_UID, PHI, SERIES_UID, SOP_UID, STUDY_UID, image_dataset
 from medveil.errors import MedveilError
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
@@ -43,24 +43,6 @@ PASS_BURNED_IN = dataclasses.replace(BASIC, burned_in="pass")
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def image_dataset(**changes) -> Dataset:
-    """``phi_dataset()`` made a complete image (its 32 bytes of Pixel Data described)."""
-    ds = phi_dataset()
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = 4
-    ds.Columns = 4
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    for keyword, value in changes.items():
-        setattr(ds, keyword, value)
-    if "SOPInstanceUID" in ds:
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    return ds
 
 
 def save(ds: Dataset, path: Path) -> Path:

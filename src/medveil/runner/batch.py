@@ -30,7 +30,7 @@ from medveil.errors import MedveilError, safe_reason
 from medveil.policy import Policy
 from medveil.pseudonym import Key, derive
 from medveil.quiet import silenced
-from medveil.runner.discover import Discovered, discover
+from medveil.runner.discover import discover
 from medveil.runner.process import TMP_PREFIX, Job, Outcome, process
 from medveil.store.audit import AuditStore, FileRecord
 from medveil.store.mappings import MappingCollisionError, MappingTable, write_mappings
@@ -328,7 +328,7 @@ def _execute(config: RunConfig, jobs: list[tuple[Job, Path]]) -> Iterator[tuple[
                              initargs=(config.policy, config.key, str(tmp_dir))) as pool:
         chunk = max(1, min(16, len(jobs) // (config.workers * 4) or 1))
         outcomes: Iterable[Outcome] = pool.map(_work, [job for job, _ in jobs], chunksize=chunk)
-        for outcome, (_, path) in zip(outcomes, jobs):
+        for outcome, (_, path) in zip(outcomes, jobs, strict=True):
             yield outcome, path
 
 
