@@ -739,3 +739,16 @@ def test_audit_store_keeps_every_run_and_the_latest_result(tmp_path, mixed):
             rec = store.last_result(input_ref(KEY, mixed, path))
             assert rec.run_id == second.run_id and rec.status == "unchanged"
             assert (cfg.output / rec.output_relpath).is_file()
+
+
+def test_file_declaring_explicit_vr_but_written_implicit_is_released(tmp_path):
+    """SC_rgb_jpeg.dcm says JPEG Baseline (explicit VR) and is encoded implicit VR."""
+    inp = tmp_path / "in"
+    copy_bundled("SC_rgb_jpeg.dcm", inp / "sc.dcm")
+    cfg = config(tmp_path, inp, policy=PASS_BURNED_IN)
+    summary = run(cfg)
+    assert (summary.written, summary.quarantined) == (1, 0), dict(summary.reasons)
+    [output] = outputs(cfg)
+    ds = pydicom.dcmread(output)
+    assert ds.file_meta.TransferSyntaxUID == pydicom.dcmread(inp / "sc.dcm").file_meta.TransferSyntaxUID
+    assert ds.PixelData == pydicom.dcmread(inp / "sc.dcm").PixelData

@@ -116,6 +116,7 @@ def _process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
         _ensure_file_meta(ds)
         result = deidentify_dataset(ds, policy, key, assigned_patient_id=job.patient_id)
         relpath = output_relpath(ds)
+        _resolve_implicit_vrs(ds)
         buffer = BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         out = buffer.getvalue()
@@ -136,6 +137,23 @@ def _process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
         outcome.status = "quarantined"
         outcome.reason = safe_reason(exc)
     return outcome
+
+
+def _resolve_implicit_vrs(ds: Dataset) -> None:
+    """Give still-encoded elements a VR when the file says explicit VR but was implicit.
+
+    Some writers declare an explicit VR transfer syntax and write implicit VR;
+    pydicom reads such a file by its bytes but cannot write an element that
+    never got a VR.  Converting the elements (VR from the data dictionary) lets
+    the output be written correctly in the declared syntax.
+    """
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax is None or syntax.is_implicit_VR or not len(ds):
+        return
+    if ds.get_item(next(iter(ds.keys()))).VR is not None:
+        return
+    for elem in ds.iterall():  # iterating converts each element
+        pass
 
 
 def _verify(out: bytes, ds: Dataset, pixels_before: dict[int, bytes]) -> None:
