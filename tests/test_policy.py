@@ -150,6 +150,9 @@ def test_recipe_file(tmp_path):
     ({"pseudonymize": ["PatientName"]}, "cannot pseudonymise"),
     ({"options": ["retain_everything"]}, "unknown option"),
     ({"actions": {"PatientName": {"action": "R"}}}, "needs a value"),
+    ({"patient_name": "{patient_name}"}, "only use the field"),
+    ({"patient_id": {"prefix": "M V"}}, "prefix"),
+    ({"date_shift": {"min_days": 5, "max_days": 1}}, "min_days"),
 ])
 def test_recipe_errors_are_clear(tmp_path, content, message):
     recipe = tmp_path / "bad.yaml"

@@ -146,7 +146,12 @@ def apply_recipe_settings(policy: Policy, data: dict) -> Policy:
     except (TypeError, ValueError) as exc:
         raise PolicyError(f"recipe setting invalid: {exc}") from None
     if "patient_name" in data:
-        settings["patient_name"] = str(data["patient_name"])
+        template = str(data["patient_name"])
+        try:
+            template.format(patient_id="0")
+        except (KeyError, IndexError, ValueError):
+            raise PolicyError("patient_name may only use the field {patient_id}") from None
+        settings["patient_name"] = template
     if "burned_in" in data:
         settings["burned_in"] = str(data["burned_in"])
     return replace(policy, **settings)
