@@ -269,6 +269,7 @@ def run(config: RunConfig, *, progress: Callable[[int], None] | None = None,
                 coordinator.record(ref, item.path, "quarantined", reason)
         for outcome, path in _execute(config, jobs):
             coordinator.finish(outcome, path)
+        clean_stale_temporaries(config.output)  # none should be left; never ship one
         if config.mappings_dir is not None:
             write_mappings(config.mappings_dir, coordinator.uids.items(), coordinator.patids.items())
         store.finish_run(run_id, files_total=summary.files_total,
