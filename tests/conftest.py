@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# No per-example deadline (a loaded CI machine is slow, not wrong); in CI the examples are
+# derandomised so that a run is reproducible, while local runs keep exploring.
+settings.register_profile("medveil", deadline=None, derandomize=bool(os.environ.get("CI")))
+settings.load_profile("medveil")
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
