@@ -125,7 +125,7 @@ def test_unexpected_errors_do_not_quote_values(export, tmp_path, key_file, monke
     def boom(*args, **kwargs):
         raise ValueError(f"secret {PHI['PatientName']}")
 
-    monkeypatch.setattr(medveil.cli, "run", boom)
+    monkeypatch.setattr(medveil.cli, "deidentify_path", boom)
     monkeypatch.delenv("MEDVEIL_DEBUG", raising=False)
     result = runner.invoke(app, ["deidentify", str(export), str(tmp_path / "out"), "-k", str(key_file)])
     assert result.exit_code == 3

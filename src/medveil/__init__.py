@@ -12,6 +12,7 @@ The two entry points most programs need::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from medveil._version import __version__
 from medveil.engine import Result, deidentify_dataset
@@ -21,8 +22,14 @@ from medveil.pseudonym import Key, generate_key_file, load_key, throwaway_key
 
 def deidentify_path(input: Path, output: Path, *, policy: Policy | str = "basic", key: Key,
                     mappings_dir: Path | None = None, workspace: Path | None = None, workers: int = 1,
-                    record_originals: bool = False, resume: bool = True):
-    """De-identify a file or directory tree into *output*; returns the run summary."""
+                    record_originals: bool = False, resume: bool = True,
+                    progress: Callable[[int], None] | None = None,
+                    on_total: Callable[[int], None] | None = None):
+    """De-identify a file or directory tree into *output*; returns the run summary.
+
+    *on_total* is told how many inputs were found, *progress* how many are done
+    as they finish (the CLI's progress bar uses both).
+    """
     from medveil.runner.batch import RunConfig, default_workspace, run
 
     if isinstance(policy, str):
@@ -31,7 +38,7 @@ def deidentify_path(input: Path, output: Path, *, policy: Policy | str = "basic"
                        workspace=Path(workspace) if workspace else default_workspace(Path(output)),
                        mappings_dir=Path(mappings_dir) if mappings_dir else None, workers=workers,
                        record_originals=record_originals, resume=resume)
-    return run(config)
+    return run(config, progress=progress, on_total=on_total)
 
 
 __all__ = ["__version__", "Result", "deidentify_dataset", "deidentify_path", "Option", "Policy",

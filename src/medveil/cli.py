@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
+from medveil import deidentify_path
 from medveil._version import __version__
 from medveil.errors import MedveilError
 from medveil.policy import PROFILES, Option, get_profile, load_recipe, load_table
 from medveil.pseudonym import generate_key_file, load_key, throwaway_key
-from medveil.runner.batch import RunConfig, default_workspace, run
 from medveil.runner.discover import discover
 from medveil.runner.dryrun import dry_run
 from medveil.quiet import silenced
@@ -136,15 +136,14 @@ def deidentify(
         if dry:
             _dry_run(input, policy, key)
             return
-        ws = workspace or default_workspace(output)
-        config = RunConfig(input=input, output=output, policy=policy, key=key, workspace=ws,
-                           mappings_dir=mappings, workers=workers, record_originals=record_originals,
-                           resume=resume)
         with Progress(TextColumn("de-identifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True, disable=as_json) as bar:
             task = bar.add_task("files", total=None)
-            summary = run(config, progress=lambda n: bar.advance(task, n),
-                          on_total=lambda total: bar.update(task, total=total))
+            summary = deidentify_path(input, output, policy=policy, key=key, mappings_dir=mappings,
+                                      workspace=workspace, workers=workers,
+                                      record_originals=record_originals, resume=resume,
+                                      progress=lambda n: bar.advance(task, n),
+                                      on_total=lambda total: bar.update(task, total=total))
     except MedveilError as exc:
         _fail(str(exc))
     except (typer.Exit, typer.Abort):

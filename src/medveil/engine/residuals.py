@@ -122,7 +122,7 @@ def find_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str]) ->
     """Names (keywords or tags) of attributes still carrying an original identifier."""
     hits: list[str] = []
     uids = {u for u in old_uids if len(u) >= _MIN_UID_LENGTH}
-    _scan(ds, identifiers, uids, hits, _encodings(ds, ["iso8859"]))
+    _scan(ds, identifiers, uids, hits, ["iso8859"])
     return hits
 
 
@@ -150,8 +150,8 @@ def _encodings(ds: Dataset, inherited: list[str]) -> list[str]:
 
 
 def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[str],
-          encodings: list[str]) -> None:
-    encodings = _encodings(ds, encodings)
+          inherited: list[str]) -> None:
+    encodings = _encodings(ds, inherited)  # an item may declare its own character set
     for tag in ds.keys():
         raw = ds.get_item(tag)
         keyword = keyword_of(tag)

@@ -75,8 +75,9 @@ class _Walker:
             offset += header
             start = offset
             if length == _UNDEFINED:
-                nested_implicit = implicit or vr == b"UN"
-                offset = self.items(offset, nested_implicit, little if not vr == b"UN" else True, depth + 1)
+                # An undefined-length UN holds a sequence encoded implicit VR little endian.
+                unknown = vr == b"UN"
+                offset = self.items(offset, implicit or unknown, little or unknown, depth + 1)
             else:
                 offset += length
                 if offset > limit:
