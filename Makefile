@@ -7,13 +7,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= demo
 
-.PHONY: setup demo test bench clean tables
+.PHONY: setup demo test bench bench-midi clean tables
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,ocr]"
 	touch $@
 
 demo: setup
@@ -33,6 +33,11 @@ test: setup
 bench: setup
 	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) benchmarks/throughput.py
+
+# MIDI-B style scores of medveil and its peers (each peer in its own venv under .bench/venvs)
+# on one synthetic set; e.g. make bench-midi MIDI_ARGS="--max-files 60 --peers deid".
+bench-midi: setup
+	$(PY) benchmarks/midi_bench.py $(MIDI_ARGS)
 
 tables:
 	$(PY) tools/build_tables.py

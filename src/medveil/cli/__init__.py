@@ -27,10 +27,10 @@ from medveil.pseudonym import generate_key_file, load_key, throwaway_key
 from medveil.runner.discover import discover
 from medveil.runner.dryrun import dry_run
 from medveil.quiet import silenced
+from medveil.cli.common import console, fail as _fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="De-identify DICOM files (PS3.15 Annex E) with keyed pseudonymisation.")
-console = Console(stderr=True)
 KEY_ENV = "MEDVEIL_KEY_FILE"
 
 
@@ -49,11 +49,6 @@ def _version_callback(value: bool) -> None:
 def _main(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
                                        help="Show the version and the standard edition, then exit.")) -> None:
     """medveil: de-identify medical images so they can be shared."""
-
-
-def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 @app.command()
@@ -199,6 +194,16 @@ def _dry_run(input: Path, policy, key) -> None:
     Console().print(table)
     for (category, detail), count in Counter(events).most_common():
         Console().print(f"event: {category}: {detail}" + (f" (x{count})" if count > 1 else ""))
+
+
+def _register_subcommands() -> None:
+    """Subcommands that live in their own modules add themselves to ``app``."""
+    from medveil.cli import validate
+
+    validate.register(app)
+
+
+_register_subcommands()
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Pixel data: reading frames for inspection and recognising burned-in text."""
