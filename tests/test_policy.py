@@ -165,3 +165,17 @@ def test_tag_patterns():
     overrides = parse_overrides({"(60xx,0022)": "K"})
     assert overrides.for_tag(0x60020022).action == "K"
     assert overrides.for_tag(0x60020023) is None
+
+
+def test_tcia_retains_safe_private_elements_by_the_knowledge_base():
+    from medveil.policy import get_profile
+    from medveil.policy.private_kb import load_private_kb
+
+    policy = get_profile("tcia")
+    assert policy.private_dictionary is load_private_kb()
+    keep = next(e for e in load_private_kb().by_disposition("k") if not e.parents and e.creator)
+    delete = next(e for e in load_private_kb().by_disposition("d") if not e.parents and e.creator)
+    assert policy.decide_private(keep.group, keep.creator, keep.offset).action == "K"
+    assert policy.decide_private(delete.group, delete.creator, delete.offset).action == "X"
+    assert policy.decide_private(0x0009, "NO SUCH CREATOR", 0x10).action == "X"
+    assert get_profile("basic").private_dictionary is None

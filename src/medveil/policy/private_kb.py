@@ -77,6 +77,14 @@ class PrivateKB:
         object.__setattr__(self, "_exact", {k: tuple(v) for k, v in exact.items()})
         object.__setattr__(self, "_folded", {k: tuple(v) for k, v in folded.items()})
 
+    def __reduce__(self):
+        # A policy travels to every worker process; the packaged KB travels by name
+        # (each process loads it once) instead of as 1 MB of pickled entries.
+        if self is load_private_kb():
+            return (load_private_kb, ())
+        return (PrivateKB, (self.entries, self.kb_name, self.kb_date, self.standard_edition,
+                            self.skipped, self.metadata))
+
     def matches(self, group: int, creator: str, offset: int) -> tuple[PrivateTagEntry, ...]:
         """Every entry for the tag, at any sequence depth, in the data file's order.
 

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from medveil.errors import PolicyError
 from medveil.policy.options import Option
+from medveil.policy.private_kb import load_private_kb
 from medveil.policy.profile import Policy
 
 PROFILES: dict[str, dict] = {
@@ -51,4 +52,8 @@ def get_profile(name: str, *, extra_options: frozenset[Option] = frozenset(),
         options -= {Option.RETAIN_LONG_MODIFIED_DATES}
     policy = Policy(name=name.strip().lower(), options=frozenset(options),
                     pseudonymize=dict(spec["pseudonymize"]))
+    if Option.RETAIN_SAFE_PRIVATE in options and "private_dictionary" not in settings:
+        # Retain Safe Private needs to know which private elements are safe: the TCIA
+        # Private Tag Knowledge Base plus PS3.15 Table E.3.10-1, shipped with medveil.
+        policy = replace(policy, private_dictionary=load_private_kb())
     return replace(policy, **settings) if settings else policy
