@@ -184,3 +184,15 @@ def test_pixels_hidden_with_ocr(tmp_path):
     assert good.ocr_engine == "tesseract"
     assert good.instance.overall.passed == 1
     assert bad.instance.overall.failed == 1
+
+
+def test_pydicom_warnings_quoting_values_stay_silent(corpus, tmp_path, recwarn):
+    _, output, maps, key = corpus
+    ds = image_dataset(SOPInstanceUID=NEW[OLD[0]])
+    ds.StudyInstanceUID = "SMITHERS-NOT-A-UID"
+    ds.save_as(output / "out0.dcm", enforce_file_format=True)
+    outcome = CliRunner().invoke(app, ["validate", str(output), "--answer-key", str(key),
+                                       "--mappings", str(maps)])
+    assert outcome.exit_code == 0
+    assert "SMITHERS" not in outcome.output
+    assert not [w for w in recwarn if "SMITHERS" in str(w.message)]

@@ -23,6 +23,7 @@ from medveil.evaluate.flatten import flatten, pixel_digest
 from medveil.evaluate.mappings import Mappings, infer_mappings, load_mappings
 from medveil.evaluate.score import CheckResult, Scores, instance_scores, series_scores
 from medveil.pixels.ocr import OcrUnavailable, get_engine, prepare_for_ocr
+from medveil.quiet import silenced
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,17 @@ class ValidationResult:
 def validate_outputs(output_dir: Path, answer_key: Path, *, mappings_dir: Path | None = None,
                      original_dir: Path | None = None,
                      settings: ValidationSettings = ValidationSettings()) -> ValidationResult:
-    """Run every check of ``answer_key`` on the files under ``output_dir``."""
+    """Run every check of ``answer_key`` on the files under ``output_dir``.
+
+    pydicom's warnings quote the values they complain about, so they are
+    silenced for the whole run.
+    """
+    with silenced():
+        return _validate(output_dir, answer_key, mappings_dir, original_dir, settings)
+
+
+def _validate(output_dir: Path, answer_key: Path, mappings_dir: Path | None, original_dir: Path | None,
+              settings: ValidationSettings) -> ValidationResult:
     rows = read_answer_key(answer_key)
     mappings = load_mappings(mappings_dir)
     if mappings is None and original_dir is not None:
