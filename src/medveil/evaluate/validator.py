@@ -22,7 +22,7 @@ from medveil.evaluate.files import iter_files, read_dataset
 from medveil.evaluate.flatten import flatten, pixel_digest
 from medveil.evaluate.mappings import Mappings, infer_mappings, load_mappings
 from medveil.evaluate.score import CheckResult, Scores, instance_scores, series_scores
-from medveil.pixels.ocr import OcrUnavailable, get_engine, prepare_for_ocr
+from medveil.pixels.ocr import OcrUnavailable, available_engines, prepare_for_ocr
 from medveil.quiet import silenced
 
 
@@ -75,7 +75,7 @@ def _validate(output_dir: Path, answer_key: Path, mappings_dir: Path | None, ori
     index, unreadable, duplicates, total = _index_outputs(output_dir)
     unreadable_by_original = _unreadable_originals(mappings, set(unreadable))
 
-    engine, ocr_note = _engine(settings.ocr_engine, rows)
+    engines, ocr_note = _engines(settings.ocr_engine, rows)
     results: list[CheckResult] = []
     claimed: set[Path] = set()
     matched = missing = unreadable_rows = 0
@@ -90,7 +90,7 @@ def _validate(output_dir: Path, answer_key: Path, mappings_dir: Path | None, ori
             continue
         claimed.add(path)
         relative = str(path.relative_to(output_dir))
-        target = _target(path, mappings, engine, ocr_note)
+        target = _target(path, mappings, engines)
         if target is None:
             unreadable_rows += 1
             outcome = Outcome(ERRORED, 0.0, None, "output file cannot be read as DICOM")
@@ -105,7 +105,7 @@ def _validate(output_dir: Path, answer_key: Path, mappings_dir: Path | None, ori
         unreadable_outputs=len(unreadable), duplicate_outputs=duplicates,
         unmatched_outputs=len(set(index.values()) - claimed),
         mapping_source=mappings.source, mapping_conflicts=mappings.conflicts,
-        ocr_engine=engine.name if engine is not None else None, ocr_note=ocr_note,
+        ocr_engine="+".join(e.name for e in engines) if engines else None, ocr_note=ocr_note,
         instance=instance_scores(results), series=series_scores(results),
     )
 
@@ -153,16 +153,16 @@ def _unreadable_originals(mappings: Mappings, unreadable: set[Path]) -> dict[str
     return found
 
 
-def _engine(name: str, rows: list[AnswerRow]):
+def _engines(name: str, rows: list[AnswerRow]):
     if not any(check.action == "pixels_hidden" for row in rows for check in row.checks):
         return None, None
     try:
-        return get_engine(name), None
+        return available_engines(name), None
     except OcrUnavailable as exc:
         return None, str(exc)
 
 
-def _target(path: Path, mappings: Mappings, engine, ocr_note: str | None) -> Target | None:
+def _target(path: Path, mappings: Mappings, engines) -> Target | None:
     ds = read_dataset(path)
     if ds is None:
         return None
@@ -171,17 +171,17 @@ def _target(path: Path, mappings: Mappings, engine, ocr_note: str | None) -> Tar
         digest = pixel_digest(ds)
     except Exception:
         return None
-    reader = _BoxReader(ds, engine) if engine is not None else None
+    reader = _BoxReader(ds, engines) if engines else None
     return Target(values=values, digest=digest, uid_map=mappings.uids, patid_map=mappings.patids,
                   ocr_box=reader)
 
 
 class _BoxReader:
-    """Reads the text inside a box of frame 0, decoding the pixels once per file."""
+    """Reads the text inside a box of frame 0 with every engine, decoding the pixels once."""
 
-    def __init__(self, ds, engine) -> None:
+    def __init__(self, ds, engines) -> None:
         self._ds = ds
-        self._engine = engine
+        self._engines = engines
         self._frame: np.ndarray | None = None
 
     def __call__(self, box: tuple[int, int, int, int]) -> str:
@@ -196,4 +196,4 @@ class _BoxReader:
         if x2 <= x1 or y2 <= y1:
             return ""
         region = prepare_for_ocr(self._frame[y1:y2, x1:x2])
-        return " ".join(word.text for word in self._engine.read(region))
+        return " ".join(word.text for engine in self._engines for word in engine.read(region))
