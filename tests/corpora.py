@@ -1,37 +1,22 @@
 """Where the real DICOM test corpora live: only files that are on disk, never downloads.
 
-pydicom's ``get_testdata_files`` asks the network for files the wheel lacks
-once the pydicom-data package is installed, so the tests list directories
-themselves.
+The logic lives in :mod:`medveil.synth.corpus` so that the tests and ``medveil
+synth`` find the same corpora the same way; this module keeps the names the
+tests import.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pydicom.data
-
-
-def pydicom_files() -> Path:
-    return Path(pydicom.data.__file__).parent / "test_files"
-
-
-def pydicom_data_files() -> Path | None:
-    try:
-        import data_store
-    except ImportError:
-        return None
-    return Path(data_store.__file__).parent / "data"
+from medveil.synth.corpus import (  # noqa: F401  (re-exported for the tests)
+    default_corpora,
+    deid_data_files,
+    installed_corpora,
+    pydicom_data_files,
+    pydicom_files,
+    shared_corpora,
+)
 
 
-def deid_data_files() -> Path | None:
-    try:
-        import deid_data
-    except ImportError:
-        return None
-    return Path(deid_data.__file__).parent / "data"
-
-
-def all_corpora() -> dict[str, Path]:
-    found = {"pydicom": pydicom_files(), "pydicom-data": pydicom_data_files(), "deid-data": deid_data_files()}
-    return {name: path for name, path in found.items() if path is not None and path.is_dir()}
+def all_corpora():
+    """The pip-installable corpora present here (not ../shared: those tests skip on their own)."""
+    return installed_corpora()

@@ -201,6 +201,9 @@ def _register_subcommands() -> None:
     from medveil.cli import validate
 
     validate.register(app)
+    from medveil.cli import synth
+
+    synth.register(app)
 
 
 _register_subcommands()
