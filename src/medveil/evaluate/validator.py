@@ -195,5 +195,8 @@ class _BoxReader:
         y1, y2 = max(0, min(y1, y2)), min(height, max(y1, y2))
         if x2 <= x1 or y2 <= y1:
             return ""
-        region = prepare_for_ocr(self._frame[y1:y2, x1:x2])
-        return " ".join(word.text for engine in self._engines for word in engine.read(region))
+        crop = self._frame[y1:y2, x1:x2]
+        region = prepare_for_ocr(crop)
+        # A box no taller than two lines of its own width's text is read as one line.
+        line = (y2 - y1) <= max(24, (x2 - x1) // 4)
+        return " ".join(word.text for engine in self._engines for word in engine.read(region, line=line))

