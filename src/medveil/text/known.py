@@ -1,0 +1,398 @@
+"""The file's own identifying values, and how each may be written in free text.
+
+The surest way to find PHI in a description is to know it already: the patient's name, IDs,
+dates, institution and addresses are in the file's header.  But text rarely repeats a header
+value verbatim.  ``SMITH^JOHN^A`` turns up as "John Smith", "Smith, John", "J. Smith",
+"Smith J", "JOHN A SMITH" or "JS"; a patient ID ``00123456`` as "123456" or "12-3456"; a date
+``20140321`` as "3/21/14".  (A given name with the family initial, "Margaret T.", needs the
+full stop.)  :class:`KnownMatcher` turns one file's values into patterns for all of those
+forms, once per :class:`~medveil.text.TextCleaner`.
+
+Rules that keep the forms from eating clinical text:
+
+* A name component matches on its own only when it has two or more letters, is not a
+  placeholder ("PATIENT", "ANONYMIZED") and is not a clinical term (a patient called "Head"
+  is still found as "John Head" but not in "HEAD ROUTINE").  Components of fewer than four
+  letters ("Li", "Ng", "Lee") match on their own only capitalised or in upper case.
+* Initials ("JS", "JAS") match only as a whole upper-case token that is neither a clinical
+  term nor a common word: Charles Thomas's "CT" stays a CT.
+* IDs need four significant characters; leading zeros and dashes or blanks between the
+  characters are optional in the text.
+* Institution, department and station names match with any punctuation between their words,
+  "Saint"/"St", "Hospital"/"Hosp" and similar spellings interchangeable, without their
+  trailing generic word ("Springfield General" for "Springfield General Hospital") and as an
+  upper-case acronym of three letters or more.  A value made only of clinical or common words
+  ("RADIOLOGY", "Department of Radiology") is not searched for: it identifies nothing.
+* Addresses are searched whole and by part (street, city, ZIP).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+
+from pydicom.errors import BytesLengthException
+from pydicom.multival import MultiValue
+
+from medveil.text.allow import is_clinical, is_common
+from medveil.text.dates import own_date_forms
+from medveil.text.patterns import STATE_CODES, STATE_NAMES
+from medveil.text.spans import Span
+
+#: Values that stand for "no value" and so identify nothing.
+PLACEHOLDERS = frozenset({"", "NAME", "PATIENT", "FIRST", "LAST", "MIDDLE", "TEST", "HERE", "OPERATOR",
+                          "UNKNOWN", "ANONYMOUS", "ANONYMIZED", "ANONYMISED", "ANON", "NONE", "NULL",
+                          "INFO", "DOCTOR", "PHYSICIAN", "N/A", "NA", "-", "--", "*", "?", "0",
+                          "REMOVED", "DELETED", "REDACTED", "XXX", "X", "19000101", "000Y",
+                          "000000", "00000000", "DUMMY", "DEFAULT", "NOBODY", "NO NAME"})
+_TITLES = frozenset({"dr", "mr", "mrs", "ms", "miss", "prof", "doctor"})
+_TITLE_PREFIX = re.compile(r"^(?i:dr|mr|mrs|ms|miss|prof|doctor)\.?\s+")
+_DEGREE_SUFFIX = re.compile(r"(?:(?:,\s*|\s+)(?i:m\.?d\.?|ph\.?d\.?|d\.?o\.|rn|jr\.?|sr\.?|iii|ii|iv))+$")
+_CREDENTIALS = frozenset({"md", "m.d.", "do", "phd", "rn", "jr", "jr.", "sr", "sr.", "ii", "iii", "iv"})
+_LEFT = r"(?<![^\W_])"
+_RIGHT = r"(?![^\W_])"
+_MIN_ID = 4
+
+
+@dataclass(frozen=True)
+class KnownIdentifiers:
+    """The file's own identifying values, by kind."""
+
+    names: tuple[str, ...] = ()         # person names as in PN values: "SMITH^JOHN^A", "John Smith"
+    ids: tuple[str, ...] = ()           # patient IDs, accession numbers, other IDs, study IDs
+    dates: tuple[str, ...] = ()         # DA/DT values of the file, e.g. "20140321"
+    institutions: tuple[str, ...] = ()  # institution, department and station names
+    addresses: tuple[str, ...] = ()     # patient/institution addresses (free text)
+    phones: tuple[str, ...] = ()
+    other: tuple[str, ...] = ()         # anything else to remove verbatim
+
+    @classmethod
+    def from_dataset(cls, ds) -> KnownIdentifiers:
+        """Collect from the dataset and every nested sequence item: every person name (PN),
+        date (DA) and date-time (DT), and the values of the ID, institution, address and
+        telephone attributes listed in this module.  Empty values and placeholders are left
+        out; values that cannot be read are skipped (the residual check still sees them)."""
+        found: dict[str, dict[str, None]] = {f.name: {} for f in fields(cls)}
+        for kind, value in _walk(ds):
+            value = value.strip(" \x00")
+            if value.upper() not in PLACEHOLDERS:
+                found[kind][value] = None
+        return cls(**{kind: tuple(values) for kind, values in found.items()})
+
+
+#: Attribute keyword -> the kind of value it holds (PN, DA and DT are found by VR).
+KEYWORD_KINDS = {
+    **dict.fromkeys(("PatientID", "OtherPatientIDs", "AccessionNumber", "StudyID",
+                     "MedicalRecordLocator", "AdmissionID", "ServiceEpisodeID", "RequestedProcedureID",
+                     "ScheduledProcedureStepID", "PerformedProcedureStepID",
+                     "PlacerOrderNumberImagingServiceRequest", "FillerOrderNumberImagingServiceRequest",
+                     "PlacerOrderNumberProcedure", "FillerOrderNumberProcedure", "DeviceSerialNumber",
+                     "InsurancePlanIdentification"), "ids"),
+    **dict.fromkeys(("InstitutionName", "InstitutionalDepartmentName", "StationName",
+                     "ResponsibleOrganization", "IssuerOfPatientID", "LocalNamespaceEntityID"),
+                    "institutions"),
+    **dict.fromkeys(("PatientAddress", "InstitutionAddress", "ReferringPhysicianAddress",
+                     "PersonAddress"), "addresses"),
+    **dict.fromkeys(("PatientTelephoneNumbers", "ReferringPhysicianTelephoneNumbers",
+                     "PersonTelephoneNumbers", "PatientTelecomInformation", "PersonTelecomInformation"),
+                    "phones"),
+}
+_VR_KINDS = {"PN": "names", "DA": "dates", "DT": "dates"}
+#: What converting a broken raw element raises in pydicom (bad lengths, bad encodings, ...).
+_UNREADABLE = (BytesLengthException, struct.error, ValueError, TypeError, KeyError, AttributeError,
+               UnicodeError, OverflowError, LookupError)
+
+
+def _values(value) -> Iterator[str]:
+    if value is None:
+        return
+    items = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
+    for item in items:
+        if isinstance(item, bytes):
+            item = item.decode("latin-1")
+        text = str(item)
+        yield from (part for part in text.split("\\") if part.strip(" \x00"))
+
+
+def _walk(ds) -> Iterator[tuple[str, str]]:
+    for tag in list(ds.keys()):
+        try:
+            elem = ds[tag]
+        except _UNREADABLE:  # a value pydicom cannot convert: nothing to collect from it
+            continue
+        if elem.VR == "SQ":
+            for item in elem.value or []:
+                yield from _walk(item)
+            continue
+        kind = _VR_KINDS.get(elem.VR) or KEYWORD_KINDS.get(elem.keyword)
+        if kind is None:
+            continue
+        try:
+            values = list(_values(elem.value))
+        except _UNREADABLE:
+            continue
+        for value in values:
+            yield kind, value
+
+
+# --- person names --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Person:
+    family: str
+    given: str = ""
+    middle: str = ""
+
+
+def _clean_component(part: str) -> str:
+    """The component with blanks normalised; "" for a placeholder ("NAME", "Last Name")."""
+    words = part.split()
+    return "" if all(w.upper() in PLACEHOLDERS for w in words) else " ".join(words)
+
+
+def parse_person(value: str) -> list[Person]:
+    """The people a PN value or a written name stands for (one per "=" component group)."""
+    people = []
+    for group in value.split("="):
+        group = _DEGREE_SUFFIX.sub("", _TITLE_PREFIX.sub("", group.strip()))
+        if not group:
+            continue
+        if "^" in group:
+            parts = [_clean_component(p) for p in (group.split("^") + [""] * 3)[:3]]
+            family, given, middle = parts
+        elif "," in group:
+            family, _, rest = group.partition(",")
+            words = [w for w in rest.split() if w.lower().strip(".") not in _CREDENTIALS]
+            family = _clean_component(family)
+            given = _clean_component(words[0]) if words else ""
+            middle = _clean_component(" ".join(words[1:]))
+        else:
+            words = [w for w in group.split() if w.lower().strip(".") not in _TITLES]
+            words = [w for w in words if w.lower().strip(",") not in _CREDENTIALS]
+            words = [_clean_component(w.strip(",")) for w in words]
+            words = [w for w in words if w]
+            if not words:
+                continue
+            family = words[-1]
+            given = words[0] if len(words) > 1 else ""
+            middle = " ".join(words[1:-1])
+        if family or given:
+            people.append(Person(family or given, given if family else "", middle))
+    return people
+
+
+def _words(component: str) -> str:
+    """Regex for a (possibly multi-word or hyphenated) name component."""
+    return r"[ \t\-]+".join(re.escape(w) for w in re.split(r"[\s\-]+", component.strip()) if w)
+
+
+def _initial(component: str) -> str:
+    return "(?-i:" + re.escape(component[0].upper()) + ")"
+
+
+def _standalone(component: str) -> str | None:
+    letters = sum(c.isalpha() for c in component)
+    if letters < 2 or component.upper() in PLACEHOLDERS or is_clinical(component):
+        return None
+    if letters < 4:
+        forms = {component.title(), component.upper()}
+        return "(?-i:" + "|".join(_words(f) for f in sorted(forms)) + ")"
+    return _words(component)
+
+
+def name_forms(value: str) -> tuple[list[str], list[str], list[str]]:
+    """(full forms, single components, initials) for one name value; the first two are
+    case-insensitive regexes, the initials case-sensitive."""
+    forms: list[str] = []
+    components: list[str] = []
+    initials: list[str] = []
+    people = parse_person(value)
+    raw = value.strip().strip("^")
+    if people and ("^" in raw or "=" in raw):
+        forms.append(re.escape(raw))
+    comma = r"(?:[ \t]*,[ \t]*|[ \t]+)"
+    stop = r"(?:\.[ \t]*|[ \t]+)"
+    for person in people:
+        f = _words(person.family)
+        if person.given:
+            g, gi = _words(person.given), _initial(person.given)
+            m = (r"(?:[ \t]+(?:" + _words(person.middle) + "|" + _initial(person.middle) + r"\.?))?"
+                 if person.middle else "")
+            mi = (r"(?:" + _initial(person.middle) + stop + ")?") if person.middle else ""
+            mi_after = (r"(?:[ \t]*" + _initial(person.middle) + r"\.?)?") if person.middle else ""
+            forms += [
+                f + r"[ \t]*\^[ \t]*" + g + (r"(?:\^(?:" + _words(person.middle) + "|"
+                                              + _initial(person.middle) + "))?" if person.middle else ""),
+                g + m + r"[ \t]+" + f,
+                f + comma + g + m,
+                gi + stop + mi + f,
+                f + comma + gi + r"\.?" + mi_after + r"(?![^\W_])",
+                g + r"[ \t]+" + _initial(person.family) + r"\.",
+            ]
+            letters = person.given[0] + (person.middle[0] if person.middle else "") + person.family[0]
+            for token in {letters.upper(), (person.given[0] + person.family[0]).upper()}:
+                if token.isalpha() and not is_common(token):
+                    initials.append(re.escape(token))
+        for component in (person.family, person.given, *person.middle.split()):
+            if component and (form := _standalone(component)):
+                components.append(form)
+    return forms, components, initials
+
+
+# --- IDs, phones, institutions, addresses ---------------------------------------------------
+
+def id_form(value: str) -> str | None:
+    alnum = re.sub(r"[^0-9A-Za-z]", "", value)
+    if not alnum or is_clinical(value) or value.upper() in PLACEHOLDERS:
+        return None
+    significant = alnum.lstrip("0")
+    sep = r"[ \t\-]?"
+    if len(significant) >= _MIN_ID:
+        return r"(?:0" + sep + r")*" + sep.join(re.escape(c) for c in significant)
+    if len(alnum) >= _MIN_ID:
+        return sep.join(re.escape(c) for c in alnum)
+    return None
+
+
+def phone_forms(value: str) -> list[str]:
+    digits = re.sub(r"[^0-9]", "", value)
+    if len(digits) == 11 and digits.startswith("1"):
+        digits = digits[1:]
+    if len(digits) < 7:
+        return []
+    sep = r"[ \t().\-]*"
+    forms = [r"(?:\+?1[ \t.\-]*)?\(?" + sep.join(digits)]
+    if len(digits) == 10:
+        forms.append(sep.join(digits[3:]))
+    return forms
+
+
+_SYNONYMS = [{"saint", "st"}, {"hospital", "hosp"}, {"center", "centre", "ctr"}, {"medical", "med"},
+             {"university", "univ"}, {"street", "st"}, {"avenue", "ave", "av"}, {"road", "rd"},
+             {"terrace", "terr", "ter"}, {"parkway", "pkwy"}, {"highway", "hwy"}, {"square", "sq"},
+             {"drive", "dr"}, {"boulevard", "blvd"}, {"lane", "ln"}, {"court", "ct"}, {"place", "pl"},
+             {"suite", "ste"}, {"apartment", "apt"}, {"north", "n"}, {"south", "s"}, {"east", "e"},
+             {"west", "w"}, {"mount", "mt"}, {"department", "dept"}, {"and", "&"}]
+_SYNONYM_OF: dict[str, set[str]] = {}
+for _group in _SYNONYMS:
+    for _word in _group:
+        _SYNONYM_OF[_word] = _SYNONYM_OF.get(_word, set()) | _group
+_CONNECTORS = frozenset({"and", "of", "the", "at", "for"})
+_GENERIC_LAST = frozenset({"hospital", "hosp", "clinic", "center", "centre", "institute", "infirmary",
+                           "healthcare", "klinikum", "klinik"})
+_JOIN = r"(?:[\W_]+(?:and|of|the|at|for|&)(?![^\W_]))*[\W_]{0,4}"
+
+
+def _word_alternatives(word: str) -> str:
+    group = _SYNONYM_OF.get(word.lower())
+    if group:
+        return "(?:" + "|".join(re.escape(w) for w in sorted(group, key=len, reverse=True)) + ")"
+    return re.escape(word)
+
+
+def _phrase(words: list[str]) -> str:
+    return _JOIN.join(_word_alternatives(w) for w in words)
+
+
+def _name_words(value: str) -> list[str]:
+    return [w for w in re.findall(r"[^\W_]+", value) if w.lower() not in _CONNECTORS]
+
+
+def institution_forms(value: str) -> tuple[list[str], list[str]]:
+    """(case-insensitive forms, case-sensitive acronyms) of an institution-like name."""
+    words = _name_words(value)
+    if sum(len(w) for w in words) < _MIN_ID or all(is_common(w) or w.lower() in _GENERIC_LAST
+                                                   for w in words):
+        return [], []
+    forms = [_phrase(words)]
+    if words[0].lower() == "the" and len(words) > 1:
+        forms.append(_phrase(words[1:]))
+    if len(words) >= 3 and words[-1].lower() in _GENERIC_LAST:
+        head = words[:-1]
+        if not all(is_common(w) for w in head):
+            forms.append(_phrase(head))
+    acronyms = []
+    letters = "".join(w[0] for w in words if w[0].isalpha()).upper()
+    if len(words) >= 3 and len(letters) >= 3 and not is_common(letters):
+        acronyms.append(re.escape(letters))
+    return forms, acronyms
+
+
+_STATE_WORDS = frozenset(s.lower() for s in STATE_CODES) | frozenset(s.lower() for s in STATE_NAMES)
+_ZIP = re.compile(r"(?<![0-9])[0-9]{5}(?:-[0-9]{4})?(?![0-9])")
+
+
+def address_forms(value: str) -> list[str]:
+    forms = []
+    whole = _name_words(value)
+    if len(whole) >= 2:
+        forms.append(_phrase(whole))
+    for part in re.split(r"[\^,;\n\r\\]", value):
+        part = _ZIP.sub(" ", part).strip()
+        words = _name_words(part)
+        if not words or " ".join(words).lower() in _STATE_WORDS:
+            continue
+        words = [w for w in words if w.lower() not in _STATE_WORDS] or words
+        if sum(len(w) for w in words) >= 4 and not all(is_common(w) for w in words):
+            forms.append(_phrase(words))
+    forms += [re.escape(z) for z in _ZIP.findall(value)]
+    return forms
+
+
+# --- the compiled matcher --------------------------------------------------------------------
+
+def _alternation(forms: Iterable[str], flags: int = re.IGNORECASE,
+                 left: str = _LEFT, right: str = _RIGHT) -> re.Pattern | None:
+    """One pattern trying *forms* in the order given (the first that matches at a position
+    wins, so the caller lists longer forms first)."""
+    unique = list(dict.fromkeys(forms))
+    if not unique:
+        return None
+    return re.compile(left + "(?:" + "|".join(unique) + ")" + right, flags)
+
+
+class KnownMatcher:
+    """Patterns for one file's :class:`KnownIdentifiers`, compiled once."""
+
+    def __init__(self, known: KnownIdentifiers) -> None:
+        full, components, initials = [], [], []
+        for value in known.names:
+            forms, parts, inits = name_forms(value)
+            full += forms
+            components += parts
+            initials += inits
+        inst_forms, acronyms = [], []
+        for value in known.institutions:
+            forms, acros = institution_forms(value)
+            inst_forms += forms
+            acronyms += acros
+        dates = sorted({re.escape(f) for v in known.dates for f in own_date_forms(v)}, key=len, reverse=True)
+        ids = sorted({form for form in map(id_form, known.ids) if form}, key=len, reverse=True)
+        inst_forms.sort(key=len, reverse=True)
+        other = [_phrase(_name_words(v)) if len(_name_words(v)) > 1 else re.escape(v.strip())
+                 for v in known.other if len(v.strip()) >= 3]
+        self._patterns: list[tuple[re.Pattern, str]] = [
+            (p, category) for p, category in (
+                # Every person's full forms before anyone's single components, so that "Smith,
+                # Mary" is one span even when another person of the file is also a Smith.
+                (_alternation(sorted(set(full), key=lambda f: (-len(f), f)) + components), "name"),
+                (_alternation(initials, flags=0), "name"),
+                (_alternation(ids), "id"),
+                (_alternation(dates, flags=0, left=r"(?<![\w])", right=r"(?![\w]|[.\-/][0-9])"), "date"),
+                (_alternation(inst_forms), "institution"),
+                (_alternation(acronyms, flags=0), "institution"),
+                (_alternation(f for v in known.addresses for f in address_forms(v)), "address"),
+                (_alternation((f for v in known.phones for f in phone_forms(v)), flags=0,
+                              left=r"(?<![0-9])", right=r"(?![0-9])"), "phone"),
+                (_alternation(other), "other"),
+            ) if p is not None]
+
+    def __bool__(self) -> bool:
+        return bool(self._patterns)
+
+    def find(self, text: str) -> list[Span]:
+        return [Span(m.start(), m.end(), category)
+                for pattern, category in self._patterns
+                for m in pattern.finditer(text) if m.end() > m.start()]
