@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from medveil.policy import Policy
 from medveil.pseudonym import Key, pseudonymize_id, pseudonymize_uid
@@ -29,6 +30,21 @@ class Context:
     assigned_patient_ids: dict[str, str] = field(default_factory=dict)
     counts: Counter = field(default_factory=Counter)
     events: list[tuple[str, str]] = field(default_factory=list)
+    #: The file's own identifying values, collected before the walk changes them;
+    #: the text cleaner removes them wherever they are copied into free text.
+    known: Any = None
+    #: The clean option whose sequence is being walked (content tree, graphics), if any.
+    cleaning_within: Any = None
+    _cleaner: Any = field(default=None, repr=False)
+
+    def text_cleaner(self) -> Any:
+        """The span cleaner for this file, built on first use (most files never need it)."""
+        if self._cleaner is None:
+            from medveil.text import KnownIdentifiers, TextCleaner
+
+            offset = self.date_offset if self.policy.modifies_dates else None
+            self._cleaner = TextCleaner(self.known or KnownIdentifiers(), date_offset=offset)
+        return self._cleaner
 
     def remap_uid(self, uid: str) -> str:
         """Keyed replacement for *uid*, remembered for the mapping file."""

@@ -85,6 +85,10 @@ def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
     new_pid = assigned_patient_id or pseudonymize_id(key, "patient-id", pkey, policy.patient_id_format)
     ctx = Context(policy=policy, key=key, sop_class_uid=sop_class_uid,
                   date_offset=patient_offset(key, pkey, policy.shift_range), new_patient_id=new_pid)
+    if policy.cleaners:
+        from medveil.text import KnownIdentifiers
+
+        ctx.known = KnownIdentifiers.from_dataset(ds)
     original_pid = _text(ds.get("PatientID"))
     if assigned_patient_id is not None and original_pid:
         ctx.assigned_patient_ids[original_pid] = assigned_patient_id

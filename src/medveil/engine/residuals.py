@@ -24,6 +24,7 @@ from medveil.engine.dummy import GENERATED_VALUES
 from medveil.engine.uids import is_class_keyword
 from medveil.engine.vrs import TEXT_VRS, dictionary_vr, keyword_of
 from medveil.policy import Policy
+from medveil.text.allow import is_clinical
 
 #: Top-level attributes whose values identify the patient, a person or a place.
 IDENTIFYING_KEYWORDS = (
@@ -86,12 +87,17 @@ def _parts(value) -> list[str]:
 
 def _usable(text: str) -> str | None:
     """Long enough to be specific: 4 characters, or 2 in scripts such as CJK where
-    a family name is often two characters."""
+    a family name is often two characters.  A value made only of clinical vocabulary
+    (a department called "Radiology" or "Nuclear Medicine") identifies nobody, and
+    searching for it would quarantine every description that names the specialty."""
     text = text.strip().strip("^").strip()
     long_enough = len(text) >= _MIN_LENGTH or (len(text) >= 2 and not text.isascii())
-    if long_enough and text.upper() not in GENERATED_VALUES and any(c.isalnum() for c in text):
-        return text
-    return None
+    if not long_enough or text.upper() in GENERATED_VALUES or not any(c.isalnum() for c in text):
+        return None
+    words = re.findall(r"[A-Za-z0-9]+", text)
+    if words and all(is_clinical(word) for word in words):
+        return None
+    return text
 
 
 def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Identifiers:

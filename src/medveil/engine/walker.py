@@ -99,10 +99,9 @@ def _private(ds: Dataset, tag: int, creators: dict, kept_blocks: set, ctx: Conte
         ctx.counts["X"] += 1
         return
     if decision.action == "C" and decision.origin == "private-dictionary":
-        # 'o' (offset date) entries of the private dictionary: shift like a date.
-        elem = ds[tag]
-        if decision.value == "o" and elem.VR in _DATE_SHIFTERS and ctx.policy.modifies_dates:
-            _shift(elem, ctx)
+        # 'o' (a date) and 'oi' (an integer timestamp) entries of the private
+        # dictionary move with the patient's other dates, or go.
+        if ctx.policy.modifies_dates and _shift_private(ds[tag], decision.value, ctx):
             ctx.counts["C"] += 1
             kept_blocks.add((group, block))
         else:
@@ -112,6 +111,51 @@ def _private(ds: Dataset, tag: int, creators: dict, kept_blocks: set, ctx: Conte
     _apply(ds, tag, decision, ctx, depth)
     if tag in ds:
         kept_blocks.add((group, block))
+
+
+_SECONDS_PER_DAY = 86400
+_INTEGER_VRS = {"SL": (-2**31, 2**31 - 1), "UL": (0, 2**32 - 1), "SS": (-2**15, 2**15 - 1),
+                "US": (0, 2**16 - 1), "SV": (-2**63, 2**63 - 1), "UV": (0, 2**64 - 1)}
+
+
+def _shift_private(elem, disposition: str | None, ctx: Context) -> bool:
+    """Shift a private date ('o') or Unix timestamp ('oi'); False when it cannot be done safely."""
+    if elem.is_empty:
+        return True
+    if disposition == "o":
+        if elem.VR in _DATE_SHIFTERS:
+            _shift(elem, ctx)
+            return True
+        if elem.VR in TEXT_VRS and ctx.policy.cleaners:
+            # A date written as text ("20140321", "2014-03-21 10:15"): the text cleaner
+            # shifts the dates it recognises and removes whatever else identifies.
+            cleaner = ctx.text_cleaner()
+            values = [cleaner.clean(str(v)) for v in _values(elem.value)]
+            if not all(result.categories for result in values):
+                return False  # no date found where one was promised: do not guess
+            elem.value = [result.text for result in values] if len(values) > 1 else values[0].text
+            return True
+        return False
+    if disposition == "oi":
+        delta = ctx.date_offset * _SECONDS_PER_DAY
+        if elem.VR in _INTEGER_VRS:
+            low, high = _INTEGER_VRS[elem.VR]
+            shifted = [int(v) + delta for v in _values(elem.value)]
+            if not all(low <= v <= high for v in shifted):
+                return False
+            elem.value = shifted if len(shifted) > 1 else shifted[0]
+            return True
+        if elem.VR == "IS":
+            elem.value = [str(int(v) + delta) for v in _values(elem.value)]
+            return True
+        if elem.VR in ("UN", "OB") and isinstance(elem.value, bytes) and len(elem.value) == 4:
+            # A 32-bit little-endian timestamp read without its VR (implicit VR files).
+            value = int.from_bytes(elem.value, "little", signed=True) + delta
+            if not -2**31 <= value < 2**31:
+                return False
+            elem.value = value.to_bytes(4, "little", signed=True)
+            return True
+    return False
 
 
 def _vr(ds: Dataset, tag: int) -> str:
@@ -128,6 +172,9 @@ def _unlisted(ds: Dataset, tag: int, ctx: Context, depth: int) -> None:
     # Only the VRs acted on below are converted: an element left raw is written back
     # byte for byte, which is both faster and the surest way to keep it as it was.
     vr = _vr(ds, tag)
+    if ctx.cleaning_within is not None and vr in _CLEANED_TEXT_VRS:
+        _clean_unlisted_text(ds, tag, ctx)
+        return
     if vr not in _UNLISTED_ACTED_ON:
         return
     elem = ds[tag]
@@ -153,6 +200,26 @@ def _unlisted(ds: Dataset, tag: int, ctx: Context, depth: int) -> None:
             _empty(elem)
             ctx.counts["Z"] += 1
             ctx.event("unlisted-date-emptied", elem.keyword or _tag_text(tag))
+
+
+_CLEANED_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
+REMOVED_TEXT = "(removed)"
+
+
+def _clean_unlisted_text(ds: Dataset, tag: int, ctx: Context) -> None:
+    cleaner = ctx.policy.cleaners.get(ctx.cleaning_within)
+    elem = ds[tag]
+    cleaned = cleaner(elem.keyword, elem.VR, elem.value, ctx) if cleaner is not None else None
+    if cleaned is None:
+        del ds[tag]
+        ctx.counts["X"] += 1
+        return
+    if cleaned == "" and not elem.is_empty:
+        # Text Value and its kin are Type 1 inside their content items: an item whose
+        # whole text was PHI keeps a neutral word rather than becoming invalid.
+        cleaned = REMOVED_TEXT
+    elem.value = cleaned
+    ctx.counts["C"] += 1
 
 
 def _apply(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int) -> None:
@@ -242,11 +309,28 @@ def _clean(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int) 
             return True
         return elem.VR == "TM"
     cleaner = ctx.policy.cleaners.get(decision.source or Option.CLEAN_DESCRIPTORS)
-    if cleaner is None or vr == "SQ":
+    if cleaner is None:
         return False
+    if vr == "SQ":
+        # Cleaning a sequence (a content tree, graphic annotations) means cleaning
+        # each item by the table (names replaced, dates shifted, UIDs remapped) and
+        # cleaning the free text the table does not list (Text Value, Code Meaning,
+        # Unformatted Text Value): inside such a tree, text is content.
+        outer = ctx.cleaning_within
+        ctx.cleaning_within = decision.source
+        try:
+            for item in ds[tag].value or []:
+                walk(item, ctx, depth + 1)
+        finally:
+            ctx.cleaning_within = outer
+        return True
     elem = ds[tag]
     cleaned = cleaner(elem.keyword, elem.VR, elem.value, ctx)
     if cleaned is None:
+        return False
+    if cleaned in ("", []) and not elem.is_empty:
+        # Nothing but PHI: the Basic Profile's action for this attribute says what an
+        # emptied value must become (D: a dummy for Type 1, Z: empty, X: removed).
         return False
     elem.value = cleaned
     return True

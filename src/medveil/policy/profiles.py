@@ -17,7 +17,11 @@ from dataclasses import replace
 from medveil.errors import PolicyError
 from medveil.policy.options import Option
 from medveil.policy.private_kb import load_private_kb
+from medveil.text.dicom import clean_element_value
 from medveil.policy.profile import Policy
+
+#: Options whose C actions the text cleaner carries out.
+CLEANING_OPTIONS = frozenset({Option.CLEAN_DESCRIPTORS, Option.CLEAN_STRUCTURED_CONTENT, Option.CLEAN_GRAPHICS})
 
 PROFILES: dict[str, dict] = {
     "basic": {
@@ -52,6 +56,10 @@ def get_profile(name: str, *, extra_options: frozenset[Option] = frozenset(),
         options -= {Option.RETAIN_LONG_MODIFIED_DATES}
     policy = Policy(name=name.strip().lower(), options=frozenset(options),
                     pseudonymize=dict(spec["pseudonymize"]))
+    cleaning = options & CLEANING_OPTIONS
+    if cleaning and "cleaners" not in settings:
+        # C actions clean text span by span instead of falling back to removal.
+        policy = replace(policy, cleaners={option: clean_element_value for option in sorted(cleaning, key=lambda o: o.value)})
     if Option.RETAIN_SAFE_PRIVATE in options and "private_dictionary" not in settings:
         # Retain Safe Private needs to know which private elements are safe: the TCIA
         # Private Tag Knowledge Base plus PS3.15 Table E.3.10-1, shipped with medveil.

@@ -1,0 +1,49 @@
+"""The text cleaner as the engine's C action: one attribute value at a time.
+
+The de-identification walker calls :func:`clean_element_value` for every
+attribute whose decision is C (Clean Descriptors, Clean Structured Content,
+Clean Graphics).  String values are cleaned span by span with the file's own
+identifiers (collected before the walk changed anything) and, when dates are
+retained modified, with the patient's date offset, so a date inside a
+description moves with the file's other dates.  What was removed is recorded
+as events naming the attribute and the span's category, never the text.
+
+Values of other representations (person names, numbers, binary) are not
+text to clean: returning None makes the walker fall back to the Basic
+Profile action.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pydicom.multival import MultiValue
+
+CLEANABLE_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
+
+
+class _CleaningContext(Protocol):
+    def text_cleaner(self) -> Any: ...
+
+    def event(self, category: str, detail: str) -> None: ...
+
+
+def clean_element_value(keyword: str, vr: str, value: Any, ctx: _CleaningContext) -> Any:
+    """The cleaned value (same shape: one string or a list), or None when not cleanable."""
+    if vr not in CLEANABLE_VRS:
+        return None
+    if value is None or value == "":
+        return value
+    cleaner = ctx.text_cleaner()
+    multiple = isinstance(value, (list, tuple, MultiValue))
+    values = list(value) if multiple else [value]
+    cleaned: list[str] = []
+    for item in values:
+        result = cleaner.clean(str(item))
+        for category in result.categories:
+            ctx.event("text-span-cleaned", f"{keyword or vr}: {category}")
+        cleaned.append(result.text)
+    if multiple:
+        kept = [item for item in cleaned if item]
+        return kept
+    return cleaned[0]
