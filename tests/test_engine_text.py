@@ -92,3 +92,64 @@ def test_private_dates_and_timestamps_shift_by_the_knowledge_base(key):
     shifted = out.private_block(timestamp.group, timestamp.creator)[timestamp.offset].value
     assert shifted == 1_583_830_000 + offset * 86400
     assert Option.RETAIN_SAFE_PRIVATE in policy.options
+
+
+def test_graphic_annotation_text_is_cleaned_with_clean_graphics(key):
+    ds = phi_dataset()
+    text_object = Dataset()
+    text_object.UnformattedTextValue = "L lung nodule - Smithers, Waylon"
+    annotation = Dataset()
+    annotation.TextObjectSequence = Sequence([text_object])
+    ds.GraphicAnnotationSequence = Sequence([annotation])
+    policy = get_profile("tcia", extra_options=frozenset({Option.CLEAN_GRAPHICS}))
+    out = deidentify_dataset(ds, policy, key).dataset
+    cleaned = out.GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue
+    assert cleaned.startswith("L lung nodule") and "Smithers" not in cleaned
+
+
+def test_rt_structure_set_labels_keep_clinical_names_and_lose_phi(key):
+    ds = phi_dataset()
+    ds.StructureSetLabel = "PLAN Smithers 20200310"
+    ds.StructureSetName = "PTV BOOST"
+    roi = Dataset()
+    roi.ROINumber = 1
+    roi.ROIName = "GTV PRIMARY"
+    ds.StructureSetROISequence = Sequence([roi])
+    out = deidentify_dataset(ds, get_profile("tcia"), key).dataset
+    assert out.StructureSetLabel.startswith("PLAN") and "Smithers" not in out.StructureSetLabel
+    assert "20200310" not in out.StructureSetLabel
+    assert out.StructureSetName == "PTV BOOST"
+    assert out.StructureSetROISequence[0].ROIName == "GTV PRIMARY"
+
+
+def test_all_phi_type1_value_falls_back_to_the_basic_action(key):
+    ds = phi_dataset()
+    ds.StructureSetLabel = "Waylon Smithers"
+    result = deidentify_dataset(ds, get_profile("tcia"), key)
+    assert result.dataset.StructureSetLabel not in ("", "Waylon Smithers")  # D: a dummy, never empty
+    assert ("clean-fallback", "StructureSetLabel: D") in result.events
+
+
+def test_encapsulated_documents_are_not_released(key):
+    import pytest
+    from medveil.errors import QuarantineError
+
+    ds = phi_dataset()
+    ds.EncapsulatedDocument = b"%PDF-1.4 report for Waylon Smithers"
+    with pytest.raises(QuarantineError, match="encapsulated document"):
+        deidentify_dataset(ds, get_profile("tcia"), key)
+
+
+def test_private_hash_disposition_remaps_uids_held_as_text(key):
+    from medveil.policy.private_kb import load_private_kb
+    from medveil.pseudonym import pseudonymize_uid
+
+    entry = next(e for e in load_private_kb().by_disposition("h")
+                 if not e.parents and e.creator and e.vr in ("LO", "SH", "UI"))
+    ds = phi_dataset()
+    block = ds.private_block(entry.group, entry.creator, create=True)
+    block.add_new(entry.offset, "LO", "1.2.826.0.1.3680043.8.498.777")
+    result = deidentify_dataset(ds, get_profile("tcia"), key)
+    value = result.dataset.private_block(entry.group, entry.creator)[entry.offset].value
+    assert value == pseudonymize_uid(key, "1.2.826.0.1.3680043.8.498.777")
+    assert result.uid_pairs["1.2.826.0.1.3680043.8.498.777"] == value

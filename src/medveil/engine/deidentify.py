@@ -25,6 +25,7 @@ from medveil.policy import BASIC_PROFILE_CODE, Option, Policy
 from medveil.policy.options import PIXEL_OPTIONS
 from medveil.pseudonym import Key, patient_offset, pseudonymize_id
 
+ENCAPSULATED_DOCUMENT = 0x00420011
 IMPLEMENTATION_CLASS_UID = "2.25.143132137200271179821943504715000441957"
 IMPLEMENTATION_VERSION_NAME = ("MEDVEIL_" + __version__.replace(".", "_"))[:16]
 
@@ -78,6 +79,10 @@ def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
     anywhere.
     """
     sop_class_uid = _text(ds.get("SOPClassUID"))
+    if ENCAPSULATED_DOCUMENT in ds:
+        # A PDF, CDA or 3D model carries its own text and metadata that the table's
+        # dummy replacement would only hide inside an unusable object: not released.
+        raise QuarantineError("encapsulated document (PDF, CDA, STL, ...) cannot be cleaned: not released")
     identifiers = collect_identifiers(ds, policy, sop_class_uid)
     pkey = patient_key(ds)
     if policy.sequential_patient_ids and assigned_patient_id is None:

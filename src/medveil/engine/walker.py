@@ -11,6 +11,7 @@ them, and a private creator survives only if something in its block does.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -278,6 +279,8 @@ def _apply(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int) 
         if elem.VR == "UI":
             if not ctx.policy.retains_uids:
                 _remap(elem, ctx)
+        elif decision.origin == "private-dictionary" and _remap_private_uid(elem, ctx):
+            pass
         elif elem.VR == "SQ":
             for item in elem.value or []:
                 walk(item, ctx, depth + 1)
@@ -344,6 +347,33 @@ def _shift(elem, ctx: Context) -> None:
     except InvalidValueError:
         _empty(elem)
         ctx.event("invalid-date-emptied", elem.keyword or _tag_text(elem.tag))
+
+
+_UID_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)+")
+
+
+def _remap_private_uid(elem, ctx: Context) -> bool:
+    """A private 'h' (hash UID) element stored as text or as raw bytes: remap it like a UID.
+
+    Vendors keep UIDs in LO, SH or untyped (UN) private elements; what does not
+    look like a UID is left to the caller, which empties it.
+    """
+    if ctx.policy.retains_uids:
+        return True
+    value = elem.value
+    raw = isinstance(value, (bytes, bytearray))
+    text = bytes(value).decode("latin-1").rstrip("\x00 ") if raw else value
+    values = [str(v).strip() for v in _values(text.split("\\") if raw else text)]
+    if not values or not all(_UID_TEXT.fullmatch(v) for v in values):
+        return False
+    new = "\\".join(v if is_well_known(v) else ctx.remap_uid(v) for v in values)
+    if raw:
+        encoded = new.encode("ascii")
+        elem.value = encoded + (b"\x00" if len(encoded) % 2 else b"")
+    else:
+        parts = new.split("\\")
+        elem.value = parts[0] if len(parts) == 1 else parts
+    return True
 
 
 def _remap(elem, ctx: Context) -> None:
