@@ -219,7 +219,7 @@ def synthesize(args: argparse.Namespace, synth: Path) -> None:
 
 def write_results(workdir: Path, args: argparse.Namespace, rows: list[Row], timings: dict[str, float],
                   peers: list[str]) -> str:
-    date = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    date = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     versions = {row.tool: row.version for row in rows}
     table = format_table(rows)
     head = (f"MIDI-B style scores on medveil synth (seed {args.seed}, {rows[0].total} files), {date}.\n"

@@ -11,8 +11,8 @@ The two entry points most programs need::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from medveil._version import __version__
 from medveil.engine import Result, deidentify_dataset
@@ -41,5 +41,17 @@ def deidentify_path(input: Path, output: Path, *, policy: Policy | str = "basic"
     return run(config, progress=progress, on_total=on_total)
 
 
-__all__ = ["__version__", "Result", "deidentify_dataset", "deidentify_path", "Option", "Policy",
-           "get_profile", "load_recipe", "Key", "generate_key_file", "load_key", "throwaway_key"]
+__all__ = [
+    "Key",
+    "Option",
+    "Policy",
+    "Result",
+    "__version__",
+    "deidentify_dataset",
+    "deidentify_path",
+    "generate_key_file",
+    "get_profile",
+    "load_key",
+    "load_recipe",
+    "throwaway_key",
+]

@@ -16,18 +16,25 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table as RichTable
 
 from medveil import deidentify_path
 from medveil._version import __version__
+from medveil.cli.common import console
+from medveil.cli.common import fail as _fail
 from medveil.errors import MedveilError
 from medveil.policy import PROFILES, Option, get_profile, load_recipe, load_table
 from medveil.pseudonym import generate_key_file, load_key, throwaway_key
+from medveil.quiet import silenced
 from medveil.runner.discover import discover
 from medveil.runner.dryrun import dry_run
-from medveil.quiet import silenced
-from medveil.cli.common import console, fail as _fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="De-identify DICOM files (PS3.15 Annex E) with keyed pseudonymisation.")
@@ -74,7 +81,7 @@ def profiles() -> None:
     Console().print("options: " + ", ".join(o.value for o in Option))
 
 
-def _load_key(key_file: Optional[Path], throwaway: bool):
+def _load_key(key_file: Path | None, throwaway: bool):
     if key_file is None and os.environ.get(KEY_ENV):
         key_file = Path(os.environ[KEY_ENV])
     if key_file is not None:
@@ -87,7 +94,7 @@ def _load_key(key_file: Optional[Path], throwaway: bool):
           "or pass --throwaway-key for a one-off run")
 
 
-def _policy(profile: str, recipe: Optional[Path], option: list[str], burned_in: Optional[BurnedIn]):
+def _policy(profile: str, recipe: Path | None, option: list[str], burned_in: BurnedIn | None):
     extra = frozenset(Option.parse(o) for o in option)
     if recipe is not None:
         policy = load_recipe(recipe, profile=profile, extra_options=extra)
@@ -103,16 +110,16 @@ def deidentify(
     input: Path = typer.Argument(..., exists=True, help="A DICOM file or a directory (searched recursively)."),
     output: Path = typer.Argument(..., help="The release tree: <PatientID>/<StudyUID>/<SeriesUID>/<SOPUID>.dcm."),
     profile: str = typer.Option("basic", "--profile", "-p", help=f"One of: {', '.join(PROFILES)}."),
-    key_file: Optional[Path] = typer.Option(None, "--key-file", "-k", help=f"Secret key (or set {KEY_ENV})."),
+    key_file: Path | None = typer.Option(None, "--key-file", "-k", help=f"Secret key (or set {KEY_ENV})."),
     throwaway_key_: bool = typer.Option(False, "--throwaway-key", help="Use a random key for this run only."),
-    mappings: Optional[Path] = typer.Option(
+    mappings: Path | None = typer.Option(
         None, "--mappings", help="Write uid_mapping.csv and patid_mapping.csv here (original identifiers!)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Parallel worker processes."),
-    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", exists=True, help="YAML recipe."),
+    recipe: Path | None = typer.Option(None, "--recipe", "-r", exists=True, help="YAML recipe."),
     option: list[str] = typer.Option([], "--option", "-o", help="Add an option (repeatable)."),
-    workspace: Optional[Path] = typer.Option(
+    workspace: Path | None = typer.Option(
         None, "--workspace", help="Private workspace (audit store, quarantine); default: beside OUTPUT."),
-    burned_in: Optional[BurnedIn] = typer.Option(
+    burned_in: BurnedIn | None = typer.Option(
         None, "--burned-in", help="Files presumed to carry burned-in text: quarantine (default) or pass."),
     sequential_ids: bool = typer.Option(
         False, "--sequential-ids", help="Number patients 1, 2, ... (kept in the workspace) instead of keyed IDs."),

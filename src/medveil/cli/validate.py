@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -16,15 +15,15 @@ from medveil.errors import MedveilError
 def validate(
     output_dir: Path = typer.Argument(..., help="De-identified files to score (searched recursively)."),
     answer_key: Path = typer.Option(..., "--answer-key", help="MIDI-B answer key (SQLite, table answer_data)."),
-    mappings: Optional[Path] = typer.Option(
+    mappings: Path | None = typer.Option(
         None, "--mappings", help="Folder with uid_mapping.csv and patid_mapping.csv (id_old,id_new)."),
-    original: Optional[Path] = typer.Option(
+    original: Path | None = typer.Option(
         None, "--original",
         help="The input the tool was given: mappings a tool did not write are inferred by pairing "
              "input and output files (same relative path, else identical Pixel Data)."),
     series: bool = typer.Option(False, "--series", help="Headline the series-level score."),
     instance: bool = typer.Option(False, "--instance", help="Headline the instance-level score (default)."),
-    report: Optional[Path] = typer.Option(
+    report: Path | None = typer.Option(
         None, "--report",
         help="Discrepancy CSV, one row per failed or errored check. It holds the values found, "
              "which may be PHI: keep it where the data may be kept."),
@@ -32,7 +31,11 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON on stdout."),
 ) -> None:
     """Score OUTPUT_DIR against a MIDI-B answer key: share of required actions done right."""
-    from medveil.evaluate.report import render_summary, summary_json, write_discrepancies
+    from medveil.evaluate.report import (
+        render_summary,
+        summary_json,
+        write_discrepancies,
+    )
     from medveil.evaluate.validator import ValidationSettings, validate_outputs
 
     if series and instance:

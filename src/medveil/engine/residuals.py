@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pydicom.dataset import Dataset
 from pydicom.charset import convert_encodings, decode_bytes
-from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
 from pydicom.valuerep import PersonName
 
 from medveil.engine.dummy import GENERATED_VALUES

@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-from pydicom.dataset import Dataset
 from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 

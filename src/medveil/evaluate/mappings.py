@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medveil.errors import MedveilError
-from medveil.evaluate.files import read_dataset, iter_files
+from medveil.evaluate.files import iter_files, read_dataset
 from medveil.evaluate.flatten import PIXEL_DATA, walk
 from medveil.evaluate.paths import format_path
 

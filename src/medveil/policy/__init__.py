@@ -6,5 +6,16 @@ from medveil.policy.profiles import PROFILES, get_profile
 from medveil.policy.recipe import load_recipe
 from medveil.policy.table import Table, load_table
 
-__all__ = ["BASIC_PROFILE_CODE", "OPTION_CODES", "Option", "Decision", "Policy",
-           "PrivateDictionary", "PROFILES", "get_profile", "load_recipe", "Table", "load_table"]
+__all__ = [
+           "BASIC_PROFILE_CODE",
+           "OPTION_CODES",
+           "PROFILES",
+           "Decision",
+           "Option",
+           "Policy",
+           "PrivateDictionary",
+           "Table",
+           "get_profile",
+           "load_recipe",
+           "load_table",
+]

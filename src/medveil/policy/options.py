@@ -28,11 +28,11 @@ class Option(enum.Enum):
     CLEAN_RECOGNIZABLE_VISUAL_FEATURES = "clean_recognizable_visual_features"
 
     @property
-    def code(self) -> "Code":
+    def code(self) -> Code:
         return OPTION_CODES[self]
 
     @classmethod
-    def parse(cls, text: str) -> "Option":
+    def parse(cls, text: str) -> Option:
         key = text.strip().lower().replace("-", "_")
         for option in cls:
             if option.value == key:
@@ -48,7 +48,7 @@ class Code(tuple):
 
     __slots__ = ()
 
-    def __new__(cls, value: str, meaning: str, scheme: str = "DCM") -> "Code":
+    def __new__(cls, value: str, meaning: str, scheme: str = "DCM") -> Code:
         return super().__new__(cls, (value, scheme, meaning))
 
     value = property(lambda self: self[0])

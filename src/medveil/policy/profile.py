@@ -10,8 +10,9 @@ column.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from medveil.errors import PolicyError
 from medveil.policy.iod import resolve_compound
@@ -60,7 +61,7 @@ class TagPattern:
     value: int
 
     @classmethod
-    def parse(cls, text: str) -> "TagPattern":
+    def parse(cls, text: str) -> TagPattern:
         digits = re.sub(r"[(),\s]", "", text).lower()
         if not re.fullmatch(r"[0-9a-fx]{8}", digits):
             raise PolicyError(f"not a tag pattern: {text!r}")

@@ -33,7 +33,14 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from medveil.errors import PolicyError
 from medveil.policy.options import Option
-from medveil.policy.profile import ACTIONS, Addition, Decision, Overrides, Policy, TagPattern
+from medveil.policy.profile import (
+    ACTIONS,
+    Addition,
+    Decision,
+    Overrides,
+    Policy,
+    TagPattern,
+)
 from medveil.policy.profiles import get_profile
 from medveil.pseudonym import IdFormat, ShiftRange
 

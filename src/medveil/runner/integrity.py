@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 
 from pydicom.dataset import Dataset
-from pydicom.uid import DeflatedExplicitVRLittleEndian, UID
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from medveil.errors import QuarantineError
 
