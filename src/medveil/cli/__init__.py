@@ -205,11 +205,9 @@ def _dry_run(input: Path, policy, key) -> None:
 
 def _register_subcommands() -> None:
     """Subcommands that live in their own modules add themselves to ``app``."""
-    from medveil.cli import validate
+    from medveil.cli import synth, validate
 
     validate.register(app)
-    from medveil.cli import synth
-
     synth.register(app)
 
 
