@@ -268,8 +268,12 @@ def test_generic_detectors_are_built_once_per_process(monkeypatch):
     assert clean_module.generic_detectors.cache_info().misses == built
     assert first._detectors is second._detectors
     assert calls == []  # no identifiers of the file's own: nothing to compile at all
-    TextCleaner(KNOWN)
-    assert calls  # the per-file patterns are compiled per cleaner
+    fresh = KnownIdentifiers(names=("QUIMBY^JOSEPH",), ids=("ZX-9911-42",))
+    TextCleaner(fresh)
+    assert calls  # a file's own identifiers need patterns of their own ...
+    calls.clear()
+    TextCleaner(fresh)
+    assert calls == []  # ... compiled once per process: files of a series share them
 
 
 def test_a_cleaner_handles_many_values(cleaner):

@@ -22,6 +22,7 @@ as its 15th.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -211,7 +212,13 @@ def shift_date_text(text: str, days: int) -> str | None:
 
 # --- the file's own dates -------------------------------------------------------------------
 
-def own_date_forms(value: str) -> set[str]:
+@lru_cache(maxsize=4096)
+def own_date_forms(value: str) -> frozenset[str]:
+    """Ways the DA (or DT) *value* may be written in text (cached: a series repeats its dates)."""
+    return frozenset(_own_date_forms(value))
+
+
+def _own_date_forms(value: str) -> set[str]:
     """Ways the DA (or DT) *value* may be written in text, including compact ones that the
     generic formats leave alone because, for a date not known in advance, they would match
     too much ("140321", "032114", "21/03/14")."""

@@ -32,10 +32,12 @@ import re
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 from pydicom.errors import BytesLengthException
 from pydicom.multival import MultiValue
 
+from medveil.engine.vrs import dictionary_vr, keyword_of
 from medveil.text.allow import is_clinical, is_common
 from medveil.text.dates import own_date_forms
 from medveil.text.patterns import STATE_CODES, STATE_NAMES
@@ -116,8 +118,18 @@ def _values(value) -> Iterator[str]:
         yield from (part for part in text.split("\\") if part.strip(" \x00"))
 
 
+_INTERESTING_VRS = frozenset(_VR_KINDS) | {"SQ"}
+
+
 def _walk(ds) -> Iterator[tuple[str, str]]:
     for tag in list(ds.keys()):
+        # Decide from the raw element's VR (or the dictionary's) and the keyword before
+        # converting: most elements hold nothing to collect, and converting every value
+        # of every file would cost more than the rest of the de-identification.
+        raw = ds.get_item(tag)
+        vr = (raw.VR if raw is not None else None) or dictionary_vr(int(tag)) or "UN"
+        if vr not in _INTERESTING_VRS and keyword_of(int(tag)) not in KEYWORD_KINDS:
+            continue
         try:
             elem = ds[tag]
         except _UNREADABLE:  # a value pydicom cannot convert: nothing to collect from it
@@ -202,6 +214,7 @@ def _standalone(component: str) -> str | None:
     return _words(component)
 
 
+@lru_cache(maxsize=4096)
 def name_forms(value: str) -> tuple[list[str], list[str], list[str]]:
     """(full forms, single components, initials) for one name value; the first two are
     case-insensitive regexes, the initials case-sensitive."""
@@ -243,6 +256,7 @@ def name_forms(value: str) -> tuple[list[str], list[str], list[str]]:
 
 # --- IDs, phones, institutions, addresses ---------------------------------------------------
 
+@lru_cache(maxsize=4096)
 def id_form(value: str) -> str | None:
     alnum = re.sub(r"[^0-9A-Za-z]", "", value)
     if not alnum or is_clinical(value) or value.upper() in PLACEHOLDERS:
@@ -256,6 +270,7 @@ def id_form(value: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def phone_forms(value: str) -> list[str]:
     digits = re.sub(r"[^0-9]", "", value)
     if len(digits) == 11 and digits.startswith("1"):
@@ -300,6 +315,7 @@ def _name_words(value: str) -> list[str]:
     return [w for w in re.findall(r"[^\W_]+", value) if w.lower() not in _CONNECTORS]
 
 
+@lru_cache(maxsize=4096)
 def institution_forms(value: str) -> tuple[list[str], list[str]]:
     """(case-insensitive forms, case-sensitive acronyms) of an institution-like name."""
     words = _name_words(value)
@@ -324,6 +340,7 @@ _STATE_WORDS = frozenset(s.lower() for s in STATE_CODES) | frozenset(s.lower() f
 _ZIP = re.compile(r"(?<![0-9])[0-9]{5}(?:-[0-9]{4})?(?![0-9])")
 
 
+@lru_cache(maxsize=4096)
 def address_forms(value: str) -> list[str]:
     forms = []
     whole = _name_words(value)
@@ -347,7 +364,13 @@ def _alternation(forms: Iterable[str], flags: int = re.IGNORECASE,
                  left: str = _LEFT, right: str = _RIGHT) -> re.Pattern | None:
     """One pattern trying *forms* in the order given (the first that matches at a position
     wins, so the caller lists longer forms first)."""
-    unique = list(dict.fromkeys(forms))
+    return _compiled(tuple(dict.fromkeys(forms)), flags, left, right)
+
+
+@lru_cache(maxsize=2048)
+def _compiled(unique: tuple[str, ...], flags: int, left: str, right: str) -> re.Pattern | None:
+    # Files of one series share most identifiers: compiling each alternation once per
+    # process, not once per file, is most of the cost of building a matcher.
     if not unique:
         return None
     return re.compile(left + "(?:" + "|".join(unique) + ")" + right, flags)
