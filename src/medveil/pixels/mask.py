@@ -1,0 +1,273 @@
+"""Masking burned-in text: overwrite given boxes of pixels, and nothing else.
+
+Detection (which boxes hold text) is someone else's job; this module only
+makes those pixels unreadable while every other stored sample keeps its exact
+bits, so the image stays diagnostically what it was.
+
+* Native Pixel Data (Implicit/Explicit VR Little Endian, Deflated, Explicit
+  VR Big Endian) is edited byte by byte in place, see
+  :mod:`medveil.pixels.native`.
+* RLE Lossless is decoded, masked and re-encoded under the same transfer
+  syntax, then verified by decoding again, see :mod:`medveil.pixels.rle`.
+* Every other encapsulated syntax raises :class:`MaskingNotSupported`.  Next
+  steps there: JPEG Baseline masking at the 8x8/MCU block level (replacing
+  whole blocks' DCT coefficients keeps the rest of the codestream bit-exact),
+  and lossless JPEG / JPEG-LS / JPEG 2000 via decode with pylibjpeg or GDCM
+  and lossless re-encode (or conversion to RLE Lossless, recorded in the
+  result's note).
+
+Header attributes (Burned In Annotation, a new SOP Instance UID, ...) are left
+to the caller, which knows whether the boxes covered all of the text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import UID, RLELossless
+
+from medveil.errors import InvalidValueError
+from medveil.pixels.layout import MaskingNotSupported, PixelLayout
+from medveil.pixels.native import Region, clear_high_bits, mask_native_bytes
+from medveil.pixels.rle import mask_rle
+
+__all__ = [
+    "MaskBox",
+    "MaskResult",
+    "MaskingNotSupported",
+    "clear_overlay_bits",
+    "mask_dataset",
+    "remove_icon",
+    "remove_overlays",
+]
+
+_ICON_IMAGE_SEQUENCE = 0x00880200
+
+
+@dataclass(frozen=True, slots=True)
+class MaskBox:
+    """A rectangle of pixels to mask; x2 and y2 are exclusive.
+
+    *frame* is a 0-based frame index, or ``None`` for the same place in every
+    frame (the usual case: text burned in by the modality repeats per frame).
+    """
+
+    x1: int
+    y1: int
+    x2: int
+    y2: int
+    frame: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MaskResult:
+    """What masking did.
+
+    *changed_bytes* counts bytes of the native sample representation whose
+    value differs afterwards (for RLE, of the decoded frames); a box already
+    filled with the fill value changes nothing.  *frames* is how many frames
+    had at least one box applied.
+    """
+
+    changed_bytes: int
+    frames: int
+    transfer_syntax_kept: bool
+    reencoded: bool
+    note: str
+
+
+def mask_dataset(
+    ds: Dataset,
+    boxes: Sequence[MaskBox],
+    *,
+    padding: int = 0,
+    fill: str | int = "min",
+) -> MaskResult:
+    """Overwrite the pixels inside *boxes* (grown by *padding*) with *fill*.
+
+    *fill* is ``"min"`` (the darkest value for the photometric
+    interpretation), ``"zero"`` or a stored value; see
+    :meth:`PixelLayout.fill_values`.  Boxes are clipped to the image after
+    padding.  Either the whole mask is applied or, on any error, *ds* is left
+    unchanged.
+    """
+    if not boxes:
+        return MaskResult(0, 0, True, False, "no boxes given")
+    if padding < 0:
+        raise InvalidValueError("padding must not be negative")
+    if "PixelData" not in ds:
+        for keyword in ("FloatPixelData", "DoubleFloatPixelData"):
+            if keyword in ds:
+                raise MaskingNotSupported(f"masking {keyword} is not supported")
+        raise MaskingNotSupported("the dataset has no (7FE0,0010) Pixel Data")
+
+    syntax = _transfer_syntax(ds)
+    if syntax.is_encapsulated and syntax != RLELossless:
+        raise MaskingNotSupported(
+            f"masking pixels encoded as {syntax.name} ({syntax}) is not supported yet"
+        )
+    layout = PixelLayout.from_dataset(ds)
+    values = layout.fill_values(fill)
+    regions = _regions(boxes, layout, padding)
+    frames = len({region[0] for region in regions})
+
+    if not regions:
+        return MaskResult(0, 0, True, False, "every box fell outside the image")
+
+    if not syntax.is_encapsulated:
+        element = ds["PixelData"]
+        before = bytes(element.value)
+        buffer = bytearray(before)
+        swap_ow = (
+            not syntax.is_little_endian
+            and layout.bits_allocated == 8
+            and element.VR == "OW"
+        )
+        mask_native_bytes(
+            buffer,
+            layout,
+            regions,
+            values,
+            byteorder="little" if syntax.is_little_endian else "big",
+            swap_ow=swap_ow,
+        )
+        element.value = bytes(buffer)
+        changed = _diff(before, buffer)
+        return MaskResult(
+            changed, frames, True, False, f"masked in place ({syntax.name})"
+        )
+
+    encoded, changed = mask_rle(ds, layout, regions, values)
+    ds.PixelData = encoded
+    return MaskResult(
+        changed,
+        frames,
+        True,
+        True,
+        "decoded, masked and re-encoded as RLE Lossless",
+    )
+
+
+def _diff(before: bytes, after: bytes | bytearray) -> int:
+    """Count differing bytes of two equal-length buffers."""
+    return int(
+        np.count_nonzero(
+            np.frombuffer(before, dtype=np.uint8)
+            != np.frombuffer(after, dtype=np.uint8)
+        )
+    )
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    """Return the transfer syntax the Pixel Data is encoded with, or refuse."""
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if not uid:
+        raise MaskingNotSupported("no (0002,0010) Transfer Syntax UID in the file meta")
+    uid = UID(str(uid))
+    if not uid.is_transfer_syntax:
+        raise MaskingNotSupported(f"unknown transfer syntax {uid}")
+    return uid
+
+
+def _regions(
+    boxes: Sequence[MaskBox], layout: PixelLayout, padding: int
+) -> list[Region]:
+    """Expand, clip and expand each box to one region per frame it applies to.
+
+    For YBR_FULL_422 a box is widened to whole pixel pairs, since two pixels
+    share one chroma pair and masking half a pair would leave its colour.
+    """
+    regions: list[Region] = []
+    for box in boxes:
+        if box.x2 < box.x1 or box.y2 < box.y1:
+            raise InvalidValueError("a mask box has x2 < x1 or y2 < y1")
+        if box.frame is not None and not 0 <= box.frame < layout.frames:
+            raise InvalidValueError(
+                f"mask box frame {box.frame} is outside 0..{layout.frames - 1}"
+            )
+        x1 = max(0, box.x1 - padding)
+        y1 = max(0, box.y1 - padding)
+        x2 = min(layout.columns, box.x2 + padding)
+        y2 = min(layout.rows, box.y2 + padding)
+        if layout.is_ybr_422:
+            if layout.columns % 2:
+                raise MaskingNotSupported("YBR_FULL_422 with an odd number of Columns")
+            x1 -= x1 % 2
+            x2 += x2 % 2
+        if x1 >= x2 or y1 >= y2:
+            continue
+        targets = range(layout.frames) if box.frame is None else (box.frame,)
+        regions.extend((frame, x1, y1, x2, y2) for frame in targets)
+    return regions
+
+
+def remove_overlays(ds: Dataset) -> int:
+    """Delete every overlay group (60xx, even xx 00..1E); return how many were removed.
+
+    Overlays are graphics a viewer draws over the image, and often carry the
+    same annotations as burned-in text.  The whole group goes, not only
+    (60xx,3000) Overlay Data, so no description of a removed overlay is left.
+    Overlays stored in Pixel Data's unused high bits have no (60xx,3000); their
+    group is removed too, and :func:`clear_overlay_bits` removes the bits.
+    """
+    tags = list(ds.keys())
+    groups = {
+        tag.group
+        for tag in tags
+        if 0x6000 <= tag.group <= 0x601E and tag.group % 2 == 0
+    }
+    for tag in tags:
+        if tag.group in groups:
+            del ds[tag]
+    return len(groups)
+
+
+def clear_overlay_bits(ds: Dataset) -> int:
+    """Zero the bits above HighBit (and below the stored bits) of native Pixel Data.
+
+    Old files hide overlays in those bits, out of sight of most viewers.  This
+    changes bytes *outside* any box (every pixel whose unused bits were set),
+    which is why it is a separate step from :func:`mask_dataset` rather than
+    part of it.  Returns the number of bytes changed; 0 when BitsStored equals
+    BitsAllocated.  Encapsulated Pixel Data raises :class:`MaskingNotSupported`.
+    """
+    if "PixelData" not in ds:
+        return 0
+    layout = PixelLayout.from_dataset(ds)
+    if layout.bits_stored == layout.bits_allocated:
+        return 0
+    syntax = _transfer_syntax(ds)
+    if syntax.is_encapsulated:
+        raise MaskingNotSupported(
+            f"clearing unused bits in {syntax.name} ({syntax}) is not supported"
+        )
+    buffer = bytearray(ds.PixelData)
+    changed = clear_high_bits(
+        buffer, layout, byteorder="little" if syntax.is_little_endian else "big"
+    )
+    if changed:
+        ds.PixelData = bytes(buffer)
+    return changed
+
+
+def remove_icon(ds: Dataset) -> bool:
+    """Delete every (0088,0200) Icon Image Sequence, at top level and nested.
+
+    An icon is a small copy of the image, burned-in text included, that
+    masking the main Pixel Data would not reach.  Returns whether any was found.
+    """
+    removed = False
+    if _ICON_IMAGE_SEQUENCE in ds:
+        del ds[_ICON_IMAGE_SEQUENCE]
+        removed = True
+    for tag in list(ds.keys()):
+        value = ds[tag].value
+        if isinstance(value, DicomSequence):
+            for item in value:
+                removed = remove_icon(item) or removed
+    return removed
