@@ -64,7 +64,15 @@ def sr_dataset() -> Dataset:
     when.RelationshipType = "HAS OBS CONTEXT"
     when.ValueType = "DATE"
     when.Date = "20200310"
-    ds.ContentSequence = Sequence([text, name, when])
+    code = Dataset()
+    code.CodeValue = "C0205307"  # a UMLS concept: looks like an MRN to a pattern, is not one
+    code.CodingSchemeDesignator = "UMLS"
+    code.CodeMeaning = "Normal"
+    finding = Dataset()
+    finding.RelationshipType = "CONTAINS"
+    finding.ValueType = "CODE"
+    finding.ConceptCodeSequence = Sequence([code])
+    ds.ContentSequence = Sequence([text, name, when, finding])
     return ds
 
 
@@ -76,6 +84,8 @@ def test_structured_report_text_is_cleaned_names_replaced_dates_shifted(key):
     assert "Hibbert" not in items[0].TextValue and "03/10/2020" not in items[0].TextValue
     assert str(items[1].PersonName) != PHI["ReferringPhysicianName"]
     assert items[2].Date != "20200310" and len(items[2].Date) == 8
+    assert items[3].ConceptCodeSequence[0].CodeValue == "C0205307"
+    assert items[3].ConceptCodeSequence[0].CodeMeaning == "Normal"
 
 
 def test_private_dates_and_timestamps_shift_by_the_knowledge_base(key):

@@ -173,7 +173,7 @@ def _unlisted(ds: Dataset, tag: int, ctx: Context, depth: int) -> None:
     # Only the VRs acted on below are converted: an element left raw is written back
     # byte for byte, which is both faster and the surest way to keep it as it was.
     vr = _vr(ds, tag)
-    if ctx.cleaning_within is not None and vr in _CLEANED_TEXT_VRS:
+    if ctx.cleaning_within is not None and vr in _CLEANED_TEXT_VRS and tag not in _CODED:
         _clean_unlisted_text(ds, tag, ctx)
         return
     if vr not in _UNLISTED_ACTED_ON:
@@ -204,6 +204,10 @@ def _unlisted(ds: Dataset, tag: int, ctx: Context, depth: int) -> None:
 
 
 _CLEANED_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
+#: Coded vocabulary inside content trees: identifiers of concepts, not of people
+#: ("C0205307" is a UMLS concept, not an MRN), kept exactly so the codes still resolve.
+_CODED = frozenset({0x00080100, 0x00080102, 0x00080103, 0x00080119, 0x00080120, 0x00080105,
+                    0x0008010F})  # Code Value ... Mapping Resource, Context Identifier
 REMOVED_TEXT = "(removed)"
 
 
