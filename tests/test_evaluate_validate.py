@@ -197,3 +197,16 @@ def test_pydicom_warnings_quoting_values_stay_silent(corpus, tmp_path, recwarn):
     assert outcome.exit_code == 0
     assert "SMITHERS" not in outcome.output
     assert not [w for w in recwarn if "SMITHERS" in str(w.message)]
+
+
+def test_never_crashes_on_any_file_of_the_real_corpora(corpus):
+    """Every file of pydicom's test data (truncated, big endian, deflated, odd VRs, not DICOM)
+    as 'output', paired with itself as 'input': the run completes and counts what it met."""
+    from corpora import pydicom_files
+
+    _, _, _, key = corpus
+    folder = pydicom_files()
+    result = validate_outputs(folder, key, original_dir=folder)
+    assert result.output_files > 100
+    assert result.unreadable_outputs > 0  # the corpus holds non-DICOM and broken files
+    assert result.missing_rows == result.rows  # none of them is in this key
