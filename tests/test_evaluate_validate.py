@@ -210,3 +210,20 @@ def test_never_crashes_on_any_file_of_the_real_corpora(corpus):
     assert result.output_files > 100
     assert result.unreadable_outputs > 0  # the corpus holds non-DICOM and broken files
     assert result.missing_rows == result.rows  # none of them is in this key
+
+
+def test_series_scoped_rows_run_on_every_instance_of_the_series(corpus, tmp_path):
+    import sqlite3
+
+    _, output, maps, _ = corpus
+    key = tmp_path / "series_key.db"
+    check = Check("text_removed", "<(0010,0010)>", value=PHI["PatientName"], action_text=PHI["PatientName"])
+    with sqlite3.connect(key) as db:
+        db.execute('CREATE TABLE answer_data ("index" INTEGER, scope TEXT, SeriesInstanceUID TEXT, '
+                   'SOPInstanceUID TEXT, AnswerData TEXT)')
+        db.execute("INSERT INTO answer_data VALUES (0, '<Series>', ?, '', ?)",
+                   (f"<{SERIES_UID}>", json.dumps({"0": check.to_json()})))
+    result = validate_outputs(output, key, mappings_dir=maps)
+    assert result.missing_rows == 0
+    assert [r.file for r in result.results] == ["out0.dcm", "out1.dcm"]
+    assert result.instance.overall.passed == 2

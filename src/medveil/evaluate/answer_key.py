@@ -113,6 +113,9 @@ class AnswerRow:
     group: str = ""
     digest: str = ""
     checks: tuple[Check, ...] = field(default_factory=tuple)
+    scope: str = "Instance"
+    """Row-level scope, when the key has a ``scope`` column: a Series (Study, Patient) row
+    applies to every output instance of that series (study)."""
 
 
 def write_answer_key(path: Path | str, rows: Iterable[AnswerRow]) -> int:
@@ -190,6 +193,7 @@ def _row(record: dict[str, object], position: int) -> AnswerRow:
         group=_text(record.get("group")),
         digest=_text(record.get("Digest")),
         checks=checks,
+        scope=_text(record.get("scope")) or "Instance",
     )
 
 

@@ -80,30 +80,28 @@ def _validate(output_dir: Path, answer_key: Path, mappings_dir: Path | None, ori
     claimed: set[Path] = set()
     matched = missing = unreadable_rows = 0
     for row in rows:
-        new_uid = mappings.uids.get(row.sop_instance_uid)
-        path = index.get(new_uid) if new_uid else None
-        if path is None and row.sop_instance_uid in unreadable_by_original:
-            path = unreadable_by_original[row.sop_instance_uid]
-        if path is None:
+        paths = _paths_for(row, mappings, index, unreadable_by_original)
+        if not paths:
             missing += 1
             results.extend(_result(row, None, check, missing_outcome(check)) for check in row.checks)
             continue
-        claimed.add(path)
-        relative = str(path.relative_to(output_dir))
-        target = _target(path, mappings, engines)
-        if target is None:
-            unreadable_rows += 1
-            outcome = Outcome(ERRORED, 0.0, None, "output file cannot be read as DICOM")
-            results.extend(_result(row, relative, check, outcome) for check in row.checks)
-            continue
-        matched += 1
-        results.extend(_result(row, relative, check, run_check(check, target)) for check in row.checks)
+        for path in paths:
+            claimed.add(path)
+            relative = str(path.relative_to(output_dir))
+            target = _target(path, mappings, engines)
+            if target is None:
+                unreadable_rows += 1
+                outcome = Outcome(ERRORED, 0.0, None, "output file cannot be read as DICOM")
+                results.extend(_result(row, relative, check, outcome) for check in row.checks)
+                continue
+            matched += 1
+            results.extend(_result(row, relative, check, run_check(check, target)) for check in row.checks)
 
     return ValidationResult(
         output_dir=output_dir, results=results, rows=len(rows), matched_rows=matched,
         missing_rows=missing, unreadable_rows=unreadable_rows, output_files=total,
         unreadable_outputs=len(unreadable), duplicate_outputs=duplicates,
-        unmatched_outputs=len(set(index.values()) - claimed),
+        unmatched_outputs=len(set(index.instances.values()) - claimed),
         mapping_source=mappings.source, mapping_conflicts=mappings.conflicts,
         ocr_engine="+".join(e.name for e in engines) if engines else None, ocr_note=ocr_note,
         instance=instance_scores(results), series=series_scores(results),
@@ -114,28 +112,56 @@ def _result(row: AnswerRow, file: str | None, check, outcome: Outcome) -> CheckR
     return CheckResult(row.index, row.sop_instance_uid, row.series_instance_uid, file, check, outcome)
 
 
-def _index_outputs(output_dir: Path) -> tuple[dict[str, Path], list[Path], int, int]:
-    """SOP Instance UID -> output file, the unreadable files, duplicates, all files."""
-    index: dict[str, Path] = {}
+@dataclass
+class _Index:
+    """Output files by new SOP Instance, Series and Study Instance UID."""
+
+    instances: dict[str, Path] = field(default_factory=dict)
+    series: dict[str, list[Path]] = field(default_factory=dict)
+    studies: dict[str, list[Path]] = field(default_factory=dict)
+
+
+def _index_outputs(output_dir: Path) -> tuple[_Index, list[Path], int, int]:
+    """The index of readable outputs, the unreadable files, duplicates, all files."""
+    index = _Index()
     unreadable: list[Path] = []
     duplicates = total = 0
     for path in iter_files(output_dir):
         total += 1
         ds = read_dataset(path, stop_before_pixels=True)
-        uid = _sop_uid(ds) if ds is not None else None
+        uid = _uid(ds, "SOPInstanceUID") if ds is not None else None
         if uid is None:
             unreadable.append(path)
             continue
-        if uid in index:
+        if uid in index.instances:
             duplicates += 1
             continue
-        index[uid] = path
+        index.instances[uid] = path
+        for keyword, table in (("SeriesInstanceUID", index.series), ("StudyInstanceUID", index.studies)):
+            value = _uid(ds, keyword)
+            if value:
+                table.setdefault(value, []).append(path)
     return index, unreadable, duplicates, total
 
 
-def _sop_uid(ds) -> str | None:
+def _paths_for(row: AnswerRow, mappings: Mappings, index: _Index,
+               unreadable_by_original: dict[str, Path]) -> list[Path]:
+    """The output files an answer row's checks run on (none: the row is missing)."""
+    scope = row.scope.strip().lower()
+    if scope == "series" and row.series_instance_uid:
+        return index.series.get(mappings.uids.get(row.series_instance_uid, ""), [])
+    if scope in ("study", "patient") and row.study_instance_uid:
+        return index.studies.get(mappings.uids.get(row.study_instance_uid, ""), [])
+    new_uid = mappings.uids.get(row.sop_instance_uid)
+    path = index.instances.get(new_uid) if new_uid else None
+    if path is None:
+        path = unreadable_by_original.get(row.sop_instance_uid)
+    return [path] if path is not None else []
+
+
+def _uid(ds, keyword: str) -> str | None:
     try:
-        value = ds.get("SOPInstanceUID")
+        value = ds.get(keyword)
     except Exception:
         return None
     return str(value).strip() if value else None
@@ -147,7 +173,7 @@ def _unreadable_originals(mappings: Mappings, unreadable: set[Path]) -> dict[str
     for out_path, in_path in mappings.pairs.items():
         if out_path in unreadable:
             ds = read_dataset(in_path, stop_before_pixels=True)
-            uid = _sop_uid(ds) if ds is not None else None
+            uid = _uid(ds, "SOPInstanceUID") if ds is not None else None
             if uid:
                 found[uid] = out_path
     return found
