@@ -12,7 +12,6 @@ the validator says which it used.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from medveil.errors import MedveilError
 from medveil.evaluate.files import iter_files, read_dataset
 from medveil.evaluate.flatten import PIXEL_DATA, walk
 from medveil.evaluate.paths import format_path
+from medveil.store.mappings import MappingFileError, read_pairs
 
 UID_FILE, PATID_FILE = "uid_mapping.csv", "patid_mapping.csv"
 
@@ -45,18 +45,13 @@ class Mappings:
 def read_mapping_csv(path: Path) -> dict[str, str]:
     """``id_old -> id_new`` from ``path``; the first row for an old value wins."""
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is None or [h.strip() for h in header[:2]] != ["id_old", "id_new"]:
-                raise MappingReadError(f"{path.name} must start with the header id_old,id_new")
-            mapping: dict[str, str] = {}
-            for row in reader:
-                if len(row) >= 2:
-                    mapping.setdefault(row[0].strip(), row[1].strip())
-            return mapping
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise MappingReadError(f"cannot read {path.name} ({type(exc).__name__})") from None
+        pairs = read_pairs(path, skip_blank=True)  # other tools' files may end in a blank line
+    except MappingFileError as exc:
+        raise MappingReadError(str(exc)) from None
+    mapping: dict[str, str] = {}
+    for old, new in pairs:
+        mapping.setdefault(old.strip(), new.strip())
+    return mapping
 
 
 def load_mappings(directory: Path | None) -> Mappings | None:

@@ -137,27 +137,8 @@ class MappingTable:
         path = Path(path)
         table = cls(kind or _kind_for(path))
         try:
-            # newline="" keeps line breaks inside quoted values exactly as written.
-            with open(path, encoding="utf-8", newline="") as handle:
-                text = handle.read()
-        except FileNotFoundError:
-            raise MappingFileError(f"mapping file {path.name} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise MappingFileError(
-                f"cannot read mapping file {path.name} ({type(exc).__name__})") from None
-        rows = csv.reader(io.StringIO(text, newline=""))
-        try:
-            header = next(rows, None)
-            if header is None or tuple(header) != HEADER:
-                raise MappingFileError(
-                    f"mapping file {path.name} must start with the header 'id_old,id_new'")
-            for number, row in enumerate(rows, start=2):
-                if len(row) != 2:
-                    raise MappingFileError(
-                        f"mapping file {path.name} row {number} does not have two columns")
-                table.add(row[0], row[1])
-        except csv.Error:
-            raise MappingFileError(f"mapping file {path.name} is not valid CSV") from None
+            for old, new in read_pairs(path):
+                table.add(old, new)
         except MappingCollisionError as exc:
             raise MappingCollisionError(f"mapping file {path.name}: {exc}") from None
         return table
@@ -190,6 +171,38 @@ class MappingTable:
 
     def _dump(self, path: Path) -> None:
         _atomic_write(path, self.to_csv().encode("utf-8"))
+
+
+def read_pairs(path: Path | str, *, skip_blank: bool = False) -> list[tuple[str, str]]:
+    """The (id_old, id_new) rows of a mapping file, after checking its header and shape.
+
+    Shared by medveil's own strict loading and by the validator, which reads other
+    tools' files and tolerates what a strict table would refuse (one old ID, two new).
+    """
+    path = Path(path)
+    try:
+        # newline="" keeps line breaks inside quoted values exactly as written.
+        with open(path, encoding="utf-8", newline="") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise MappingFileError(f"mapping file {path.name} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingFileError(f"cannot read mapping file {path.name} ({type(exc).__name__})") from None
+    rows = csv.reader(io.StringIO(text, newline=""))
+    pairs: list[tuple[str, str]] = []
+    try:
+        header = next(rows, None)
+        if header is None or tuple(header) != HEADER:
+            raise MappingFileError(f"mapping file {path.name} must start with the header 'id_old,id_new'")
+        for number, row in enumerate(rows, start=2):
+            if skip_blank and not row:
+                continue
+            if len(row) != 2:
+                raise MappingFileError(f"mapping file {path.name} row {number} does not have two columns")
+            pairs.append((row[0], row[1]))
+    except csv.Error:
+        raise MappingFileError(f"mapping file {path.name} is not valid CSV") from None
+    return pairs
 
 
 def load(path: Path | str, kind: str | None = None) -> MappingTable:
