@@ -104,11 +104,16 @@ def text_notnull(check: Check, target: Target) -> Outcome:
     return _verdict(found is not None and found != "", found=found)
 
 
+def expected_text(check: Check) -> str | None:
+    """The text a text check compares with: ``action_text``, else the original ``value``."""
+    return check.action_text if check.action_text is not None else check.value
+
+
 def text_retained(check: Check, target: Target) -> Outcome:
     found = _lookup(check, target)
     if not found:
         return _verdict(False, found=found)
-    expected = check.action_text if check.action_text is not None else check.value
+    expected = expected_text(check)
     if expected is None:
         return Outcome(ERRORED, 0.0, found, "the key gives no text to retain")
     passed, score = compare_text(found, expected, "retain")
@@ -119,7 +124,7 @@ def text_removed(check: Check, target: Target) -> Outcome:
     found = _lookup(check, target)
     if found is None or found == "" or found == "REMOVED":
         return _verdict(True, found=found)
-    expected = check.action_text if check.action_text is not None else check.value
+    expected = expected_text(check)
     if expected is None:
         return Outcome(ERRORED, 0.0, found, "the key gives no text to remove")
     passed, score = compare_text(found, expected, "remove")

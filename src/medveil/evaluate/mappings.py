@@ -88,7 +88,9 @@ def infer_mappings(original_dir: Path, output_dir: Path) -> Mappings:
     uid_votes: dict[str, Counter] = {}
     patid_votes: dict[str, Counter] = {}
     for out_path, in_path in sorted(pairs.items()):
-        old_ds, new_ds = read_dataset(in_path), read_dataset(out_path)
+        # Only UIDs and the Patient ID are compared: the pixels need not be read.
+        old_ds = read_dataset(in_path, stop_before_pixels=True)
+        new_ds = read_dataset(out_path, stop_before_pixels=True)
         if old_ds is None or new_ds is None:
             continue
         result.paired_files += 1

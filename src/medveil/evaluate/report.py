@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medveil.evaluate.answer_key import ACTIONS
-from medveil.evaluate.checks import PASSED
+from medveil.evaluate.checks import PASSED, expected_text
 from medveil.evaluate.score import FAMILY_WEIGHTS, Scores
 from medveil.evaluate.validator import ValidationResult
 
@@ -111,7 +111,7 @@ def write_discrepancies(result: ValidationResult, path: Path) -> int:
             if outcome.status == PASSED:
                 continue
             check = item.check
-            expected = check.action_text if check.action_text is not None else check.value
+            expected = expected_text(check)
             writer.writerow((item.file or "", item.instance, item.series, check.tag_ds, check.tag_name,
                              check.action, outcome.status, expected or "", outcome.found or "",
                              outcome.reason or ""))
