@@ -105,6 +105,36 @@ def _policy(profile: str, recipe: Path | None, option: list[str], burned_in: Bur
     return policy
 
 
+def _pixel_settings(policy, pixel_policy, pixel_scan, ocr, pixel_rules, overlays, pixel_padding):
+    changes = {}
+    if pixel_policy is not None:
+        changes["policy"] = pixel_policy
+    if pixel_scan is not None:
+        changes["scan"] = pixel_scan
+    if ocr is not None:
+        changes["engines"] = tuple(e.strip() for e in ocr.split(",") if e.strip())
+    if pixel_rules is not None:
+        changes["rules_file"] = str(pixel_rules.resolve())
+    if overlays is not None:
+        changes["overlays"] = overlays
+    if pixel_padding is not None:
+        changes["padding"] = pixel_padding
+    if not changes:
+        return policy
+    if not policy.cleans_pixels:
+        _fail("pixel settings need the Clean Pixel Data option: add -o clean_pixel_data (the tcia profile has it)")
+    pixels = replace(policy.pixels, **changes)
+    if "engines" in changes:
+        from medveil.pixels.ocr import OcrUnavailable, available_engines
+
+        try:
+            for engine in pixels.engines:
+                available_engines(engine)
+        except OcrUnavailable as exc:
+            _fail(str(exc))
+    return replace(policy, pixels=pixels)
+
+
 @app.command()
 def deidentify(
     input: Path = typer.Argument(..., exists=True, help="A DICOM file or a directory (searched recursively)."),
@@ -121,6 +151,22 @@ def deidentify(
         None, "--workspace", help="Private workspace (audit store, quarantine); default: beside OUTPUT."),
     burned_in: BurnedIn | None = typer.Option(
         None, "--burned-in", help="Files presumed to carry burned-in text: quarantine (default) or pass."),
+    pixel_policy: Optional[str] = typer.Option(
+        None, "--pixel-policy", help="With clean_pixel_data: auto (default), all-text or phi-only."),
+    pixel_scan: Optional[str] = typer.Option(
+        None, "--pixel-scan", help="With clean_pixel_data: all (default: OCR every image) or flagged "
+        "(only images presumed to carry burned-in text; faster, trusts the header)."),
+    ocr: Optional[str] = typer.Option(
+        None, "--ocr", help="OCR engines, comma-separated: rapidocr (default), tesseract, auto (all installed)."),
+    pixel_rules: Optional[Path] = typer.Option(
+        None, "--pixel-rules", exists=True, dir_okay=False, help="Your devices' known text locations (YAML/JSON)."),
+    overlays: Optional[str] = typer.Option(
+        None, "--overlays", help="With clean_pixel_data: remove overlays with text (default), all, or keep."),
+    pixel_padding: Optional[int] = typer.Option(
+        None, "--pixel-padding", min=0, help="Grow each masked box by this many pixels (default 2)."),
+    verify: bool = typer.Option(
+        False, "--verify", help="Rescan every output (header, overlays, OCR of pixels); quarantine what still "
+        "looks like PHI."),
     sequential_ids: bool = typer.Option(
         False, "--sequential-ids", help="Number patients 1, 2, ... (kept in the workspace) instead of keyed IDs."),
     record_originals: bool = typer.Option(
@@ -134,6 +180,9 @@ def deidentify(
         policy = _policy(profile, recipe, option, burned_in)
         if sequential_ids:
             policy = replace(policy, sequential_patient_ids=True)
+        policy = _pixel_settings(policy, pixel_policy, pixel_scan, ocr, pixel_rules, overlays, pixel_padding)
+        if verify:
+            policy = replace(policy, verify=True)
         key = _load_key(key_file, throwaway_key_)
         if dry:
             _dry_run(input, policy, key)
@@ -205,10 +254,11 @@ def _dry_run(input: Path, policy, key) -> None:
 
 def _register_subcommands() -> None:
     """Subcommands that live in their own modules add themselves to ``app``."""
-    from medveil.cli import synth, validate
+    from medveil.cli import synth, validate, verify
 
     validate.register(app)
     synth.register(app)
+    verify.register(app)
 
 
 _register_subcommands()

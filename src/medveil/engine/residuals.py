@@ -63,6 +63,8 @@ class Identifiers:
 
     whole: re.Pattern | None
     any: re.Pattern | None
+    #: The values and name components themselves, for checks made later (medveil.verify).
+    words: frozenset[str] = frozenset()
 
     def find_in(self, text: str, *, whole_only: bool = False) -> bool:
         pattern = self.whole if whole_only else self.any
@@ -121,7 +123,7 @@ def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Iden
             if pieces and (text := _usable(pieces[0])):
                 whole.add(text)
             parts.update(t for piece in pieces[1:] if (t := _usable(piece)))
-    return Identifiers(whole=_pattern(whole), any=_pattern(whole | parts))
+    return Identifiers(whole=_pattern(whole), any=_pattern(whole | parts), words=frozenset(whole | parts))
 
 
 def find_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str]) -> list[str]:

@@ -121,6 +121,28 @@ def _examine_frame(
     return merge_boxes([box for box in clipped if box.area > 0])
 
 
+def detect_in_image(
+    image: np.ndarray,
+    *,
+    engines: Sequence[str | OcrEngine] | str | None = None,
+    min_confidence: float = 0.5,
+) -> list[TextBox]:
+    """Merged text boxes in one 8-bit greyscale image (an overlay plane, an icon).
+
+    The image is enlarged when small and read in both polarities; boxes are
+    in the image's own coordinates, frame 0.
+    """
+    readers = _resolve_engines(engines)
+    factor = upscale_factor(image.shape)
+    enlarged = _enlarge(np.ascontiguousarray(image, dtype=np.uint8), factor)
+    found: list[TextBox] = []
+    for candidate in (_dark_on_light(enlarged), 255 - _dark_on_light(enlarged)):
+        for engine in readers:
+            found.extend(_read_tiled(candidate, engine, factor, min_confidence))
+    height, width = image.shape[:2]
+    return merge_boxes([box for box in (_clip(b, width, height) for b in found) if box.area > 0])
+
+
 def upscale_factor(shape: tuple[int, ...]) -> int:
     """How much to enlarge a view so its text is tall enough to read.
 

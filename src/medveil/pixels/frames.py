@@ -96,7 +96,7 @@ def display_view(frame: np.ndarray, ds: Dataset) -> np.ndarray:
         grey = _stretch(to_grey(frame), *_range(to_grey(frame), 0.0, 100.0))
     else:
         grey = _windowed(frame, ds)
-        if grey is not None and _mostly_clipped(grey):
+        if grey is not None and (_mostly_clipped(grey) or _too_flat(grey)):
             grey = None  # the window does not fit the stored values (e.g. an 8-bit capture in a 16-bit object)
         if grey is None:
             data = frame.astype(np.float64)
@@ -160,6 +160,14 @@ def _windowed(frame: np.ndarray, ds: Dataset) -> np.ndarray | None:
 def _mostly_clipped(grey: np.ndarray, share: float = 0.9) -> bool:
     """Whether nearly every pixel sits at black or white: a window that shows nothing."""
     return grey.size > 0 and float(np.mean((grey == 0) | (grey == 255))) > share
+
+
+def _too_flat(grey: np.ndarray, levels: float = 32.0) -> bool:
+    """Whether nearly all pixels fall within a few grey levels: a window far from the stored values."""
+    if grey.size == 0:
+        return False
+    low, high = np.percentile(grey, [0.5, 99.5])
+    return float(high - low) < levels
 
 
 def _lut_range(ds: Dataset) -> tuple[float, float]:

@@ -9,12 +9,14 @@ bits, so the image stays diagnostically what it was.
   :mod:`medveil.pixels.native`.
 * RLE Lossless is decoded, masked and re-encoded under the same transfer
   syntax, then verified by decoding again, see :mod:`medveil.pixels.rle`.
-* Every other encapsulated syntax raises :class:`MaskingNotSupported`.  Next
-  steps there: JPEG Baseline masking at the 8x8/MCU block level (replacing
-  whole blocks' DCT coefficients keeps the rest of the codestream bit-exact),
-  and lossless JPEG / JPEG-LS / JPEG 2000 via decode with pylibjpeg or GDCM
-  and lossless re-encode (or conversion to RLE Lossless, recorded in the
-  result's note).
+* Every other encapsulated syntax is decoded (pylibjpeg's plugins), masked
+  as native data and re-encoded losslessly: in its own transfer syntax where
+  pydicom has an encoder for it (JPEG 2000 Lossless), otherwise as RLE
+  Lossless.  Lossy syntaxes (JPEG Baseline, JPEG 2000) are stored
+  uncompressed after masking: compressing them again would lose more, and
+  decoding once loses nothing that was not already lost.  Either way the
+  change of transfer syntax is reported in the result (``transfer_syntax_kept``
+  and ``note``), never made silently.
 
 Header attributes (Burned In Annotation, a new SOP Instance UID, ...) are left
 to the caller, which knows whether the boxes covered all of the text.
@@ -22,15 +24,25 @@ to the caller, which knows whether the boxes covered all of the text.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import UID, RLELossless
+from pydicom.uid import (
+    UID,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+    JPEG2000Lossless,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
+)
 
-from medveil.errors import InvalidValueError
+from medveil.errors import InvalidValueError, safe_reason
 from medveil.pixels.layout import MaskingNotSupported, PixelLayout
 from medveil.pixels.native import Region, clear_high_bits, mask_native_bytes
 from medveil.pixels.rle import mask_rle
@@ -46,6 +58,9 @@ __all__ = [
 ]
 
 _ICON_IMAGE_SEQUENCE = 0x00880200
+#: Encapsulated syntaxes whose decoded pixels are exactly what was encoded.
+LOSSLESS_SYNTAXES = frozenset({RLELossless, JPEGLossless, JPEGLosslessSV1, JPEGLSLossless,
+                               JPEG2000Lossless, HTJ2KLossless, HTJ2KLosslessRPCL})
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +122,10 @@ def mask_dataset(
 
     syntax = _transfer_syntax(ds)
     if syntax.is_encapsulated and syntax != RLELossless:
-        raise MaskingNotSupported(
-            f"masking pixels encoded as {syntax.name} ({syntax}) is not supported yet"
-        )
+        return _mask_decoded(ds, boxes, syntax, padding=padding, fill=fill)
     layout = PixelLayout.from_dataset(ds)
+    if fill == "min" and layout.photometric == "PALETTE COLOR":
+        fill = _darkest_palette_index(ds)
     values = layout.fill_values(fill)
     regions = _regions(boxes, layout, padding)
     frames = len({region[0] for region in regions})
@@ -150,6 +165,83 @@ def mask_dataset(
         True,
         "decoded, masked and re-encoded as RLE Lossless",
     )
+
+
+def _darkest_palette_index(ds: Dataset) -> int:
+    """The stored value a palette maps to its darkest colour: 'min' for PALETTE COLOR."""
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        descriptor = ds.RedPaletteColorLookupTableDescriptor
+        entries = int(descriptor[0]) or 65536
+        first = int(descriptor[1])
+        indices = np.arange(first, first + entries, dtype=np.uint16 if ds.BitsAllocated > 8 else np.uint8)
+        colours = apply_color_lut(indices, ds).astype(np.int64).sum(axis=-1)
+    except Exception as exc:  # noqa: BLE001  (missing or malformed palette)
+        raise MaskingNotSupported("the palette cannot be read to find its darkest entry: "
+                                  + safe_reason(exc)) from None
+    return int(indices[int(np.argmin(colours))])
+
+
+def _mask_decoded(
+    ds: Dataset,
+    boxes: Sequence[MaskBox],
+    syntax: UID,
+    *,
+    padding: int,
+    fill: str | int,
+) -> MaskResult:
+    """Decode encapsulated Pixel Data, mask it natively, re-encode losslessly.
+
+    Works on a copy, so *ds* is only touched once everything succeeded.
+    """
+    work = copy.deepcopy(ds)
+    try:
+        work.decompress(generate_instance_uid=False, as_rgb=True)
+    except Exception as exc:  # noqa: BLE001  (codecs raise many types for bad data)
+        raise MaskingNotSupported(
+            f"{syntax.name} Pixel Data could not be decoded: " + safe_reason(exc)
+        ) from None
+    result = mask_dataset(work, boxes, padding=padding, fill=fill)
+    note = _reencode(work, syntax)
+    _adopt_pixels(ds, work)
+    kept = _transfer_syntax(ds) == syntax
+    return MaskResult(result.changed_bytes, result.frames, kept, True, note)
+
+
+def _reencode(ds: Dataset, original: UID) -> str:
+    """Compress masked native *ds* without further loss; say what was done."""
+    if original in LOSSLESS_SYNTAXES:
+        for target in (original, RLELossless):
+            try:
+                ds.compress(target, generate_instance_uid=False)
+            except Exception:  # noqa: BLE001  (no encoder for it, or the layout is not allowed)
+                continue
+            if target == original:
+                return f"decoded, masked and re-encoded as {original.name}"
+            return (f"decoded, masked and re-encoded as RLE Lossless (no encoder for "
+                    f"{original.name})")
+        return f"decoded from {original.name}, masked and stored uncompressed (lossless)"
+    return (f"decoded from lossy {original.name}, masked and stored uncompressed "
+            "(not compressed again, so nothing more is lost)")
+
+
+def _adopt_pixels(ds: Dataset, work: Dataset) -> None:
+    """Copy the re-encoded Pixel Data and every attribute decoding changed into *ds*."""
+    for keyword in ("PixelData", "PhotometricInterpretation", "PlanarConfiguration",
+                    "LossyImageCompression", "LossyImageCompressionRatio",
+                    "LossyImageCompressionMethod", "BitsAllocated", "BitsStored", "HighBit",
+                    "SamplesPerPixel", "PixelRepresentation"):
+        if keyword in work:
+            ds[keyword] = work[keyword]
+        elif keyword in ds:
+            del ds[keyword]
+    # Encapsulated-only attributes describe fragments that no longer exist.
+    for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
+        if keyword in ds and keyword not in work:
+            del ds[keyword]
+    ds.file_meta.TransferSyntaxUID = work.file_meta.TransferSyntaxUID
+    ds["PixelData"].is_undefined_length = work["PixelData"].is_undefined_length
 
 
 def _diff(before: bytes, after: bytes | bytearray) -> int:

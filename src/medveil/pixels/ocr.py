@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -134,6 +135,19 @@ def _tessdata_path() -> str | None:
     return None
 
 
+#: Engines added by name at run time (a site's own OCR, or a scripted one in tests).
+_REGISTERED: dict[str, Callable[[], OcrEngine]] = {}
+
+
+def register_engine(name: str, factory: Callable[[], OcrEngine]) -> None:
+    """Make ``factory()`` the engine called *name* (lower case) in this process."""
+    key = name.strip().lower()
+    if key in ("auto", *ENGINES):
+        raise ValueError(f"{name!r} names a built-in engine")
+    _REGISTERED[key] = factory
+    get_engine.cache_clear()
+
+
 @functools.cache
 def get_engine(name: str = "auto") -> OcrEngine:
     """The engine called ``name``; ``auto`` takes Tesseract, else RapidOCR.
@@ -154,6 +168,8 @@ def get_engine(name: str = "auto") -> OcrEngine:
         return TesseractEngine()
     if choice == "rapidocr":
         return RapidOcrEngine()
+    if choice in _REGISTERED:
+        return _REGISTERED[choice]()
     raise OcrUnavailable(f"unknown OCR engine {name!r}; choose auto, {', '.join(ENGINES)}")
 
 

@@ -105,6 +105,45 @@ Cleaner = Callable[[str, str, Any, Any], Any]
 
 
 @dataclass(frozen=True)
+class PixelSettings:
+    """How the Clean Pixel Data option finds and masks burned-in text.
+
+    ``policy``: ``auto`` (``all-text`` for objects that carry burned-in
+    annotation by nature or say they do, ``phi-only`` for the rest),
+    ``all-text`` or ``phi-only``.  ``scan``: ``all`` reads every image;
+    ``flagged`` only those presumed to carry burned-in text (modality, SOP
+    Class, Burned In Annotation), which is much faster on CT/MR series but
+    trusts the header.  ``engines``: OCR engines (``rapidocr``,
+    ``tesseract``, ``auto`` for every installed one).  ``padding`` grows each
+    box by that many pixels.  ``overlays``: ``text`` removes overlay planes
+    OCR reads text in, ``all`` removes every overlay, ``keep`` none.
+    ``rules_file``: a site's known-location rules, used beside the shipped
+    ones unless ``shipped_rules`` is off.
+    """
+
+    policy: str = "auto"
+    scan: str = "all"
+    engines: tuple[str, ...] = ("rapidocr",)
+    min_confidence: float = 0.5
+    padding: int = 2
+    fill: str = "min"
+    overlays: str = "text"
+    shipped_rules: bool = True
+    rules_file: str | None = None
+
+    def __post_init__(self) -> None:
+        checks = {"policy": ("auto", "all-text", "phi-only"), "scan": ("all", "flagged"),
+                  "overlays": ("text", "all", "keep")}
+        for name, allowed in checks.items():
+            if getattr(self, name) not in allowed:
+                raise PolicyError(f"pixel {name} must be one of {', '.join(allowed)}")
+        if self.padding < 0 or not 0.0 <= self.min_confidence <= 1.0:
+            raise PolicyError("pixel padding must be >= 0 and min_confidence within 0..1")
+        if not self.engines:
+            raise PolicyError("at least one OCR engine is needed to clean pixel data")
+
+
+@dataclass(frozen=True)
 class Policy:
     name: str
     options: frozenset[Option]
@@ -120,8 +159,14 @@ class Policy:
     #: Template for Patient's Name; "{patient_id}" is the new Patient ID.
     patient_name: str = "{patient_id}"
     shift_range: ShiftRange = ShiftRange()
-    #: Files known to carry burned-in text: "quarantine" or "pass".
+    #: Files known to carry burned-in text, when the Clean Pixel Data option is off:
+    #: "quarantine" or "pass".
     burned_in: str = "quarantine"
+    #: How the Clean Pixel Data option works, when it is on.
+    pixels: PixelSettings = field(default_factory=PixelSettings)
+    #: Rescan each object after cleaning (header, overlays, OCR of pixels) and
+    #: quarantine it when PHI is still found (``deidentify --verify``).
+    verify: bool = False
     private_dictionary: PrivateDictionary | None = None
     cleaners: dict[Option, Cleaner] = field(default_factory=dict)
     table: Table = field(default_factory=load_table)
@@ -132,6 +177,10 @@ class Policy:
         if self.burned_in not in {"quarantine", "pass"}:
             raise PolicyError("burned_in must be 'quarantine' or 'pass'")
         object.__setattr__(self, "_cache", {})
+
+    @property
+    def cleans_pixels(self) -> bool:
+        return Option.CLEAN_PIXEL_DATA in self.options
 
     @property
     def modifies_dates(self) -> bool:

@@ -18,7 +18,8 @@ attributes, and sets the pseudonym formats.  Example::
     patient_id: {prefix: "MV", digits: 10}     # sequential: true numbers patients MV0000000001, ...
     patient_name: "{patient_id}"
     date_shift: {min_days: -730, max_days: -30}
-    burned_in: quarantine
+    burned_in: quarantine                      # when clean_pixel_data is off
+    pixels: {policy: phi-only, scan: all, engines: [rapidocr], padding: 2, overlays: text}
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from medveil.pseudonym import IdFormat, ShiftRange
 _PRIVATE_SIG = re.compile(r'^\(\s*([0-9A-Fa-f]{4})\s*,\s*"([^"]*)"\s*,\s*([0-9A-Fa-f]{2})\s*\)$')
 _EXACT_TAG = re.compile(r"^\(?\s*([0-9A-Fa-f]{4})\s*,?\s*([0-9A-Fa-f]{4})\s*\)?$")
 _KNOWN_KEYS = {"profile", "options", "actions", "add", "pseudonymize", "patient_id", "other_id",
-               "patient_name", "date_shift", "burned_in"}
+               "patient_name", "date_shift", "burned_in", "pixels"}
 _PSEUDONYM_KINDS = {"PatientID": "patient-id", "AccessionNumber": "accession", "StudyID": "study-id"}
 
 
@@ -161,4 +162,13 @@ def apply_recipe_settings(policy: Policy, data: dict) -> Policy:
         settings["patient_name"] = template
     if "burned_in" in data:
         settings["burned_in"] = str(data["burned_in"])
+    if "pixels" in data:
+        spec = dict(data["pixels"] or {})
+        if "engines" in spec:
+            engines = spec["engines"]
+            spec["engines"] = tuple([engines] if isinstance(engines, str) else engines)
+        try:
+            settings["pixels"] = replace(policy.pixels, **spec)
+        except TypeError as exc:
+            raise PolicyError(f"recipe pixels setting invalid: {exc}") from None
     return replace(policy, **settings)

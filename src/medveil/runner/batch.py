@@ -210,6 +210,8 @@ class _Coordinator:
             for category, detail in outcome.events:
                 self.summary.events[category] += 1
                 self.store.add_event(self.summary.run_id, outcome.input_ref, category, detail)
+            if outcome.fingerprints:
+                self.store.add_fingerprints(self.config.key.fingerprint(), outcome.fingerprints)
             self.record(outcome.input_ref, path, status, None, input_sha256=outcome.input_sha256,
                         output_relpath=outcome.relpath, output_sha256=outcome.output_sha256)
 

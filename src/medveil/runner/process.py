@@ -10,6 +10,7 @@ half-written file under its final name.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections import Counter
@@ -27,13 +28,17 @@ from pydicom.uid import (
 
 from medveil.engine import deidentify_dataset
 from medveil.errors import QuarantineError, safe_reason
-from medveil.policy import Policy
+from medveil.pixels.clean import PixelReport, clean_pixels, region_records
+from medveil.policy import Option, Policy
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
 from medveil.runner.burned_in import burned_in_reason
 from medveil.runner.integrity import check_complete
+from medveil.text import KnownIdentifiers
+from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset
 
 TMP_PREFIX = ".medveil-tmp-"
+PIXEL_DATA = 0x7FE00010
 _PATH_SAFE = re.compile(r"[^0-9A-Za-z._-]")
 
 
@@ -62,6 +67,8 @@ class Outcome:
     patient_pairs: dict[str, str] = field(default_factory=dict)
     counts: Counter = field(default_factory=Counter)
     events: list[tuple[str, str]] = field(default_factory=list)
+    #: Keyed fingerprints of the input's identifiers, for ``medveil verify`` later.
+    fingerprints: list[str] = field(default_factory=list)
 
 
 def _component(value: str) -> str:
@@ -114,11 +121,20 @@ def _process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
             raise QuarantineError("not a composite instance (no SOP Class/Instance UID)")
         pixels_before = check_complete(data, ds)
         reason = burned_in_reason(ds)
-        if reason and policy.burned_in == "quarantine":
-            raise QuarantineError(f"may carry burned-in text ({reason}); pixel cleaning is not "
-                                  "available, use --burned-in pass to release it anyway")
         _ensure_file_meta(ds)
-        result = deidentify_dataset(ds, policy, key, assigned_patient_id=job.patient_id)
+        words = identifier_words(ds, policy)
+        pixel_report = _clean_pixels(ds, policy, reason, pixels_before)
+        if pixel_report is None and reason and policy.burned_in == "quarantine":
+            raise QuarantineError(f"may carry burned-in text ({reason}); turn on the Clean Pixel Data "
+                                  "option (-o clean_pixel_data) or use --burned-in pass to release it as is")
+        applied = frozenset({Option.CLEAN_PIXEL_DATA}) if pixel_report is not None else frozenset()
+        result = deidentify_dataset(ds, policy, key, assigned_patient_id=job.patient_id,
+                                    pixel_options_applied=applied)
+        if pixel_report is not None and "PixelData" in ds:
+            # The text that could identify the patient is gone (PS3.3 C.7.6.1.1.6).
+            ds.BurnedInAnnotation = "NO"
+        if policy.verify:
+            _verify_clean(ds, policy, words)
         relpath = output_relpath(ds)
         _resolve_implicit_vrs(ds)
         buffer = BytesIO()
@@ -135,12 +151,67 @@ def _process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
         outcome.patient_pairs = result.patient_pairs
         outcome.counts = result.counts
         outcome.events = result.events
-        if reason:
+        outcome.fingerprints = Fingerprints(key).digests_of(words)
+        if pixel_report is not None:
+            outcome.events.extend(_pixel_events(pixel_report))
+        elif reason:
             outcome.events.append(("burned-in-passed", reason))
     except Exception as exc:  # fail closed: every error ends in quarantine, never a crash
         outcome.status = "quarantined"
         outcome.reason = safe_reason(exc)
     return outcome
+
+
+def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
+                  pixels_before: dict[int, bytes]) -> PixelReport | None:
+    """Run the Clean Pixel Data step when the policy asks for it on this object.
+
+    Returns None when the step did not run (option off, or only flagged
+    objects are scanned and this one is not flagged).  Pixel Data that the
+    step changed becomes the value the written file is checked against.
+    """
+    if not policy.cleans_pixels:
+        return None
+    if policy.pixels.scan == "flagged" and not reason:
+        return None
+    report = clean_pixels(ds, policy.pixels, known=KnownIdentifiers.from_dataset(ds), burned_in_reason=reason)
+    if report.pixels_changed and PIXEL_DATA in pixels_before:
+        pixels_before[PIXEL_DATA] = _encoded_pixel_value(ds)
+    return report
+
+
+def _encoded_pixel_value(ds: Dataset) -> bytes:
+    """Pixel Data's value as the writer will encode it (what the integrity walk locates)."""
+    element = ds["PixelData"]
+    value = bytes(element.value)
+    if element.is_undefined_length:
+        return value + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # Sequence Delimitation Item
+    return value + b"\0" if len(value) % 2 else value
+
+
+def _verify_clean(ds: Dataset, policy: Policy, words: set[str]) -> None:
+    """The --verify gate: rescan the cleaned object, OCR included; PHI found means quarantine."""
+    engines = policy.pixels.engines if "PixelData" in ds or any(
+        0x6000 <= tag.group <= 0x601E for tag in ds.keys()) else None
+    findings = scan_dataset(ds, WordMatcher(words), ocr_engines=engines,
+                            min_confidence=policy.pixels.min_confidence)
+    if findings:
+        where = ", ".join(str(f) for f in findings[:5])
+        raise QuarantineError(f"verification found possible PHI after cleaning in: {where}")
+
+
+def _pixel_events(report: PixelReport) -> list[tuple[str, str]]:
+    """Audit events: one per masked box (geometry, engine, confidence; never text)."""
+    events = [("pixel-scan", json.dumps({"policy": report.policy, "text_regions": report.text_regions,
+                                         "masked": len(report.masked)}))]
+    events.extend(("pixel-box", json.dumps(record, sort_keys=True)) for record in region_records(report))
+    if report.mask is not None and not report.mask.transfer_syntax_kept:
+        events.append(("pixel-reencoded", report.mask.note))
+    if report.overlays_removed:
+        events.append(("overlays-removed", str(report.overlays_removed)))
+    if report.icon_removed:
+        events.append(("icon-removed", "Icon Image Sequence"))
+    return events
 
 
 def _resolve_implicit_vrs(ds: Dataset) -> None:

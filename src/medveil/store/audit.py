@@ -32,7 +32,7 @@ from typing import Any
 
 from medveil.errors import MedveilError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("written", "quarantined", "skipped", "unchanged")
 
 _SCHEMA = f"""
@@ -86,6 +86,16 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_run ON events(run_id);
 """
+
+#: Added in schema version 2: keyed fingerprints of input identifiers, for ``medveil verify``.
+_FINGERPRINTS = """
+CREATE TABLE IF NOT EXISTS identifier_fingerprints (
+    digest TEXT NOT NULL,
+    key_fingerprint TEXT NOT NULL,
+    PRIMARY KEY (digest, key_fingerprint)
+)
+"""
+_SCHEMA += _FINGERPRINTS
 
 _RUN_COLUMNS = ("run_id", "started_at", "finished_at", "tool_version", "table_edition",
                 "profile", "options", "key_fingerprint", "input_ref", "files_total",
@@ -253,6 +263,20 @@ class AuditStore:
         except sqlite3.IntegrityError:
             raise AuditStoreError("unknown run id") from None
 
+    def add_fingerprints(self, key_fingerprint: str, digests: list[str]) -> None:
+        """Remember keyed fingerprints of input identifiers (never the identifiers)."""
+        self._db.executemany(
+            "INSERT OR IGNORE INTO identifier_fingerprints (digest, key_fingerprint) VALUES (?, ?)",
+            [(digest, key_fingerprint) for digest in digests])
+
+    def fingerprints(self, key_fingerprint: str) -> set[str]:
+        rows = self._db.execute("SELECT digest FROM identifier_fingerprints WHERE key_fingerprint = ?",
+                                (key_fingerprint,))
+        return {row[0] for row in rows}
+
+    def fingerprint_keys(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT DISTINCT key_fingerprint FROM identifier_fingerprints")}
+
     def sequence_number(self, kind: str, ref: str) -> int:
         """The number given to *ref* (an opaque keyed reference), assigning the next one if new.
 
@@ -312,6 +336,12 @@ class AuditStore:
 def _ensure_schema(db: sqlite3.Connection) -> None:
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
+        return
+    if version == 1:  # version 2 only added a table
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(_FINGERPRINTS)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
         return
     if version != 0:
         raise AuditStoreError(

@@ -1,0 +1,106 @@
+"""``medveil verify``: rescan a release tree for PHI and fail when any is found."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medveil.cli.common import fail
+from medveil.errors import MedveilError
+
+
+def verify(
+    output_dir: Path = typer.Argument(..., help="The de-identified release tree to check."),
+    workspace: Path | None = typer.Option(
+        None, "--workspace", help="The run's private workspace (default: beside OUTPUT_DIR); its keyed "
+        "fingerprints of the input identifiers are what the output is checked against."),
+    key_file: Path | None = typer.Option(
+        None, "--key-file", "-k", help="The run's key (or set MEDVEIL_KEY_FILE); without it only generic "
+        "PHI patterns are checked."),
+    ocr: str = typer.Option("rapidocr", "--ocr", help="OCR engines for pixels and overlays, comma-separated "
+                            "(rapidocr, tesseract, auto)."),
+    no_ocr: bool = typer.Option(False, "--no-ocr", help="Check header text only."),
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON on stdout."),
+) -> None:
+    """Exit 1 listing files of OUTPUT_DIR that still carry PHI (header, private, SR, overlays, pixels)."""
+    from medveil.evaluate.files import iter_files, read_dataset
+    from medveil.pixels.ocr import OcrUnavailable, available_engines
+    from medveil.pseudonym import load_key
+    from medveil.quiet import silenced
+    from medveil.runner.batch import default_workspace
+    from medveil.store.audit import AuditStore
+    from medveil.verify import Fingerprints, scan_dataset
+
+    if not output_dir.is_dir():
+        fail(f"not a folder: {output_dir}")
+    engines = None if no_ocr else [e.strip() for e in ocr.split(",") if e.strip()]
+    try:
+        for engine in engines or []:
+            available_engines(engine)
+    except OcrUnavailable as exc:
+        fail(f"{exc} (or pass --no-ocr)")
+    if key_file is None and os.environ.get("MEDVEIL_KEY_FILE"):
+        key_file = Path(os.environ["MEDVEIL_KEY_FILE"])
+    matcher = None
+    note = "generic PHI patterns only (no key given)"
+    workspace = workspace or default_workspace(output_dir)
+    try:
+        if key_file is not None:
+            key = load_key(key_file)
+            store_path = workspace / "audit.sqlite"
+            if not store_path.is_file():
+                fail(f"no audit store in {workspace}: pass the run's --workspace")
+            with AuditStore.open(store_path) as store:
+                digests = store.fingerprints(key.fingerprint())
+                known_keys = store.fingerprint_keys()
+            if not digests and known_keys:
+                fail("the workspace's fingerprints were made with another key")
+            matcher = Fingerprints(key, digests)
+            note = f"{len(digests)} input identifier fingerprints and generic PHI patterns"
+    except MedveilError as exc:
+        fail(str(exc))
+
+    results: dict[str, list[str]] = {}
+    checked = 0
+    with silenced():
+        for path in iter_files(output_dir):
+            checked += 1
+            relpath = str(path.relative_to(output_dir))
+            ds = read_dataset(path)
+            if ds is None:
+                results[relpath] = ["file (not readable DICOM)"]
+                continue
+            try:
+                findings = scan_dataset(ds, matcher, ocr_engines=engines)
+            except Exception as exc:
+                results[relpath] = [f"file (could not be checked: {type(exc).__name__})"]
+                continue
+            if findings:
+                results[relpath] = [str(f) for f in findings]
+    if as_json:
+        typer.echo(json.dumps({"checked": checked, "failed": len(results), "against": note,
+                               "ocr": engines or [], "files": results}, indent=2, sort_keys=True))
+    else:
+        out = Console()
+        out.print(f"checked {checked} files against {note}; OCR: {', '.join(engines) if engines else 'off'}")
+        if results:
+            table = Table(title=f"{len(results)} files still carry possible PHI")
+            table.add_column("file")
+            table.add_column("where (what)")
+            for relpath, findings in sorted(results.items()):
+                table.add_row(relpath, "; ".join(findings))
+            out.print(table)
+        else:
+            out.print("[green]no PHI found[/]")
+    if results:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="verify")(verify)

@@ -1,0 +1,236 @@
+"""The Clean Pixel Data step: find burned-in text, mask what must go, prove nothing else moved.
+
+One call per object, before its header is de-identified (the header's own
+identifiers tell which burned-in words are PHI, and the device rules match
+on the header as it came in):
+
+1. known-location rules name rectangles for the device, whatever OCR reads;
+2. every frame is read by OCR (identical frames once), and the text is kept
+   or masked by the pixel policy (:mod:`medveil.pixels.select`);
+3. the boxes are masked (:func:`medveil.pixels.mask.mask_dataset`), leaving
+   every other stored byte as it was where the encoding allows;
+4. the decoded output is compared with the decoded input outside the boxes:
+   any other difference is a fault and the object is not released;
+5. overlay planes that carry text are removed, and with them overlay bits
+   hidden in Pixel Data; icons (small copies of the image, text included)
+   are removed.
+
+What OCR read stays in memory: the report carries box geometry, engine,
+confidence and a reason, never text.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+from pydicom import Dataset
+
+from medveil.errors import QuarantineError, safe_reason
+from medveil.pixels.detect import TextBox, detect_in_image, detect_text
+from medveil.pixels.frames import iter_frames
+from medveil.pixels.layout import MaskingNotSupported
+from medveil.pixels.mask import (
+    MaskBox,
+    MaskResult,
+    clear_overlay_bits,
+    mask_dataset,
+    remove_icon,
+)
+from medveil.pixels.rules import LocationRule, load_rules, matching_boxes, shipped_rules
+from medveil.pixels.select import ALL_TEXT, PHI_ONLY, select, ultrasound_regions
+from medveil.policy.profile import PixelSettings
+from medveil.text import KnownIdentifiers
+
+#: Image Pixel module attributes kept beside the original Pixel Data for the final comparison.
+_PIXEL_MODULE = ("Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration",
+                 "NumberOfFrames", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation")
+
+
+@dataclass(frozen=True, slots=True)
+class MaskedRegion:
+    """One masked rectangle as the audit store records it (no text)."""
+
+    frame: int | None  # None: every frame
+    x1: int
+    y1: int
+    x2: int
+    y2: int
+    source: str  # "ocr" or "rule"
+    reason: str  # "all-text", "phi", "label" or the rule's label
+    engine: str = ""
+    confidence: float | None = None
+
+    def as_record(self) -> dict:
+        record = {"frame": self.frame, "box": [self.x1, self.y1, self.x2, self.y2],
+                  "source": self.source, "reason": self.reason}
+        if self.engine:
+            record["engine"] = self.engine
+        if self.confidence is not None:
+            record["confidence"] = round(self.confidence, 3)
+        return record
+
+
+@dataclass
+class PixelReport:
+    """What the step found and did to one object."""
+
+    policy: str
+    text_regions: int = 0
+    masked: list[MaskedRegion] = field(default_factory=list)
+    mask: MaskResult | None = None
+    overlays_removed: int = 0
+    overlay_bits_cleared: int = 0
+    icon_removed: bool = False
+
+    @property
+    def pixels_changed(self) -> bool:
+        return bool(self.mask and (self.mask.changed_bytes or self.mask.reencoded)) or bool(
+            self.overlay_bits_cleared)
+
+
+def clean_pixels(
+    ds: Dataset,
+    settings: PixelSettings,
+    *,
+    known: KnownIdentifiers | None = None,
+    burned_in_reason: str | None = None,
+) -> PixelReport:
+    """Mask burned-in text in *ds* in place; raise QuarantineError when that cannot be done fully."""
+    policy = settings.policy if settings.policy != "auto" else (ALL_TEXT if burned_in_reason else PHI_ONLY)
+    report = PixelReport(policy=policy)
+    try:
+        if "PixelData" in ds:
+            _mask_text(ds, settings, policy, known, report)
+        _clean_overlays(ds, settings, report)
+        report.icon_removed = remove_icon(ds)
+    except QuarantineError:
+        raise
+    except MaskingNotSupported as exc:
+        raise QuarantineError(f"burned-in text cannot be masked: {safe_reason(exc)}") from None
+    except Exception as exc:
+        raise QuarantineError(f"pixel data could not be cleaned ({safe_reason(exc)})") from None
+    return report
+
+
+def _rules(settings: PixelSettings) -> tuple[LocationRule, ...]:
+    rules = shipped_rules() if settings.shipped_rules else ()
+    if settings.rules_file:
+        rules = rules + _site_rules(settings.rules_file)
+    return rules
+
+
+@cache
+def _site_rules(path: str) -> tuple[LocationRule, ...]:
+    return load_rules(path)
+
+
+def _mask_text(ds: Dataset, settings: PixelSettings, policy: str, known: KnownIdentifiers | None,
+               report: PixelReport) -> None:
+    boxes: list[MaskBox] = []
+    for label, (x1, y1, x2, y2) in matching_boxes(ds, _rules(settings)):
+        boxes.append(MaskBox(x1, y1, x2, y2, None))
+        report.masked.append(MaskedRegion(None, x1, y1, x2, y2, "rule", label))
+    found = detect_text(ds, engines=list(settings.engines), min_confidence=settings.min_confidence)
+    report.text_regions = len(found)
+    protected = ultrasound_regions(ds) if str(ds.get("Modality", "")).upper() == "US" else []
+    for decision in select(found, policy, known=known, protected=protected):
+        box = decision.box
+        boxes.append(MaskBox(box.x1, box.y1, box.x2, box.y2, box.frame))
+        report.masked.append(MaskedRegion(box.frame, box.x1, box.y1, box.x2, box.y2, "ocr",
+                                          decision.reason, box.engine, box.confidence))
+    if not boxes:
+        return
+    before = _pixel_copy(ds)
+    report.mask = mask_dataset(ds, boxes, padding=settings.padding, fill=settings.fill)
+    _check_outside(before, ds, boxes, settings.padding)
+
+
+def _pixel_copy(ds: Dataset) -> Dataset:
+    """A dataset holding only what decoding the current Pixel Data needs."""
+    copy_ = Dataset()
+    for keyword in _PIXEL_MODULE:
+        if keyword in ds:
+            copy_[keyword] = copy.deepcopy(ds[keyword])
+    copy_["PixelData"] = copy.deepcopy(ds["PixelData"])
+    copy_.file_meta = copy.deepcopy(ds.file_meta)
+    return copy_
+
+
+def _check_outside(before: Dataset, after: Dataset, boxes: list[MaskBox], padding: int) -> None:
+    """Every decoded sample outside the (padded) boxes must equal the input's.
+
+    Colour subsampled input (YBR_FULL_422) shares chroma between pixel
+    pairs, so the comparison allows the masked boxes one pixel of slack
+    horizontally there.
+    """
+    slack = 1 if str(before.get("PhotometricInterpretation", "")).endswith("422") else 0
+    for index, (old, new) in enumerate(zip(iter_frames(before), iter_frames(after), strict=True)):
+        if old.shape != new.shape:
+            raise QuarantineError("masking changed the image geometry")
+        outside = np.ones(old.shape[:2], dtype=bool)
+        for box in boxes:
+            if box.frame is not None and box.frame != index:
+                continue
+            outside[max(0, box.y1 - padding):box.y2 + padding,
+                    max(0, box.x1 - padding - slack):box.x2 + padding + slack] = False
+        if not np.array_equal(old[outside], new[outside]):
+            raise QuarantineError("masking changed pixels outside the masked boxes")
+
+
+def _overlay_groups(ds: Dataset) -> list[int]:
+    return sorted({tag.group for tag in ds.keys() if 0x6000 <= tag.group <= 0x601E and tag.group % 2 == 0})
+
+
+def _clean_overlays(ds: Dataset, settings: PixelSettings, report: PixelReport) -> None:
+    """Remove overlay planes that carry text (or all of them, by setting).
+
+    An overlay without (60xx,3000) Overlay Data lives in Pixel Data's unused
+    high bits (retired, but old files have it): its group goes and the bits
+    are cleared.
+    """
+    if settings.overlays == "keep":
+        return
+    embedded = False
+    for group in _overlay_groups(ds):
+        has_data = (group << 16 | 0x3000) in ds
+        if settings.overlays == "text" and has_data and not _overlay_has_text(ds, group, settings):
+            continue
+        embedded = embedded or not has_data
+        for tag in [t for t in ds.keys() if t.group == group]:
+            del ds[tag]
+        report.overlays_removed += 1
+    if embedded and "PixelData" in ds:
+        report.overlay_bits_cleared = clear_overlay_bits(ds)
+
+
+def _overlay_has_text(ds: Dataset, group: int, settings: PixelSettings) -> bool:
+    """Whether OCR reads anything in an overlay plane (every frame of a multi-frame overlay).
+
+    An overlay pydicom cannot render (attributes missing or inconsistent) cannot be
+    vouched for, so it counts as carrying text: removing graphics loses no diagnosis.
+    """
+    try:
+        planes = ds.overlay_array(group)
+    except Exception:  # noqa: BLE001  (pydicom raises several types for a malformed overlay)
+        return True
+    planes = planes[np.newaxis] if planes.ndim == 2 else planes
+    seen: set[bytes] = set()
+    for plane in planes:
+        digest = np.packbits(plane).tobytes()
+        if digest in seen or not plane.any():
+            continue
+        seen.add(digest)
+        image = np.where(plane > 0, 0, 255).astype(np.uint8)  # dark marks on white, as on paper
+        if detect_in_image(image, engines=list(settings.engines), min_confidence=settings.min_confidence):
+            return True
+    return False
+
+
+def region_records(report: PixelReport) -> list[dict]:
+    return [region.as_record() for region in report.masked]
+
+
+__all__ = ["MaskedRegion", "PixelReport", "TextBox", "clean_pixels", "region_records"]

@@ -1,0 +1,184 @@
+"""Which of the text found in an image must be masked.
+
+``all-text`` masks every region OCR found: right for ultrasound screens,
+secondary captures and scanned documents, where text is annotation, not
+anatomy. ``phi-only`` masks the text lines that say something about the
+patient and keeps the rest, because on radiographs and cross-sectional
+images labels such as "L", "PORTABLE" or "SEMI-ERECT" are part of the
+clinical record. A line is PHI when the free-text detectors flag any of it
+(the file's own names, IDs and dates in every written form, generic dates,
+IDs, phone numbers, names from the gazetteer, institutions ...) or when it
+is labelled as a patient field ("Name:", "DOB", "MRN", "Age" ...). The whole
+line goes, label and value, since OCR splits a value into words unevenly
+and a surname left beside a masked first name is still an identifier.
+
+Ultrasound objects describe their clinical regions (Sequence of Ultrasound
+Regions): text inside them is judged ``phi-only``, so a "LIVER" or "RT
+KIDNEY" annotation survives on the anatomy while the header bar around it
+is masked whole.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydicom import Dataset
+
+from medveil.pixels.detect import TextBox
+from medveil.text import KnownIdentifiers, TextCleaner
+
+ALL_TEXT = "all-text"
+PHI_ONLY = "phi-only"
+PIXEL_POLICIES = (ALL_TEXT, PHI_ONLY)
+
+#: Field labels that announce patient data on a screen or a film label.
+_LABEL = re.compile(
+    r"(?<![A-Za-z])(?:patient|pat|pt|name|nom|id|mrn|dob|d\.o\.b|birth|born|geb|age|sex|gender|acc|accession"
+    r"|institution|hospital|clinic|physician|doctor|referring|ref\.?\s*phys|operator|tech|address"
+    r"|phone|tel|ssn|study\s*date|exam\s*date|date|ward|room|bed)(?![A-Za-z])\s*[:#.]?",
+    re.IGNORECASE,
+)
+#: DICOM Age String and similar: "045Y", "45 Y", "3 M".
+_AGE = re.compile(r"^\s*\d{1,3}\s?[YMWD]\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A box to mask and why (``all-text``, ``phi``, ``label``); never the text itself."""
+
+    box: TextBox
+    reason: str
+
+
+def modality_default(ds: Dataset, burned_in_reason: str | None) -> str:
+    """``all-text`` where burned-in text is annotation by nature, ``phi-only`` elsewhere."""
+    return ALL_TEXT if burned_in_reason else PHI_ONLY
+
+
+def group_lines(boxes: Sequence[TextBox]) -> list[list[TextBox]]:
+    """Boxes of one frame on one text line, left to right.
+
+    Two boxes share a line when they overlap vertically by half the smaller
+    height and the horizontal gap between them is under two line heights.
+    """
+    lines: list[list[TextBox]] = []
+    for box in sorted(boxes, key=lambda b: (b.frame, b.x1)):
+        for line in lines:
+            last = line[-1]
+            if last.frame != box.frame:
+                continue
+            overlap = min(last.y2, box.y2) - max(last.y1, box.y1)
+            height = min(last.y2 - last.y1, box.y2 - box.y1)
+            tall = max(last.y2 - last.y1, box.y2 - box.y1)
+            if height > 0 and overlap >= height / 2 and box.x1 - last.x2 <= 2 * tall:
+                line.append(box)
+                break
+        else:
+            lines.append([box])
+    return lines
+
+
+def group_blocks(lines: Sequence[list[TextBox]]) -> list[list[list[TextBox]]]:
+    """Lines stacked into blocks: a line joins the block above it when it starts within a
+    line height below and overlaps it horizontally.
+
+    Screens wrap long values ("Nielsen, Jimenez / and Aguilar / Community / Hospital"):
+    the continuation lines say nothing on their own and must go with their first line.
+    """
+    blocks: list[list[list[TextBox]]] = []
+    for line in sorted(lines, key=lambda ln: (ln[0].frame, min(b.y1 for b in ln))):
+        x1, y1 = min(b.x1 for b in line), min(b.y1 for b in line)
+        x2, y2 = max(b.x2 for b in line), max(b.y2 for b in line)
+        for block in blocks:
+            last = block[-1]
+            if last[0].frame != line[0].frame:
+                continue
+            lx1, lx2 = min(b.x1 for b in last), max(b.x2 for b in last)
+            ly2 = max(b.y2 for b in last)
+            height = max(y2 - y1, ly2 - min(b.y1 for b in last))
+            if 0 <= y1 - ly2 + 2 <= height and min(x2, lx2) > max(x1, lx1):
+                block.append(line)
+                break
+        else:
+            blocks.append([line])
+    return blocks
+
+
+def is_phi_line(text: str, cleaner: TextCleaner) -> str | None:
+    """Why a line of recognised text is PHI (``phi`` or ``label``), or None."""
+    if cleaner.find(text):
+        return "phi"
+    if _LABEL.search(text) or _AGE.match(text):
+        return "label"
+    return None
+
+
+def select(
+    boxes: Sequence[TextBox],
+    policy: str,
+    *,
+    known: KnownIdentifiers | None = None,
+    protected: Sequence[tuple[int, int, int, int]] = (),
+) -> list[Decision]:
+    """The boxes to mask under *policy*.
+
+    *protected* rectangles (ultrasound clinical regions) are judged
+    ``phi-only`` even under ``all-text``: a box counts as inside one when
+    most of its area is.
+    """
+    if policy not in PIXEL_POLICIES:
+        raise ValueError(f"pixel policy must be one of {', '.join(PIXEL_POLICIES)}")
+    cleaner = TextCleaner(known) if known is not None else TextCleaner()
+    decisions: list[Decision] = []
+    judged: list[TextBox] = []
+    for box in boxes:
+        if policy == ALL_TEXT and not _inside_any(box, protected):
+            decisions.append(Decision(box, ALL_TEXT))
+        else:
+            judged.append(box)
+    for block in group_blocks(group_lines(judged)):
+        reasons = [is_phi_line(" ".join(box.text for box in line), cleaner) for line in block]
+        whole = is_phi_line(" ".join(box.text for line in block for box in line), cleaner)
+        if any(reasons) or whole:
+            # A PHI line takes its block with it: wrapped values continue on the next lines.
+            why = next((r for r in reasons if r), whole)
+            decisions.extend(Decision(box, why) for line in block for box in line)
+            continue
+        for line in block:
+            # A word may be PHI that its neighbours hide from the line's reading.
+            for box in line:
+                why = is_phi_line(box.text, cleaner)
+                if why:
+                    decisions.append(Decision(box, why))
+    return decisions
+
+
+def _inside_any(box: TextBox, regions: Sequence[tuple[int, int, int, int]]) -> bool:
+    for x1, y1, x2, y2 in regions:
+        w = min(box.x2, x2) - max(box.x1, x1)
+        h = min(box.y2, y2) - max(box.y1, y1)
+        if w > 0 and h > 0 and w * h * 2 >= box.area:
+            return True
+    return False
+
+
+def ultrasound_regions(ds: Dataset) -> list[tuple[int, int, int, int]]:
+    """Clinical regions of an ultrasound image: rectangles of its Sequence of Ultrasound Regions.
+
+    Regions with a spatial format (2D, M-mode, spectral, waveform) hold the
+    image data; a region of format 0 (none) is not protected.
+    """
+    regions = []
+    for item in ds.get("SequenceOfUltrasoundRegions") or []:
+        try:
+            if int(item.get("RegionSpatialFormat", 0) or 0) == 0:
+                continue
+            x1, y1 = int(item.RegionLocationMinX0), int(item.RegionLocationMinY0)
+            x2, y2 = int(item.RegionLocationMaxX1) + 1, int(item.RegionLocationMaxY1) + 1
+        except (AttributeError, TypeError, ValueError):
+            continue
+        if x2 > x1 and y2 > y1:
+            regions.append((x1, y1, x2, y2))
+    return regions
