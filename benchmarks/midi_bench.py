@@ -4,10 +4,10 @@
 Steps, each timed:
   1. ``medveil synth`` writes a fresh synthetic corpus with an answer key into
      WORKDIR/synth (input/, answer_key.db, manifest.json).
-  2. medveil de-identifies it (profile ``tcia``, ``--burned-in pass`` so that
-     every file is scored rather than quarantined, a throwaway key made with
-     ``medveil keygen``), writing its own mapping files; ``medveil validate``
-     scores the output.
+  2. medveil de-identifies it (profile ``tcia``, whose Clean Pixel Data option
+     OCRs every image and masks burned-in PHI; a fresh key made with ``medveil
+     keygen``), writing its own mapping files; ``medveil validate`` scores the
+     output.
   3. Each peer (dicognito, pydicom/deid, Kitware's dicom-anonymizer) runs with
      its default behaviour, in its own pinned virtual environment, into
      WORKDIR/<peer>/out mirroring the input's relative paths; the validator
@@ -167,7 +167,7 @@ def bench_medveil(synth: Path, work: Path, timeout: float, workers: int,
         run([*MEDVEIL, "keygen", str(key)], 60)
         start = time.perf_counter()
         run([*MEDVEIL, "deidentify", str(synth / "input"), str(out), "--profile", "tcia",
-             "--key-file", str(key), "--mappings", str(mappings), "--burned-in", "pass",
+             "--key-file", str(key), "--mappings", str(mappings),
              "--workspace", str(work / "workspace"), "--workers", str(workers), "--json"],
             timeout, ok=(0, 1))  # 1: some files quarantined, still a result to score
         row.seconds = time.perf_counter() - start

@@ -101,6 +101,7 @@ def summarise(rows: list[dict]) -> dict:
         "recall": covered / boxes if boxes else None,
         "fp_area_mean": statistics.fmean(r["fp_area"] for r in rows) if rows else None,
         "median_latency_s": statistics.median(r["seconds"] for r in rows) if rows else None,
+        "images_per_s": len(rows) / sum(r["seconds"] for r in rows) if rows else None,
     }
 
 
@@ -151,9 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{name}={r[-1]['covered']}/{r[-1]['boxes']}" for name, r in rows.items()), file=sys.stderr)
 
     summary = {name: summarise(r) for name, r in rows.items()}
-    print(f"{'engine':22s} {'images':>6s} {'recall':>8s} {'FP area':>8s} {'median s':>9s}")
+    print(f"{'engine':22s} {'images':>6s} {'recall':>8s} {'FP area':>8s} {'median s':>9s} {'images/s':>9s}")
     for name, s in summary.items():
-        print(f"{name:22s} {s['images']:6d} {s['recall']:8.3f} {s['fp_area_mean']:8.4f} {s['median_latency_s']:9.2f}")
+        print(f"{name:22s} {s['images']:6d} {s['recall']:8.3f} {s['fp_area_mean']:8.4f} "
+              f"{s['median_latency_s']:9.2f} {s['images_per_s']:9.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"summary": summary, "per_image": rows,
                                     "covered_threshold": COVERED, "dilate_px": DILATE,

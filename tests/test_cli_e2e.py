@@ -5,7 +5,10 @@ deid-data packages is copied under a directory named like a real export
 (patient name and MRN in the path) and de-identified by the command line,
 with the Basic Profile and with the TCIA profile.  Files presumed to carry
 burned-in text are passed (``--burned-in pass``) so that every header goes
-through the engine.
+through the engine; the TCIA runs drop Clean Pixel Data (``--without``),
+since these tests are about headers and OCR over the whole corpus, four
+times, would take many minutes (pixel cleaning is tested end to end in
+test_pixels_e2e.py and test_pixels_syntaxes.py).
 """
 
 from __future__ import annotations
@@ -61,8 +64,9 @@ def key_file(corpus) -> Path:
 def _run(corpus: Path, key_file: Path, profile: str, name: str, *extra: str) -> dict:
     out = corpus.parent / name
     maps = corpus.parent / f"{name}-maps"
+    pixels = ("--without", "clean_pixel_data") if profile == "tcia" else ()
     result = medveil("deidentify", str(corpus), str(out), "--profile", profile, "--key-file", str(key_file),
-                     "--burned-in", "pass", "--mappings", str(maps), "--json", *extra, check=True)
+                     "--burned-in", "pass", "--mappings", str(maps), "--json", *pixels, *extra, check=True)
     summary = json.loads(result.stdout)
     return {"out": out, "maps": maps, "summary": summary, "stdout": result.stdout, "stderr": result.stderr,
             "workspace": Path(summary["workspace"])}

@@ -274,10 +274,24 @@ def _decoded(ds):
     return pixel_array(ds, as_rgb=True)
 
 
-def test_real_jpeg_baseline_is_decoded_masked_and_stored_uncompressed():
+def test_real_jpeg_baseline_is_masked_block_by_block_in_its_own_syntax():
     ds = dcmread(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"))
     original = _decoded(ds)
     result = mask_dataset(ds, [MaskBox(0, 0, 20, 10)])
+    assert ds.file_meta.TransferSyntaxUID == JPEGBaseline8Bit
+    assert result.transfer_syntax_kept and not result.reencoded and "8x8 blocks" in result.note
+    after = _decoded(ds)
+    # Whole blocks go dark; more than one MCU (16 pixels) away nothing changes at all.
+    assert int(after[0:10, 0:20].max()) <= 8
+    far = np.ones(original.shape[:2], dtype=bool)
+    far[0:10 + 32, 0:20 + 32] = False
+    assert np.array_equal(original[far], after[far])
+
+
+def test_jpeg_baseline_falls_back_to_decoding_when_blocks_cannot_be_used():
+    ds = dcmread(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"))
+    original = _decoded(ds)
+    result = mask_dataset(ds, [MaskBox(0, 0, 20, 10)], fill="zero")  # block masking fills with "min" only
     assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert not result.transfer_syntax_kept and result.reencoded
     assert "lossy" in result.note and "uncompressed" in result.note

@@ -94,12 +94,18 @@ def _load_key(key_file: Path | None, throwaway: bool):
           "or pass --throwaway-key for a one-off run")
 
 
-def _policy(profile: str, recipe: Path | None, option: list[str], burned_in: BurnedIn | None):
+def _policy(profile: str, recipe: Path | None, option: list[str], burned_in: BurnedIn | None,
+            without: list[str] = ()):
     extra = frozenset(Option.parse(o) for o in option)
+    removed = frozenset(Option.parse(o) for o in without)
+    if extra & removed:
+        _fail("an option cannot be both added (--option) and removed (--without)")
     if recipe is not None:
         policy = load_recipe(recipe, profile=profile, extra_options=extra)
     else:
         policy = get_profile(profile, extra_options=extra)
+    if removed:
+        policy = replace(policy, options=policy.options - removed)
     if burned_in is not None:
         policy = replace(policy, burned_in=burned_in.value)
     return policy
@@ -147,6 +153,8 @@ def deidentify(
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Parallel worker processes."),
     recipe: Path | None = typer.Option(None, "--recipe", "-r", exists=True, help="YAML recipe."),
     option: list[str] = typer.Option([], "--option", "-o", help="Add an option (repeatable)."),
+    without: list[str] = typer.Option(
+        [], "--without", help="Drop an option the profile or recipe has (repeatable), e.g. clean_pixel_data."),
     workspace: Path | None = typer.Option(
         None, "--workspace", help="Private workspace (audit store, quarantine); default: beside OUTPUT."),
     burned_in: BurnedIn | None = typer.Option(
@@ -163,7 +171,7 @@ def deidentify(
     overlays: Optional[str] = typer.Option(
         None, "--overlays", help="With clean_pixel_data: remove overlays with text (default), all, or keep."),
     pixel_padding: Optional[int] = typer.Option(
-        None, "--pixel-padding", min=0, help="Grow each masked box by this many pixels (default 2)."),
+        None, "--pixel-padding", min=0, help="Grow each masked box by this many pixels (default 3)."),
     verify: bool = typer.Option(
         False, "--verify", help="Rescan every output (header, overlays, OCR of pixels); quarantine what still "
         "looks like PHI."),
@@ -177,7 +185,7 @@ def deidentify(
 ) -> None:
     """De-identify INPUT into OUTPUT."""
     try:
-        policy = _policy(profile, recipe, option, burned_in)
+        policy = _policy(profile, recipe, option, burned_in, without)
         if sequential_ids:
             policy = replace(policy, sequential_patient_ids=True)
         policy = _pixel_settings(policy, pixel_policy, pixel_scan, ocr, pixel_rules, overlays, pixel_padding)

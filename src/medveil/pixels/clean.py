@@ -136,16 +136,26 @@ def _mask_text(ds: Dataset, settings: PixelSettings, policy: str, known: KnownId
     found = detect_text(ds, engines=list(settings.engines), min_confidence=settings.min_confidence)
     report.text_regions = len(found)
     protected = ultrasound_regions(ds) if str(ds.get("Modality", "")).upper() == "US" else []
+    width = int(ds.Columns)
     for decision in select(found, policy, known=known, protected=protected):
         box = decision.box
-        boxes.append(MaskBox(box.x1, box.y1, box.x2, box.y2, box.frame))
-        report.masked.append(MaskedRegion(box.frame, box.x1, box.y1, box.x2, box.y2, "ocr",
+        # Engines clip a line's first and last glyphs by a stroke or two, and a glyph
+        # half read is still half legible: widen by half a line height each side.
+        grow = (box.y2 - box.y1) // (2 * _lines_in(box))
+        x1, x2 = max(0, box.x1 - grow), min(width, box.x2 + grow)
+        boxes.append(MaskBox(x1, box.y1, x2, box.y2, box.frame))
+        report.masked.append(MaskedRegion(box.frame, x1, box.y1, x2, box.y2, "ocr",
                                           decision.reason, box.engine, box.confidence))
     if not boxes:
         return
     before = _pixel_copy(ds)
     report.mask = mask_dataset(ds, boxes, padding=settings.padding, fill=settings.fill)
-    _check_outside(before, ds, boxes, settings.padding)
+    _check_outside(before, ds, boxes, settings.padding + report.mask.margin)
+
+
+def _lines_in(box: TextBox) -> int:
+    """About how many text lines a (block) box spans, from its aspect: blocks are taller."""
+    return max(1, round((box.y2 - box.y1) / max(8, min(box.y2 - box.y1, 24))))
 
 
 def _pixel_copy(ds: Dataset) -> Dataset:

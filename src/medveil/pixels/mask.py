@@ -30,12 +30,15 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
     UID,
     HTJ2KLossless,
     HTJ2KLosslessRPCL,
     JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
     JPEGLossless,
     JPEGLosslessSV1,
     JPEGLSLossless,
@@ -43,6 +46,12 @@ from pydicom.uid import (
 )
 
 from medveil.errors import InvalidValueError, safe_reason
+from medveil.pixels.jpeg_blocks import (
+    JpegBlockError,
+    mask_jpeg_blocks,
+    masked_pixel_region,
+    read_coefficients,
+)
 from medveil.pixels.layout import MaskingNotSupported, PixelLayout
 from medveil.pixels.native import Region, clear_high_bits, mask_native_bytes
 from medveil.pixels.rle import mask_rle
@@ -93,6 +102,9 @@ class MaskResult:
     transfer_syntax_kept: bool
     reencoded: bool
     note: str
+    #: Pixels beyond the padded boxes that decode differently: whole JPEG blocks are
+    #: masked, and chroma upsampling blends across the next block's edge.
+    margin: int = 0
 
 
 def mask_dataset(
@@ -121,6 +133,11 @@ def mask_dataset(
         raise MaskingNotSupported("the dataset has no (7FE0,0010) Pixel Data")
 
     syntax = _transfer_syntax(ds)
+    if syntax in (JPEGBaseline8Bit, JPEGExtended12Bit) and fill == "min":
+        try:
+            return _mask_jpeg_blocks(ds, boxes, padding=padding)
+        except JpegBlockError:
+            pass  # this codestream cannot be masked block by block: decode it instead
     if syntax.is_encapsulated and syntax != RLELossless:
         return _mask_decoded(ds, boxes, syntax, padding=padding, fill=fill)
     layout = PixelLayout.from_dataset(ds)
@@ -181,6 +198,67 @@ def _darkest_palette_index(ds: Dataset) -> int:
         raise MaskingNotSupported("the palette cannot be read to find its darkest entry: "
                                   + safe_reason(exc)) from None
     return int(indices[int(np.argmin(colours))])
+
+
+def _mask_jpeg_blocks(ds: Dataset, boxes: Sequence[MaskBox], *, padding: int) -> MaskResult:
+    """Mask whole 8x8 blocks (MCUs) of each JPEG frame; every other block keeps its coefficients.
+
+    The codestream is not decompressed: the masked blocks become flat black
+    and the scan is Huffman-coded again with its own tables, so nothing else
+    in the image loses anything more.  Proven by reading the coefficients back:
+    every block outside the masked cells must be unchanged.
+    """
+    layout = PixelLayout.from_dataset(ds)
+    if layout.bits_stored > 8 or layout.photometric == "MONOCHROME1":
+        raise JpegBlockError("only 8-bit images with black as the minimum are masked block by block")
+    regions = _regions(boxes, layout, padding)
+    if not regions:
+        return MaskResult(0, 0, True, False, "every box fell outside the image")
+    frames = list(generate_frames(ds.PixelData, number_of_frames=layout.frames))
+    if len(frames) != layout.frames:
+        raise JpegBlockError("the fragments do not hold one frame each")
+    changed = 0
+    masked_frames = set()
+    for index, frame in enumerate(frames):
+        here = [(x1, y1, x2, y2) for f, x1, y1, x2, y2 in regions if f == index]
+        if not here:
+            continue
+        masked = mask_jpeg_blocks(frame, here, fill=0)
+        cells = masked_pixel_region(frame, here)
+        _check_blocks(frame, masked, cells)
+        frames[index] = masked
+        changed += int(cells.sum()) * layout.samples
+        masked_frames.add(index)
+    ds.PixelData = encapsulate(frames, has_bot=_has_offset_table(ds.PixelData))
+    ds["PixelData"].is_undefined_length = True
+    return MaskResult(changed, len(masked_frames), True, False,
+                      "masked whole 8x8 blocks in the JPEG codestream; every other block kept its coefficients",
+                      margin=32)
+
+
+def _check_blocks(before: bytes, after: bytes, cells: np.ndarray) -> None:
+    """Every block outside the masked cells keeps its quantised coefficients."""
+    old, new = read_coefficients(before), read_coefficients(after)
+    if len(old) != len(new):
+        raise JpegBlockError("masking changed the number of components")
+    most_rows = max(a.shape[0] for a in old)
+    most_columns = max(a.shape[1] for a in old)
+    for a, b in zip(old, new, strict=True):
+        if a.shape != b.shape:
+            raise JpegBlockError("masking changed the block layout")
+        # A block covers 8 pixels times its component's subsampling in each direction.
+        step_y = 8 * most_rows // a.shape[0]
+        step_x = 8 * most_columns // a.shape[1]
+        touched = np.zeros(a.shape[:2], dtype=bool)
+        ys, xs = np.nonzero(cells)
+        touched[np.minimum(ys // step_y, a.shape[0] - 1), np.minimum(xs // step_x, a.shape[1] - 1)] = True
+        if not np.array_equal(a[~touched], b[~touched]):
+            raise JpegBlockError("a block outside the masked area changed")
+
+
+def _has_offset_table(value: bytes) -> bool:
+    """Whether the encapsulated value's first item (the Basic Offset Table) has content."""
+    return len(value) >= 8 and int.from_bytes(value[4:8], "little") > 0
 
 
 def _mask_decoded(

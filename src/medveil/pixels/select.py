@@ -133,18 +133,19 @@ def select(
     cleaner = TextCleaner(known) if known is not None else TextCleaner()
     decisions: list[Decision] = []
     judged: list[TextBox] = []
+    free: list[TextBox] = []
     for box in boxes:
-        if policy == ALL_TEXT and not _inside_any(box, protected):
-            decisions.append(Decision(box, ALL_TEXT))
-        else:
-            judged.append(box)
+        (free if policy == ALL_TEXT and not _inside_any(box, protected) else judged).append(box)
+    for block in group_blocks(group_lines(free)):
+        decisions.append(Decision(_union(block), ALL_TEXT))
     for block in group_blocks(group_lines(judged)):
         reasons = [is_phi_line(" ".join(box.text for box in line), cleaner) for line in block]
         whole = is_phi_line(" ".join(box.text for line in block for box in line), cleaner)
         if any(reasons) or whole:
-            # A PHI line takes its block with it: wrapped values continue on the next lines.
-            why = next((r for r in reasons if r), whole)
-            decisions.extend(Decision(box, why) for line in block for box in line)
+            # A PHI line takes its block with it: wrapped values continue on the next lines,
+            # and the block's rectangle also covers words OCR lost where the text runs over
+            # bright anatomy.
+            decisions.append(Decision(_union(block), next((r for r in reasons if r), whole)))
             continue
         for line in block:
             # A word may be PHI that its neighbours hide from the line's reading.
@@ -153,6 +154,21 @@ def select(
                 if why:
                     decisions.append(Decision(box, why))
     return decisions
+
+
+def _union(block: list[list[TextBox]]) -> TextBox:
+    """One box around a block of lines (engines joined, the lowest confidence kept)."""
+    boxes = [box for line in block for box in line]
+    if len(boxes) == 1:
+        return boxes[0]
+    return TextBox(
+        frame=boxes[0].frame,
+        x1=min(b.x1 for b in boxes), y1=min(b.y1 for b in boxes),
+        x2=max(b.x2 for b in boxes), y2=max(b.y2 for b in boxes),
+        engine="+".join(sorted({b.engine for b in boxes})),
+        confidence=min(b.confidence for b in boxes),
+        text=" ".join(b.text for b in boxes),
+    )
 
 
 def _inside_any(box: TextBox, regions: Sequence[tuple[int, int, int, int]]) -> bool:

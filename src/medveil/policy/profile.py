@@ -125,7 +125,7 @@ class PixelSettings:
     scan: str = "all"
     engines: tuple[str, ...] = ("rapidocr",)
     min_confidence: float = 0.5
-    padding: int = 2
+    padding: int = 3
     fill: str = "min"
     overlays: str = "text"
     shipped_rules: bool = True

@@ -1,8 +1,9 @@
 """Which objects are known to carry burned-in text in their pixels.
 
-Until medveil cleans pixels, such objects must not pass into a release
-unless the user says so: their header can be perfect while the image shows
-the patient's name.  An object counts as carrying burned-in text when it says
+With the Clean Pixel Data option such objects get the ``all-text`` pixel
+policy (every text region masked); without it they must not pass into a
+release unless the user says so: their header can be perfect while the image
+shows the patient's name.  An object counts as carrying burned-in text when it says
 so (Burned In Annotation = YES) or when its modality or SOP Class is one
 where burned-in annotation is the rule rather than the exception:
 ultrasound, secondary capture, X-ray angiography, endoscopy and other
