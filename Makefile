@@ -13,7 +13,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e ".[test,ocr]"
+	$(PY) -m pip install --quiet -e ".[test,ocr,scale]"
 	touch $@
 
 demo: setup
@@ -31,7 +31,7 @@ test: setup
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: setup
-	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) -m pip install --quiet -e ".[test,scale,bench]"
 	$(PY) benchmarks/throughput.py
 
 # MIDI-B style scores of medveil and its peers (each peer in its own venv under .bench/venvs)
