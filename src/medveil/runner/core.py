@@ -13,6 +13,7 @@ becomes a record with status "quarantined" and a reason that names no value.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections import Counter
@@ -127,7 +128,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     result = deidentify_dataset(ds, policy, key, assigned_patient_id=patient_id)
     relpath = output_relpath(ds)
     _resolve_implicit_vrs(ds)
-    buffer = BytesIO()
+    buffer = _Chunks()
     ds.save_as(buffer, enforce_file_format=True)
     out = buffer.getvalue()
     _verify(out, ds, pixels_before)
@@ -140,6 +141,65 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     if reason:
         record.events.append(("burned-in-passed", reason))
     return out
+
+
+class _Chunks:
+    """A file in memory that keeps what it is given as a list of parts, joined once at the end.
+
+    pydicom writes Pixel Data with one ``write`` of the dataset's own bytes
+    object; keeping a reference to it, instead of copying it into a BytesIO
+    that copies everything again whenever it grows, saves one to two copies
+    of the image, which is what bounds memory on 50 MB+ files.  pydicom seeks
+    back only to fill in the length of a sequence item it has just written, so
+    an overwrite touches a few bytes of recent parts.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[bytes | bytearray] = []
+        self._starts: list[int] = []
+        self._size = 0
+        self._pos = 0
+
+    def write(self, data) -> int:
+        data = data if type(data) is bytes else bytes(data)  # bytearray/memoryview may change later
+        if self._pos == self._size:
+            self._starts.append(self._size)
+            self._parts.append(data)
+            self._size += len(data)
+        else:
+            self._overwrite(data)
+        self._pos += len(data)
+        return len(data)
+
+    def _overwrite(self, data: bytes) -> None:
+        if self._pos + len(data) > self._size:
+            raise OSError("write across the end of the buffer after a seek")
+        index = bisect.bisect_right(self._starts, self._pos) - 1
+        offset, done = self._pos - self._starts[index], 0
+        while done < len(data):
+            part = self._parts[index]
+            if type(part) is bytes:
+                part = self._parts[index] = bytearray(part)
+            n = min(len(part) - offset, len(data) - done)
+            part[offset:offset + n] = data[done:done + n]
+            done, index, offset = done + n, index + 1, 0
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self._pos = pos if whence == 0 else self._pos + pos if whence == 1 else self._size + pos
+        if not 0 <= self._pos <= self._size:
+            raise OSError("seek outside the written data")
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        pass
+
+    def getvalue(self) -> bytes:
+        out = b"".join(self._parts)
+        self._parts, self._starts = [out], [0]
+        return out
 
 
 def _resolve_implicit_vrs(ds: Dataset) -> None:
@@ -159,7 +219,7 @@ def _resolve_implicit_vrs(ds: Dataset) -> None:
         pass
 
 
-def _verify(out: bytes, ds: Dataset, pixels_before: dict[int, bytes]) -> None:
+def _verify(out: bytes, ds: Dataset, pixels_before: dict[int, memoryview]) -> None:
     """Every encoded pixel byte of the input must be in the output, unchanged.
 
     Usually Pixel Data is the dataset's last element, and then its encoded value
@@ -170,7 +230,7 @@ def _verify(out: bytes, ds: Dataset, pixels_before: dict[int, bytes]) -> None:
     if not pixels_before:
         return
     last = max(ds.keys()) if len(ds) else None
-    if len(pixels_before) == 1 and last in pixels_before and out.endswith(pixels_before[last]):
+    if len(pixels_before) == 1 and last in pixels_before and _ends_with(out, pixels_before[last]):
         return
     try:
         pixels_after = check_complete(out, ds)
@@ -178,3 +238,8 @@ def _verify(out: bytes, ds: Dataset, pixels_before: dict[int, bytes]) -> None:
         raise QuarantineError("output failed its structural check") from None
     if pixels_after != pixels_before:
         raise QuarantineError("pixel data changed while writing")
+
+
+def _ends_with(out: bytes, value: memoryview) -> bool:
+    """``out.endswith(value)`` for a view, without copying either."""
+    return len(value) <= len(out) and memoryview(out)[len(out) - len(value):] == value
