@@ -149,10 +149,16 @@ def run_medveil(inputs: Path, out: Path, workers: int, **engine) -> None:
 
 
 class PeakRSS:
-    """Largest resident set of this process and of any descendant while the block runs."""
+    """Largest resident set of this process and of any descendant while the block runs.
 
-    def __init__(self, interval: float = 0.02):
+    Finding descendants scans every process of the machine, so the list is
+    refreshed once a second and only the known ones are sampled in between:
+    the sampler must not steal the CPU it is measuring.
+    """
+
+    def __init__(self, interval: float = 0.05, refresh: float = 1.0):
         self.interval = interval
+        self.refresh = refresh
         self.self_peak = 0
         self.child_peak = 0
         self._stop = threading.Event()
@@ -168,16 +174,22 @@ class PeakRSS:
 
     def _sample(self) -> None:
         me = psutil.Process()
+        children: list[psutil.Process] = []
+        listed = 0.0
         while not self._stop.is_set():
-            try:
-                self.self_peak = max(self.self_peak, me.memory_info().rss)
-                for child in me.children(recursive=True):
-                    try:
-                        self.child_peak = max(self.child_peak, child.memory_info().rss)
-                    except psutil.Error:
-                        pass
-            except psutil.Error:
-                pass
+            now = time.monotonic()
+            if now - listed >= self.refresh:
+                try:
+                    children = me.children(recursive=True)
+                except psutil.Error:
+                    children = []
+                listed = now
+            self.self_peak = max(self.self_peak, me.memory_info().rss)
+            for child in children:
+                try:
+                    self.child_peak = max(self.child_peak, child.memory_info().rss)
+                except psutil.Error:
+                    pass
             self._stop.wait(self.interval)
 
 
