@@ -97,3 +97,16 @@ def test_a_large_image_is_cleaned_with_bounded_copies(tmp_path):
     assert record.status == "written", record.reason
     assert out.endswith(_read(data).PixelData)
     assert peak < 3.3 * len(data)
+
+
+def test_pixel_comparison_finds_a_difference_in_any_chunk():
+    from medveil.runner.core import _same_bytes
+
+    data = bytes(range(256)) * 40
+    same = memoryview(bytearray(data))
+    assert _same_bytes(memoryview(data), same, chunk=1000)
+    for position in (0, 999, 1000, len(data) - 1):
+        changed = bytearray(data)
+        changed[position] ^= 1
+        assert not _same_bytes(memoryview(data), memoryview(changed), chunk=1000)
+    assert not _same_bytes(memoryview(data), memoryview(data)[:-1], chunk=1000)

@@ -230,16 +230,19 @@ def _verify(out: bytes, ds: Dataset, pixels_before: dict[int, memoryview]) -> No
     if not pixels_before:
         return
     last = max(ds.keys()) if len(ds) else None
-    if len(pixels_before) == 1 and last in pixels_before and _ends_with(out, pixels_before[last]):
+    if len(pixels_before) == 1 and last in pixels_before and out.endswith(pixels_before[last]):
         return
     try:
         pixels_after = check_complete(out, ds)
     except QuarantineError:
         raise QuarantineError("output failed its structural check") from None
-    if pixels_after != pixels_before:
+    if pixels_after.keys() != pixels_before.keys() or not all(
+            _same_bytes(pixels_after[tag], pixels_before[tag]) for tag in pixels_before):
         raise QuarantineError("pixel data changed while writing")
 
 
-def _ends_with(out: bytes, value: memoryview) -> bool:
-    """``out.endswith(value)`` for a view, without copying either."""
-    return len(value) <= len(out) and memoryview(out)[len(out) - len(value):] == value
+def _same_bytes(a: memoryview, b: memoryview, chunk: int = 1 << 20) -> bool:
+    """``a == b`` at memcmp speed: comparing two memoryviews directly goes element by
+    element (about 30 times slower); bounded slices keep the copies small."""
+    return len(a) == len(b) and all(a[i:i + chunk].tobytes() == b[i:i + chunk].tobytes()
+                                    for i in range(0, len(a), chunk))

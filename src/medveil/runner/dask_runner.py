@@ -234,8 +234,6 @@ def run_dask(config: RunConfig, *, scheduler: str | None = None, batch_size: int
         coordinator.preexisting = target.existing()
         jobs = _jobs(config, store, coordinator, source, target, manifest)
         if jobs:
-            size = batch_size or max(1, min(MAX_BATCH, math.ceil(len(jobs) / (4 * max(1, config.workers)))))
-            batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
             if scheduler:
                 cluster_cm = None
                 client = Client(scheduler)
@@ -244,6 +242,9 @@ def run_dask(config: RunConfig, *, scheduler: str | None = None, batch_size: int
                                           processes=True, dashboard_address=None, silence_logs=40)
                 client = Client(cluster_cm)
             try:
+                workers = len(client.scheduler_info().get("workers", {})) or max(1, config.workers)
+                size = batch_size or max(1, min(MAX_BATCH, math.ceil(len(jobs) / (4 * workers))))
+                batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
                 _submit_and_finish(client, as_completed, batches, source, target, config, coordinator, run_id)
             finally:
                 client.close()
