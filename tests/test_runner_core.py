@@ -110,3 +110,17 @@ def test_pixel_comparison_finds_a_difference_in_any_chunk():
         changed[position] ^= 1
         assert not _same_bytes(memoryview(data), memoryview(changed), chunk=1000)
     assert not _same_bytes(memoryview(data), memoryview(data)[:-1], chunk=1000)
+
+
+def test_what_engines_may_log_names_no_path_and_no_original_identifier():
+    """Dask logs a failed task's arguments and results travel as objects: their reprs must be clean."""
+    from medveil.runner.process import Job
+
+    data = (TEST_FILES / "CT_small.dcm").read_bytes()
+    original = _read(data)
+    _, record = deidentify_bytes(data, BASIC, KEY)
+    job = Job(index=3, path="/exports/DOE^JANE_MRN-123456/img.dcm", input_ref="abc")
+    assert "DOE" not in repr(job) and "123456" not in repr(job)
+    assert str(original.SOPInstanceUID) in record.uid_pairs
+    assert str(original.SOPInstanceUID) not in repr(record)
+    assert str(original.PatientID) not in repr(record)

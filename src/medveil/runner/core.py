@@ -52,8 +52,9 @@ class AuditRecord:
     relpath: str | None = None
     input_sha256: str | None = None
     output_sha256: str | None = None
-    uid_pairs: dict[str, str] = field(default_factory=dict)
-    patient_pairs: dict[str, str] = field(default_factory=dict)
+    #: Original identifiers (for the mapping files only): never in a repr, since engines log those.
+    uid_pairs: dict[str, str] = field(default_factory=dict, repr=False)
+    patient_pairs: dict[str, str] = field(default_factory=dict, repr=False)
     counts: Counter = field(default_factory=Counter)
     events: list[tuple[str, str]] = field(default_factory=list)
 

@@ -27,7 +27,8 @@ class Job:
     """What a worker needs to know about one input."""
 
     index: int
-    path: str
+    #: Left out of the repr: paths carry names and MRNs, and Dask logs a failed task's arguments.
+    path: str = field(repr=False)
     input_ref: str
     #: The sequential Patient ID, when the policy numbers patients.
     patient_id: str | None = None
