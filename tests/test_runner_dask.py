@@ -61,6 +61,8 @@ def inputs(tmp_path: Path) -> Path:
         twin = pydicom.dcmread(TEST_FILES / "CT_small.dcm")
     twin.StudyDescription = "same SOP Instance UID, other content"
     twin.save_as(root / "zz_twin.dcm")
+    twin.PatientID = "OTHER-PATIENT"  # same SOP Instance UID under another patient: another path
+    twin.save_as(root / "zz_twin_other_patient.dcm")
     (root / "notes.txt").write_text("patient DOE^JANE called back\n")
     return root
 
@@ -97,7 +99,7 @@ def test_dask_with_two_worker_processes_matches_the_local_runner(tmp_path, input
     # one output per written input; the twin is quarantined, the text file too
     written = [s for s in statuses(config.workspace).values() if s[0] == "written"]
     assert len(tree(config.output)) == len(written) == summary.written
-    assert summary.quarantined >= 3
+    assert summary.quarantined >= 4
     assert not list(config.output.rglob(".medveil-tmp-*"))
 
 

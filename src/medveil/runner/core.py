@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from io import BytesIO
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     ExplicitVRBigEndian,
@@ -129,6 +130,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     result = deidentify_dataset(ds, policy, key, assigned_patient_id=patient_id)
     relpath = output_relpath(ds)
     _resolve_implicit_vrs(ds)
+    _share_unchanged_pixels(ds, pixels_before)
     buffer = _Chunks()
     ds.save_as(buffer, enforce_file_format=True)
     out = buffer.getvalue()
@@ -142,6 +144,22 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     if reason:
         record.events.append(("burned-in-passed", reason))
     return out
+
+
+def _share_unchanged_pixels(ds: Dataset, pixels_before: dict[int, memoryview]) -> None:
+    """Let the writer take untouched pixel values from the input instead of the dataset's copy.
+
+    pydicom copied each pixel value out of the input when it read the file.
+    A value still in its raw, as-read form was never changed (changing one
+    converts it first); when a view into the input holds the same bytes
+    (compared, at memcmp speed), giving the writer that view frees the copy:
+    one image less in memory while the output is written.
+    """
+    for tag, region in pixels_before.items():
+        elem = ds._dict.get(tag)
+        if (isinstance(elem, RawDataElement) and isinstance(elem.value, bytes)
+                and _same_bytes(memoryview(elem.value), region)):
+            ds._dict[tag] = elem._replace(value=region)
 
 
 class _Chunks:

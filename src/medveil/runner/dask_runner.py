@@ -123,8 +123,9 @@ class _DaskCoordinator(_Coordinator):
         super().__init__(config, store, summary, progress)
         self.source = source
         self.target = target
-        #: new SOP Instance UID -> the job whose output holds that name, to rewrite it on a clash.
-        self.owner: dict[str, Job] = {}
+        #: new SOP Instance UID -> the job that claimed it and its output's path, to put that
+        #: output back when a later file with the same UID overwrote it.
+        self.owner: dict[str, tuple[Job, str]] = {}
         #: outputs present before the run: a worker's "unchanged" only counts for these, since
         #: another worker may have written an identical file first during this run.
         self.preexisting: set[str] = set()
@@ -166,7 +167,7 @@ class _DaskCoordinator(_Coordinator):
         elif done.status == "unchanged" and record.relpath not in self.preexisting:
             done.status = "written"
         self.claimed[instance] = record.output_sha256
-        self.owner.setdefault(instance, job)
+        self.owner.setdefault(instance, (job, record.relpath))
         self.summary.actions.update(record.counts)
         for stale in (f"{done.input_ref}.dcm", f"{done.input_ref}.reason.txt"):
             (self.quarantine / stale).unlink(missing_ok=True)  # quarantined by an earlier run
@@ -182,12 +183,12 @@ class _DaskCoordinator(_Coordinator):
     def _withdraw(self, relpath: str, instance: str, sha256: str) -> None:
         """Undo a refused file's write: restore the earlier owner's output, or remove it."""
         claimed = self.claimed.get(instance)
-        if claimed is None:
-            self.target.delete(relpath)
+        owner, owner_relpath = self.owner.get(instance, (None, None))
+        if claimed is None or owner_relpath != relpath:
+            self.target.delete(relpath)  # no accepted file of this run lives under that name
             return
         if claimed == sha256:
             return  # the object holds exactly the earlier file's bytes
-        owner = self.owner.get(instance)
         out, record = (None, None) if owner is None else deidentify_bytes(
             self.source.read(owner.path), self.config.policy, self.config.key, patient_id=owner.patient_id)
         if record is None or record.status != "written" or record.output_sha256 != claimed:
@@ -331,7 +332,8 @@ def _jobs(config: RunConfig, store: AuditStore, coordinator: _DaskCoordinator, s
                 done = _already_done(config, store, item.ref, Path(item.path))
                 if done is not None:
                     coordinator.claimed[_instance(done.output_relpath)] = done.output_sha256
-                    coordinator.owner[_instance(done.output_relpath)] = Job(item.index, item.path, item.ref)
+                    coordinator.owner[_instance(done.output_relpath)] = (Job(item.index, item.path, item.ref),
+                                                                         done.output_relpath)
                     coordinator.record(item.ref, item.path, "unchanged", None, input_sha256=done.input_sha256,
                                        output_relpath=done.output_relpath, output_sha256=done.output_sha256)
                     continue
