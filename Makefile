@@ -7,13 +7,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= demo
 
-.PHONY: setup demo test bench bench-midi clean tables
+.PHONY: setup demo test bench bench-scale bench-midi clean tables
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e ".[test,ocr]"
+	$(PY) -m pip install --quiet -e ".[test,ocr,scale]"
 	touch $@
 
 demo: setup
@@ -31,8 +31,13 @@ test: setup
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: setup
-	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) -m pip install --quiet -e ".[test,scale,bench]"
 	$(PY) benchmarks/throughput.py
+
+# 2,000+ generated files: copy, pydicom, medveil local (1 and 2 workers), Dask and dicognito;
+# e.g. make bench-scale SCALE_ARGS="--files 500 --repeats 3".
+bench-scale: setup
+	$(PY) benchmarks/scale.py $(SCALE_ARGS)
 
 # MIDI-B style scores of medveil and its peers (each peer in its own venv under .bench/venvs)
 # on one synthetic set; e.g. make bench-midi MIDI_ARGS="--max-files 60 --peers deid".

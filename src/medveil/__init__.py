@@ -16,28 +16,48 @@ from pathlib import Path
 
 from medveil._version import __version__
 from medveil.engine import Result, deidentify_dataset
+from medveil.errors import MedveilError
 from medveil.policy import Option, Policy, get_profile, load_recipe
 from medveil.pseudonym import Key, generate_key_file, load_key, throwaway_key
 
 
-def deidentify_path(input: Path, output: Path, *, policy: Policy | str = "basic", key: Key,
+def deidentify_path(input: Path | str, output: Path | str, *, policy: Policy | str = "basic", key: Key,
                     mappings_dir: Path | None = None, workspace: Path | None = None, workers: int = 1,
                     record_originals: bool = False, resume: bool = True,
                     progress: Callable[[int], None] | None = None,
-                    on_total: Callable[[int], None] | None = None):
+                    on_total: Callable[[int], None] | None = None,
+                    engine: str = "local", scheduler: str | None = None, batch_size: int | None = None,
+                    storage_options: dict | None = None):
     """De-identify a file or directory tree into *output*; returns the run summary.
 
     *on_total* is told how many inputs were found, *progress* how many are done
-    as they finish (the CLI's progress bar uses both).
+    as they finish (the CLI's progress bar uses both).  ``engine="dask"`` runs
+    on a Dask cluster (a local one of *workers* processes unless *scheduler*
+    names one); with it, *input* and *output* may be fsspec URLs such as
+    ``s3://bucket/prefix``, and *storage_options* go to fsspec.
     """
     from medveil.runner.batch import RunConfig, default_workspace, run
+    from medveil.runner.locations import is_url
 
     if isinstance(policy, str):
         policy = get_profile(policy)
-    config = RunConfig(input=Path(input), output=Path(output), policy=policy, key=key,
+    if engine not in ("local", "dask"):
+        raise MedveilError("engine must be 'local' or 'dask'")
+    remote = is_url(input) or is_url(output)
+    if remote and engine != "dask":
+        raise MedveilError("URLs as input or output need --engine dask")
+    if remote and workspace is None and is_url(output):
+        raise MedveilError("an output URL needs a local --workspace (it holds the audit store)")
+    as_path = (lambda p: str(p)) if remote else Path
+    config = RunConfig(input=as_path(input), output=as_path(output), policy=policy, key=key,
                        workspace=Path(workspace) if workspace else default_workspace(Path(output)),
                        mappings_dir=Path(mappings_dir) if mappings_dir else None, workers=workers,
                        record_originals=record_originals, resume=resume)
+    if engine == "dask":
+        from medveil.runner.dask_runner import run_dask
+
+        return run_dask(config, scheduler=scheduler, batch_size=batch_size, storage_options=storage_options,
+                        progress=progress, on_total=on_total)
     return run(config, progress=progress, on_total=on_total)
 
 

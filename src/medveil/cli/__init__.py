@@ -35,10 +35,16 @@ from medveil.pseudonym import generate_key_file, load_key, throwaway_key
 from medveil.quiet import silenced
 from medveil.runner.discover import discover
 from medveil.runner.dryrun import dry_run
+from medveil.runner.locations import is_url
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="De-identify DICOM files (PS3.15 Annex E) with keyed pseudonymisation.")
 KEY_ENV = "MEDVEIL_KEY_FILE"
+
+
+class Engine(str, Enum):
+    local = "local"
+    dask = "dask"
 
 
 class BurnedIn(str, Enum):
@@ -143,8 +149,10 @@ def _pixel_settings(policy, pixel_policy, pixel_scan, ocr, pixel_rules, overlays
 
 @app.command()
 def deidentify(
-    input: Path = typer.Argument(..., exists=True, help="A DICOM file or a directory (searched recursively)."),
-    output: Path = typer.Argument(..., help="The release tree: <PatientID>/<StudyUID>/<SeriesUID>/<SOPUID>.dcm."),
+    input: str = typer.Argument(..., help="A DICOM file or a directory (searched recursively); "
+                                "with --engine dask also a URL such as s3://bucket/prefix."),
+    output: str = typer.Argument(..., help="The release tree: <PatientID>/<StudyUID>/<SeriesUID>/<SOPUID>.dcm "
+                                 "(a directory, or a URL with --engine dask)."),
     profile: str = typer.Option("basic", "--profile", "-p", help=f"One of: {', '.join(PROFILES)}."),
     key_file: Path | None = typer.Option(None, "--key-file", "-k", help=f"Secret key (or set {KEY_ENV})."),
     throwaway_key_: bool = typer.Option(False, "--throwaway-key", help="Use a random key for this run only."),
@@ -182,8 +190,18 @@ def deidentify(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip inputs already done identically."),
     dry: bool = typer.Option(False, "--dry-run", help="Show what would change for one file; write nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    engine: Engine = typer.Option(
+        Engine.local, "--engine", help="local (a process pool) or dask (a cluster; local unless --scheduler)."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Dask scheduler address (tcp://host:8786); default: start a local cluster."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", min=1, help="Files per Dask task (default: up to 1000, several tasks per worker)."),
 ) -> None:
     """De-identify INPUT into OUTPUT."""
+    if not is_url(input) and not Path(input).exists():
+        _fail("the input path does not exist")
+    if scheduler and engine is not Engine.dask:
+        _fail("--scheduler needs --engine dask")
     try:
         policy = _policy(profile, recipe, option, burned_in, without)
         if sequential_ids:
@@ -193,7 +211,9 @@ def deidentify(
             policy = replace(policy, verify=True)
         key = _load_key(key_file, throwaway_key_)
         if dry:
-            _dry_run(input, policy, key)
+            if is_url(input):
+                _fail("--dry-run reads a local file or directory")
+            _dry_run(Path(input), policy, key)
             return
         with Progress(TextColumn("de-identifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True, disable=as_json) as bar:
@@ -201,6 +221,7 @@ def deidentify(
             summary = deidentify_path(input, output, policy=policy, key=key, mappings_dir=mappings,
                                       workspace=workspace, workers=workers,
                                       record_originals=record_originals, resume=resume,
+                                      engine=engine.value, scheduler=scheduler, batch_size=batch_size,
                                       progress=lambda n: bar.advance(task, n),
                                       on_total=lambda total: bar.update(task, total=total))
     except MedveilError as exc:

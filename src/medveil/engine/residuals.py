@@ -22,7 +22,7 @@ from pydicom.valuerep import PersonName
 
 from medveil.engine.dummy import GENERATED_VALUES
 from medveil.engine.uids import is_class_keyword
-from medveil.engine.vrs import TEXT_VRS, dictionary_vr, keyword_of
+from medveil.engine.vrs import TEXT_VRS, dictionary_vr, keyword_of, stored
 from medveil.policy import Policy
 from medveil.text.allow import is_clinical
 
@@ -161,7 +161,7 @@ def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[
           inherited: list[str]) -> None:
     encodings = _encodings(ds, inherited)  # an item may declare its own character set
     for tag in ds.keys():
-        raw = ds.get_item(tag)
+        raw = stored(ds, tag)
         keyword = keyword_of(tag)
         if keyword in _NOT_SCANNED:
             continue

@@ -35,3 +35,14 @@ def dictionary_vr(tag: int) -> str | None:
         return dictionary_VR(tag)
     except KeyError:
         return None
+
+
+def stored(ds, tag: int):
+    """The element under *tag* as the dataset holds it (raw or converted), or None.
+
+    What ``ds.get_item(tag)`` returns for a dataset read in full (medveil
+    never defers values), without its per-call tag normalisation: the walker,
+    the identifier collector and the residual scan each ask for every element
+    of every item, and that normalisation cost more than the asking.
+    """
+    return ds._dict.get(tag)

@@ -20,7 +20,7 @@ from pydicom.multival import MultiValue
 from medveil.engine.context import Context
 from medveil.engine.dummy import dummy_for
 from medveil.engine.uids import is_class_keyword, is_well_known
-from medveil.engine.vrs import KNOWN_VRS, TEXT_VRS, dictionary_vr, is_known, keyword_of
+from medveil.engine.vrs import KNOWN_VRS, TEXT_VRS, dictionary_vr, is_known, keyword_of, stored
 from medveil.errors import InvalidValueError, QuarantineError
 from medveil.policy import Decision, Option
 from medveil.policy.iod import required_empty
@@ -63,7 +63,7 @@ def walk(ds: Dataset, ctx: Context, depth: int = 0) -> None:
         if element == 0x0000:  # group lengths are retired and recomputed by readers
             del ds[tag]
             continue
-        raw_vr = ds.get_item(tag).VR
+        raw_vr = stored(ds, tag).VR
         if raw_vr is not None and raw_vr not in KNOWN_VRS:
             # Neither readable nor safely writable; what it holds cannot be judged.
             raise QuarantineError(f"unknown value representation in {_tag_text(tag)}")
@@ -161,7 +161,7 @@ def _shift_private(elem, disposition: str | None, ctx: Context) -> bool:
 
 def _vr(ds: Dataset, tag: int) -> str:
     """The element's VR without converting its value (implicit VR: from the dictionary)."""
-    return ds.get_item(tag).VR or dictionary_vr(tag) or "UN"
+    return stored(ds, tag).VR or dictionary_vr(tag) or "UN"
 
 
 def _unlisted(ds: Dataset, tag: int, ctx: Context, depth: int) -> None:

@@ -19,6 +19,7 @@ files (``.medveil-tmp-*``) are left out.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 import struct
@@ -160,6 +161,16 @@ def classify(path: Path | str) -> Discovered:
         return Discovered(path, UNREADABLE, _os_reason(exc))
 
 
+def classify_bytes(name: str, data: bytes) -> Discovered:
+    """Classify an object already read (from object storage), as :func:`classify` would.
+
+    *name* is only used to recognise a file called DICOMDIR.
+    """
+    if not data:
+        return Discovered(Path(name), NOT_DICOM, REASON_EMPTY)
+    return _classify_open(Path(name), io.BytesIO(data), len(data))
+
+
 def _classify_open(path: Path, handle: BinaryIO, size: int) -> Discovered:
     header = handle.read(_HEADER_BYTES)
     named_dicomdir = path.name.upper() == "DICOMDIR"
@@ -175,7 +186,8 @@ def _classify_open(path: Path, handle: BinaryIO, size: int) -> Discovered:
                 return Discovered(path, DICOMDIR)
         return Discovered(path, DICOM)
     if _looks_like_raw_dataset(header, size):
-        groups = _dataset_groups(path)
+        handle.seek(0)
+        groups = _dataset_groups(handle)
         if named_dicomdir and 0x0004 in groups:
             return Discovered(path, DICOMDIR)
         if 0x0008 in groups:
@@ -241,12 +253,12 @@ def _looks_like_raw_dataset(header: bytes, size: int) -> bool:
     return length == _UNDEFINED_LENGTH or length <= size - 8
 
 
-def _dataset_groups(path: Path) -> set[int]:
-    """Groups present when pydicom parses *path*; empty when it cannot."""
+def _dataset_groups(source: BinaryIO) -> set[int]:
+    """Groups present when pydicom parses *source*; empty when it cannot."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+            ds = pydicom.dcmread(source, force=True, stop_before_pixels=True)
             return {tag.group for tag in ds.keys()}
     except Exception:  # any parse failure just means "not a dataset we recognise"
         return set()

@@ -132,11 +132,13 @@ def _dataset_start(data: bytes) -> int:
     return offset
 
 
-def check_complete(data: bytes, ds: Dataset) -> dict[int, bytes]:
+def check_complete(data: bytes, ds: Dataset) -> dict[int, memoryview]:
     """Raise QuarantineError if the encoded file is cut short or Pixel Data is incomplete.
 
-    Returns the encoded values of the pixel data elements (tag -> bytes), so the
-    caller can prove that writing left them as they were.
+    Returns the encoded values of the pixel data elements (tag -> a view into
+    *data*), so the caller can prove that writing left them as they were.
+    Views, not copies: on a 50 MB image a copy would be one more 50 MB held
+    while the file is cleaned and written.
     """
     meta = getattr(ds, "file_meta", None)
     syntax = UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else UID("")
@@ -158,7 +160,8 @@ def check_complete(data: bytes, ds: Dataset) -> dict[int, bytes]:
     except (_Truncated, struct.error):
         raise QuarantineError("file is truncated or its element lengths do not fit the file") from None
     _check_native_pixels(ds, syntax)
-    return {tag: data[begin:end] for tag, (begin, end) in walker.regions.items()}
+    view = memoryview(data)
+    return {tag: view[begin:end] for tag, (begin, end) in walker.regions.items()}
 
 
 def _check_native_pixels(ds: Dataset, syntax: UID) -> None:

@@ -1,4 +1,4 @@
-"""Processing one file: read, de-identify, write, verify.  Runs in worker processes.
+"""Processing one file for the local runner: read it, de-identify it, write a temporary file.
 
 A file either comes out complete and verified, or not at all: every failure
 becomes an outcome with status "quarantined" and a reason that names no
@@ -9,37 +9,17 @@ half-written file under its final name.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 
-import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import (
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-)
-
-from medveil.engine import deidentify_dataset
-from medveil.errors import QuarantineError, safe_reason
-from medveil.pixels.clean import PixelReport, clean_pixels, region_records
-from medveil.policy import Option, Policy
+from medveil.errors import safe_reason
+from medveil.policy import Policy
 from medveil.pseudonym import Key
-from medveil.quiet import silenced
-from medveil.runner.burned_in import burned_in_reason
-from medveil.runner.integrity import check_complete
-from medveil.text import KnownIdentifiers
-from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset
+from medveil.runner.core import deidentify_bytes, output_relpath  # noqa: F401  (re-exported)
 
 TMP_PREFIX = ".medveil-tmp-"
-PIXEL_DATA = 0x7FE00010
-_PATH_SAFE = re.compile(r"[^0-9A-Za-z._-]")
 
 
 @dataclass
@@ -47,7 +27,8 @@ class Job:
     """What a worker needs to know about one input."""
 
     index: int
-    path: str
+    #: Left out of the repr: paths carry names and MRNs, and Dask logs a failed task's arguments.
+    path: str = field(repr=False)
     input_ref: str
     #: The sequential Patient ID, when the policy numbers patients.
     patient_id: str | None = None
@@ -71,182 +52,33 @@ class Outcome:
     fingerprints: list[str] = field(default_factory=list)
 
 
-def _component(value: str) -> str:
-    return _PATH_SAFE.sub("_", value) or "_"
-
-
-def output_relpath(ds: Dataset) -> str:
-    """``<PatientID>/<StudyUID>/<SeriesUID>/<SOPUID>.dcm``, all pseudonyms."""
-    parts = []
-    for keyword in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
-        value = str(ds.get(keyword, "") or "").strip()
-        if not value:
-            raise QuarantineError(f"{keyword} missing, the output cannot be named")
-        parts.append(_component(value))
-    return "/".join(parts[:3]) + f"/{parts[3]}.dcm"
-
-
-def _ensure_file_meta(ds: Dataset) -> None:
-    """Files read without a meta group get one matching how they were encoded."""
-    meta = getattr(ds, "file_meta", None)
-    if meta is None:
-        meta = FileMetaDataset()
-        ds.file_meta = meta
-    if "TransferSyntaxUID" not in meta:
-        implicit, little = ds.original_encoding if ds.original_encoding != (None, None) else (True, True)
-        if implicit:
-            meta.TransferSyntaxUID = ImplicitVRLittleEndian
-        else:
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
-
-
 def process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
     """De-identify one file into a temporary file in *tmp_dir*."""
-    with silenced():
-        return _process(job, policy, key, tmp_dir)
+    return _process(job, policy, key, tmp_dir)
 
 
 def _process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
     outcome = Outcome(index=job.index, input_ref=job.input_ref, status="quarantined")
     try:
         data = Path(job.path).read_bytes()
-        outcome.input_sha256 = hashlib.sha256(data).hexdigest()
-        if data[:4] == b"DICM":  # meta group without the 128-byte preamble
-            data = bytes(128) + data
-        try:
-            ds = pydicom.dcmread(BytesIO(data), force=True)
-        except Exception as exc:  # any parse failure means we cannot vouch for the file
-            raise QuarantineError(f"cannot be parsed as DICOM ({type(exc).__name__})") from None
-        if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
-            raise QuarantineError("not a composite instance (no SOP Class/Instance UID)")
-        pixels_before = check_complete(data, ds)
-        reason = burned_in_reason(ds)
-        _ensure_file_meta(ds)
-        words = identifier_words(ds, policy)
-        pixel_report = _clean_pixels(ds, policy, reason, pixels_before)
-        if pixel_report is None and reason and policy.burned_in == "quarantine":
-            raise QuarantineError(f"may carry burned-in text ({reason}); turn on the Clean Pixel Data "
-                                  "option (-o clean_pixel_data) or use --burned-in pass to release it as is")
-        applied = frozenset({Option.CLEAN_PIXEL_DATA}) if pixel_report is not None else frozenset()
-        result = deidentify_dataset(ds, policy, key, assigned_patient_id=job.patient_id,
-                                    pixel_options_applied=applied)
-        if pixel_report is not None and "PixelData" in ds:
-            # The text that could identify the patient is gone (PS3.3 C.7.6.1.1.6).
-            ds.BurnedInAnnotation = "NO"
-        if policy.verify:
-            _verify_clean(ds, policy, words)
-        relpath = output_relpath(ds)
-        _resolve_implicit_vrs(ds)
-        buffer = BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
-        out = buffer.getvalue()
-        _verify(out, ds, pixels_before)
+        out, record = deidentify_bytes(data, policy, key, patient_id=job.patient_id)
+        outcome.input_sha256 = record.input_sha256
+        if record.status != "written":
+            outcome.reason = record.reason
+            return outcome
         tmp_path = tmp_dir / f"{TMP_PREFIX}{job.index}-{os.getpid()}"
         tmp_path.write_bytes(out)
         outcome.status = "written"
-        outcome.relpath = relpath
+        outcome.relpath = record.relpath
         outcome.tmp_path = str(tmp_path)
-        outcome.output_sha256 = hashlib.sha256(out).hexdigest()
-        outcome.uid_pairs = result.uid_pairs
-        outcome.patient_pairs = result.patient_pairs
-        outcome.counts = result.counts
-        outcome.events = result.events
-        outcome.fingerprints = Fingerprints(key).digests_of(words)
-        if pixel_report is not None:
-            outcome.events.extend(_pixel_events(pixel_report))
-        elif reason:
-            outcome.events.append(("burned-in-passed", reason))
+        outcome.output_sha256 = record.output_sha256
+        outcome.uid_pairs = record.uid_pairs
+        outcome.patient_pairs = record.patient_pairs
+        outcome.counts = record.counts
+        outcome.events = record.events
+        outcome.fingerprints = record.fingerprints
     except Exception as exc:  # fail closed: every error ends in quarantine, never a crash
         outcome.status = "quarantined"
         outcome.reason = safe_reason(exc)
     return outcome
 
-
-def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
-                  pixels_before: dict[int, bytes]) -> PixelReport | None:
-    """Run the Clean Pixel Data step when the policy asks for it on this object.
-
-    Returns None when the step did not run (option off, or only flagged
-    objects are scanned and this one is not flagged).  Pixel Data that the
-    step changed becomes the value the written file is checked against.
-    """
-    if not policy.cleans_pixels:
-        return None
-    if policy.pixels.scan == "flagged" and not reason:
-        return None
-    report = clean_pixels(ds, policy.pixels, known=KnownIdentifiers.from_dataset(ds), burned_in_reason=reason)
-    if report.pixels_changed and PIXEL_DATA in pixels_before:
-        pixels_before[PIXEL_DATA] = _encoded_pixel_value(ds)
-    return report
-
-
-def _encoded_pixel_value(ds: Dataset) -> bytes:
-    """Pixel Data's value as the writer will encode it (what the integrity walk locates)."""
-    element = ds["PixelData"]
-    value = bytes(element.value)
-    if element.is_undefined_length:
-        return value + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # Sequence Delimitation Item
-    return value + b"\0" if len(value) % 2 else value
-
-
-def _verify_clean(ds: Dataset, policy: Policy, words: set[str]) -> None:
-    """The --verify gate: rescan the cleaned object, OCR included; PHI found means quarantine."""
-    engines = policy.pixels.engines if "PixelData" in ds or any(
-        0x6000 <= tag.group <= 0x601E for tag in ds.keys()) else None
-    findings = scan_dataset(ds, WordMatcher(words), ocr_engines=engines,
-                            min_confidence=policy.pixels.min_confidence)
-    if findings:
-        where = ", ".join(str(f) for f in findings[:5])
-        raise QuarantineError(f"verification found possible PHI after cleaning in: {where}")
-
-
-def _pixel_events(report: PixelReport) -> list[tuple[str, str]]:
-    """Audit events: one per masked box (geometry, engine, confidence; never text)."""
-    events = [("pixel-scan", json.dumps({"policy": report.policy, "text_regions": report.text_regions,
-                                         "masked": len(report.masked)}))]
-    events.extend(("pixel-box", json.dumps(record, sort_keys=True)) for record in region_records(report))
-    if report.mask is not None and not report.mask.transfer_syntax_kept:
-        events.append(("pixel-reencoded", report.mask.note))
-    if report.overlays_removed:
-        events.append(("overlays-removed", str(report.overlays_removed)))
-    if report.icon_removed:
-        events.append(("icon-removed", "Icon Image Sequence"))
-    return events
-
-
-def _resolve_implicit_vrs(ds: Dataset) -> None:
-    """Give still-encoded elements a VR when the file says explicit VR but was implicit.
-
-    Some writers declare an explicit VR transfer syntax and write implicit VR;
-    pydicom reads such a file by its bytes but cannot write an element that
-    never got a VR.  Converting the elements (VR from the data dictionary) lets
-    the output be written correctly in the declared syntax.
-    """
-    syntax = ds.file_meta.get("TransferSyntaxUID")
-    if syntax is None or syntax.is_implicit_VR or not len(ds):
-        return
-    if ds.get_item(next(iter(ds.keys()))).VR is not None:
-        return
-    for elem in ds.iterall():  # iterating converts each element
-        pass
-
-
-def _verify(out: bytes, ds: Dataset, pixels_before: dict[int, bytes]) -> None:
-    """Every encoded pixel byte of the input must be in the output, unchanged.
-
-    Usually Pixel Data is the dataset's last element, and then its encoded value
-    (only the value: explicit and implicit VR headers differ) must end the
-    output.  Otherwise the element walk that vouched for the input locates the
-    values in the output.
-    """
-    if not pixels_before:
-        return
-    last = max(ds.keys()) if len(ds) else None
-    if len(pixels_before) == 1 and last in pixels_before and out.endswith(pixels_before[last]):
-        return
-    try:
-        pixels_after = check_complete(out, ds)
-    except QuarantineError:
-        raise QuarantineError("output failed its structural check") from None
-    if pixels_after != pixels_before:
-        raise QuarantineError("pixel data changed while writing")

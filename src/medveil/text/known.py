@@ -37,7 +37,7 @@ from functools import lru_cache
 from pydicom.errors import BytesLengthException
 from pydicom.multival import MultiValue
 
-from medveil.engine.vrs import dictionary_vr, keyword_of
+from medveil.engine.vrs import dictionary_vr, keyword_of, stored
 from medveil.text.allow import is_clinical, is_common
 from medveil.text.dates import own_date_forms
 from medveil.text.patterns import STATE_CODES, STATE_NAMES
@@ -126,7 +126,7 @@ def _walk(ds) -> Iterator[tuple[str, str]]:
         # Decide from the raw element's VR (or the dictionary's) and the keyword before
         # converting: most elements hold nothing to collect, and converting every value
         # of every file would cost more than the rest of the de-identification.
-        raw = ds.get_item(tag)
+        raw = stored(ds, tag)
         vr = (raw.VR if raw is not None else None) or dictionary_vr(int(tag)) or "UN"
         if vr not in _INTERESTING_VRS and keyword_of(int(tag)) not in KEYWORD_KINDS:
             continue

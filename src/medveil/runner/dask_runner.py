@@ -1,0 +1,367 @@
+"""The Dask runner: the same core on a local cluster or a remote one, with identical results.
+
+Keyed pseudonymisation needs no shared state, so any worker can de-identify
+any file.  The coordinating process (this one) builds a manifest of inputs,
+splits it into batches of hundreds to thousands of files, and submits one
+task per batch.  A task streams its files one at a time: read, de-identify
+with :func:`medveil.runner.core.deidentify_bytes`, write the output under its
+pseudonymous name; it returns only small audit records, never file contents.
+Because an output's name is a pseudonym of its content's identity, a retried
+batch (Dask retries a task whose worker died) overwrites the same objects and
+never leaves duplicates.
+
+The decisions that involve two files are the coordinator's, made strictly in
+input order as in the local runner: numbering patients (before submitting),
+duplicate SOP Instance UIDs and pseudonym collisions (after).  Batches that
+finish early wait until every earlier batch is in.  When a later file turns
+out to clash with an earlier one, the later one is quarantined and the
+earlier one's output is written again (the core is deterministic), since the
+later one may already have overwritten it.  So the release tree and the
+mapping files are byte-identical to the local runner's for the same input
+and key.
+
+The workspace (audit store, quarantine) and the mapping files stay on the
+coordinator's local disk: they hold original identifiers and never travel.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pydicom
+
+from medveil._version import __version__
+from medveil.engine.deidentify import patient_key
+from medveil.errors import MedveilError, safe_reason
+from medveil.policy import Policy
+from medveil.pseudonym import Key, derive
+from medveil.quiet import silenced
+from medveil.runner.batch import (
+    RunConfig,
+    RunSummary,
+    _already_done,
+    _check_layout,
+    _Coordinator,
+    _instance,
+    _sequential_patient_id,
+    input_ref,
+)
+from medveil.runner.core import AuditRecord, deidentify_bytes
+from medveil.runner.discover import DICOM, DICOMDIR, classify_bytes, discover
+from medveil.runner.locations import Location, LocationError
+from medveil.runner.process import Job
+from medveil.store.audit import AuditStore
+from medveil.store.mappings import write_mappings
+
+#: Files per task: large enough that scheduling costs nothing next to the work, small enough
+#: that every worker gets several tasks and a retry repeats little.
+MAX_BATCH = 1000
+DICOMDIR_REASON = "DICOMDIR (an index; never copied)"
+
+
+@dataclass
+class Done:
+    """A worker's account of one input: the core's record and what happened to the output."""
+
+    index: int
+    input_ref: str
+    status: str  # "written", "unchanged", "quarantined" or "skipped"
+    record: AuditRecord = field(default_factory=AuditRecord)
+
+
+def run_batch(jobs: list[Job], source: Location, target: Location, policy: Policy, key: Key) -> list[Done]:
+    """One task: de-identify *jobs* in order, writing each output as soon as it is verified.
+
+    Files are handled one at a time, so a worker holds one input and one
+    output in memory, whatever the batch size.
+    """
+    return [_one(job, source, target, policy, key) for job in jobs]
+
+
+def _one(job: Job, source: Location, target: Location, policy: Policy, key: Key) -> Done:
+    done = Done(index=job.index, input_ref=job.input_ref, status="quarantined")
+    try:
+        data = source.read(job.path)
+    except Exception as exc:  # unreadable input: quarantine with the error's type only
+        done.record.reason = f"unreadable: cannot be read ({type(exc).__name__})"
+        return done
+    if not source.local:  # local inputs were classified during discovery
+        found = classify_bytes(PurePosixPath(job.path).name, data)
+        if found.kind == DICOMDIR:
+            done.status, done.record.reason = "skipped", DICOMDIR_REASON
+            return done
+        if found.kind != DICOM:
+            done.record.reason = f"{found.kind}: {found.reason or 'not a DICOM file'}"
+            return done
+    out, record = deidentify_bytes(data, policy, key, patient_id=job.patient_id)
+    del data
+    done.record = record
+    if record.status != "written":
+        return done
+    try:
+        if target.sha256(target.join(record.relpath)) == record.output_sha256:
+            done.status = "unchanged"
+        else:
+            target.write(record.relpath, out)
+            done.status = "written"
+    except Exception as exc:  # disk full, network: the file is quarantined, the batch goes on
+        done.status = "quarantined"
+        done.record.reason = f"the output could not be written ({type(exc).__name__})"
+    return done
+
+
+class _DaskCoordinator(_Coordinator):
+    """The local runner's bookkeeping, for outputs that workers already wrote in place."""
+
+    def __init__(self, config: RunConfig, store: AuditStore, summary: RunSummary,
+                 progress: Callable[[int], None] | None, source: Location, target: Location):
+        super().__init__(config, store, summary, progress)
+        self.source = source
+        self.target = target
+        #: new SOP Instance UID -> the job that claimed it and its output's path, to put that
+        #: output back when a later file with the same UID overwrote it.
+        self.owner: dict[str, tuple[Job, str]] = {}
+        #: outputs present before the run: a worker's "unchanged" only counts for these, since
+        #: another worker may have written an identical file first during this run.
+        self.preexisting: set[str] = set()
+
+    def quarantine_copy(self, path, ref: str, reason: str) -> None:
+        if self.source.local:
+            return super().quarantine_copy(Path(path), ref, reason)
+        self.quarantine.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.source.copy_to_local(str(path), self.quarantine / f"{ref}.dcm")
+        except Exception:
+            reason += " (the file could not be copied to quarantine)"
+        (self.quarantine / f"{ref}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+
+    def finish_done(self, done: Done, job: Job) -> None:
+        record = done.record
+        if done.status == "skipped":
+            self.record(done.input_ref, job.path, "skipped", record.reason)
+            return
+        if done.status == "quarantined":
+            self.quarantine_copy(job.path, done.input_ref, record.reason or "unknown")
+            self.record(done.input_ref, job.path, "quarantined", record.reason,
+                        input_sha256=record.input_sha256)
+            return
+        instance = _instance(record.relpath)
+        try:
+            claimed = self.claimed.get(instance)
+            if claimed is not None and claimed != record.output_sha256:
+                raise MedveilError("another input of this run has the same SOP Instance UID")
+            self._merge_pairs(record)
+        except MedveilError as exc:
+            self._withdraw(record.relpath, instance, record.output_sha256)
+            reason = safe_reason(exc)
+            self.quarantine_copy(job.path, done.input_ref, reason)
+            self.record(done.input_ref, job.path, "quarantined", reason, input_sha256=record.input_sha256)
+            return
+        if claimed is not None:
+            done.status = "unchanged"  # an earlier input of this run wrote the same bytes
+        elif done.status == "unchanged" and record.relpath not in self.preexisting:
+            done.status = "written"
+        self.claimed[instance] = record.output_sha256
+        self.owner.setdefault(instance, (job, record.relpath))
+        self.summary.actions.update(record.counts)
+        for stale in (f"{done.input_ref}.dcm", f"{done.input_ref}.reason.txt"):
+            (self.quarantine / stale).unlink(missing_ok=True)  # quarantined by an earlier run
+        with self.store.batch():
+            if record.counts:
+                self.store.add_action_counts(self.summary.run_id, dict(record.counts))
+            for category, detail in record.events:
+                self.summary.events[category] += 1
+                self.store.add_event(self.summary.run_id, done.input_ref, category, detail)
+            if record.fingerprints:
+                self.store.add_fingerprints(self.config.key.fingerprint(), record.fingerprints)
+            self.record(done.input_ref, job.path, done.status, None, input_sha256=record.input_sha256,
+                        output_relpath=record.relpath, output_sha256=record.output_sha256)
+
+    def _withdraw(self, relpath: str, instance: str, sha256: str) -> None:
+        """Undo a refused file's write: restore the earlier owner's output, or remove it."""
+        claimed = self.claimed.get(instance)
+        owner, owner_relpath = self.owner.get(instance, (None, None))
+        if claimed is None or owner_relpath != relpath:
+            self.target.delete(relpath)  # no accepted file of this run lives under that name
+            return
+        if claimed == sha256:
+            return  # the object holds exactly the earlier file's bytes
+        out, record = (None, None) if owner is None else deidentify_bytes(
+            self.source.read(owner.path), self.config.policy, self.config.key, patient_id=owner.patient_id)
+        if record is None or record.status != "written" or record.output_sha256 != claimed:
+            raise MedveilError("an output could not be restored after a clash; rerun with --no-resume")
+        self.target.write(record.relpath, out)
+
+
+def run_dask(config: RunConfig, *, scheduler: str | None = None, batch_size: int | None = None,
+             storage_options: dict[str, Any] | None = None,
+             progress: Callable[[int], None] | None = None,
+             on_total: Callable[[int], None] | None = None) -> RunSummary:
+    """De-identify ``config.input`` into ``config.output`` (paths or fsspec URLs) on Dask.
+
+    Without *scheduler* a local cluster of ``config.workers`` worker processes
+    is started and stopped again; with one (``tcp://host:8786``) the run uses
+    that cluster, whose workers must reach the input and output locations.
+    """
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise MedveilError("the Dask engine needs dask[distributed]: pip install 'medveil[scale]'") from None
+    source = Location(config.input, storage_options)
+    target = Location(config.output, storage_options)
+    if source.local and target.local:
+        _check_layout(config)
+    if target.local:
+        Path(target.root).mkdir(parents=True, exist_ok=True)
+        target.clean_temporaries()
+    config.workspace.mkdir(parents=True, exist_ok=True, mode=0o700)
+    run_id = uuid.uuid4().hex
+    summary = RunSummary(run_id=run_id, quarantine_dir=config.workspace / "quarantine",
+                         workspace=config.workspace)
+    manifest = _manifest(config, source)
+    summary.files_total = len(manifest)
+    if on_total:
+        on_total(len(manifest))
+    options = {"options": sorted(o.value for o in config.policy.options), "workers": config.workers,
+               "mappings": config.mappings_dir is not None, "engine": "dask"}
+    with AuditStore.open(config.workspace / "audit.sqlite", record_originals=config.record_originals) as store:
+        store.start_run(run_id, tool_version=__version__, table_edition=config.policy.table.edition,
+                        profile=config.policy.name, options=options,
+                        key_fingerprint=config.key.fingerprint(), input_ref=_root_ref(config, source))
+        coordinator = _DaskCoordinator(config, store, summary, progress, source, target)
+        coordinator.preexisting = target.existing()
+        jobs = _jobs(config, store, coordinator, source, target, manifest)
+        if jobs:
+            if scheduler:
+                cluster_cm = None
+                client = Client(scheduler)
+            else:
+                cluster_cm = LocalCluster(n_workers=max(1, config.workers), threads_per_worker=1,
+                                          processes=True, dashboard_address=None, silence_logs=40)
+                client = Client(cluster_cm)
+            try:
+                workers = len(client.scheduler_info().get("workers", {})) or max(1, config.workers)
+                size = batch_size or max(1, min(MAX_BATCH, math.ceil(len(jobs) / (4 * workers))))
+                batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+                _submit_and_finish(client, as_completed, batches, source, target, config, coordinator, run_id)
+            finally:
+                client.close()
+                if cluster_cm is not None:
+                    cluster_cm.close()
+        target.clean_temporaries()
+        if config.mappings_dir is not None:
+            write_mappings(config.mappings_dir, coordinator.uids.items(), coordinator.patids.items())
+        store.finish_run(run_id, files_total=summary.files_total,
+                         files_written=summary.written + summary.unchanged,
+                         files_quarantined=summary.quarantined, files_skipped=summary.skipped)
+    return summary
+
+
+def _submit_and_finish(client, as_completed, batches: list[list[Job]], source: Location, target: Location,
+                       config: RunConfig, coordinator: _DaskCoordinator, run_id: str) -> None:
+    """Submit every batch; finish their files in input order as batches come back."""
+    policy, key = client.scatter([config.policy, config.key], broadcast=True)
+    futures = {}
+    for number, batch in enumerate(batches):
+        future = client.submit(run_batch, batch, source, target, policy, key, retries=2, pure=False,
+                               key=f"medveil-batch-{run_id}-{number}")
+        futures[future] = number
+    ready: dict[int, list[Done]] = {}
+    next_batch = 0
+    for future in as_completed(futures):
+        number = futures.pop(future)
+        try:
+            ready[number] = future.result()
+        except Exception as exc:  # every retry failed: stop, a rerun resumes and overwrites
+            for other in futures:
+                other.cancel()
+            raise MedveilError(f"a batch failed on every try ({type(exc).__name__}); "
+                               "rerun to finish (outputs are overwritten identically)") from None
+        future.release()
+        while next_batch in ready:
+            batch = batches[next_batch]
+            for done, job in zip(ready.pop(next_batch), batch, strict=True):
+                coordinator.finish_done(done, job)
+            next_batch += 1
+
+
+@dataclass(frozen=True)
+class _Item:
+    index: int
+    path: str
+    ref: str
+    kind: str
+    reason: str | None
+
+
+def _manifest(config: RunConfig, source: Location) -> list[_Item]:
+    """Every input, in a stable order, with an opaque keyed reference."""
+    if source.local:
+        root = Path(source.root)
+        with silenced():
+            found = list(discover(root))
+        return [_Item(index, str(item.path), input_ref(config.key, root, item.path), item.kind, item.reason)
+                for index, item in enumerate(found)]
+    try:
+        names = list(source.walk())
+    except LocationError:
+        raise
+    except Exception as exc:
+        raise LocationError(f"the input location cannot be listed ({type(exc).__name__})") from None
+    # Objects are classified by the workers (that needs their bytes); "dicom" until then.
+    return [_Item(index, source.join(name), derive(config.key, "input-path", name).hex()[:32], DICOM, None)
+            for index, name in enumerate(names)]
+
+
+def _root_ref(config: RunConfig, source: Location) -> str:
+    if source.local:
+        return input_ref(config.key, Path(source.root), Path(source.root))
+    return derive(config.key, "input-path", source.url).hex()[:32]
+
+
+def _jobs(config: RunConfig, store: AuditStore, coordinator: _DaskCoordinator, source: Location,
+          target: Location, manifest: list[_Item]) -> list[Job]:
+    """Record what needs no worker (resumed, DICOMDIR, not DICOM); the rest become jobs."""
+    jobs = []
+    for item in manifest:
+        if item.kind == DICOM:
+            if source.local and target.local:
+                done = _already_done(config, store, item.ref, Path(item.path))
+                if done is not None:
+                    coordinator.claimed[_instance(done.output_relpath)] = done.output_sha256
+                    coordinator.owner[_instance(done.output_relpath)] = (Job(item.index, item.path, item.ref),
+                                                                         done.output_relpath)
+                    coordinator.record(item.ref, item.path, "unchanged", None, input_sha256=done.input_sha256,
+                                       output_relpath=done.output_relpath, output_sha256=done.output_sha256)
+                    continue
+            patient_id = _patient_number(config, store, source, item.path)
+            jobs.append(Job(index=item.index, path=item.path, input_ref=item.ref, patient_id=patient_id))
+        elif item.kind == DICOMDIR:
+            coordinator.record(item.ref, item.path, "skipped", DICOMDIR_REASON)
+        else:
+            reason = f"{item.kind}: {item.reason or 'not a DICOM file'}"
+            coordinator.quarantine_copy(item.path, item.ref, reason)
+            coordinator.record(item.ref, item.path, "quarantined", reason)
+    return jobs
+
+
+def _patient_number(config: RunConfig, store: AuditStore, source: Location, path: str) -> str | None:
+    """The sequential Patient ID, numbered in input order as the local runner numbers it."""
+    if not config.policy.sequential_patient_ids:
+        return None
+    if source.local:
+        return _sequential_patient_id(config, store, Path(path))
+    try:
+        with silenced(), source.open(path) as handle:
+            header = pydicom.dcmread(handle, force=True, stop_before_pixels=True,
+                                     specific_tags=["PatientID", "PatientName", "PatientBirthDate",
+                                                    "StudyInstanceUID"])
+    except Exception:
+        return None  # the worker will fail to read it too, and quarantine it
+    ref = derive(config.key, "sequence", patient_key(header)).hex()
+    return config.policy.patient_id_format.number(store.sequence_number("patient-id", ref))

@@ -1,0 +1,162 @@
+"""Where inputs come from and outputs go: local paths or fsspec URLs (``s3://bucket/prefix``).
+
+Archives that get shared often live on object storage, and copying them to a
+local disk first doubles the I/O.  A :class:`Location` gives the runners the
+handful of operations they need (list, read, write one object, hash one
+object, delete one object) over either the local file system, done with the
+standard library as before, or any fsspec file system, imported only when a
+URL asks for it.
+
+Writes never leave a half-written object under its final name: locally a
+temporary file beside the target is renamed over it; an object store's PUT
+(and a completed multipart upload) is atomic by itself.  Errors name the
+operation, never the path (paths may carry patient names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from medveil.errors import MedveilError
+
+TMP_PREFIX = ".medveil-tmp-"
+
+
+class LocationError(MedveilError):
+    """A location cannot be used (unknown protocol, fsspec missing, unreachable)."""
+
+
+def is_url(target: str | os.PathLike) -> bool:
+    """True for ``protocol://...`` other than ``file://``; local paths stay plain paths."""
+    text = os.fspath(target)
+    return "://" in text and not text.startswith("file://")
+
+
+class Location:
+    """A root (directory or prefix) on the local disk or on an fsspec file system."""
+
+    def __init__(self, root: str | os.PathLike, storage_options: dict[str, Any] | None = None):
+        text = os.fspath(root)
+        self.url = text
+        self.storage_options = dict(storage_options or {})
+        self.local = not is_url(text)
+        if self.local:
+            self.root = str(Path(text.removeprefix("file://")))
+            self.fs = None
+        else:
+            try:
+                import fsspec
+            except ImportError:
+                raise LocationError("URLs need fsspec: pip install 'medveil[scale]'") from None
+            try:
+                self.fs, self.root = fsspec.core.url_to_fs(text, **self.storage_options)
+            except (ImportError, ValueError) as exc:
+                raise LocationError(f"no file system for this URL ({type(exc).__name__}); "
+                                    "for s3:// install s3fs (medveil[scale])") from None
+            self.root = self.root.rstrip("/")
+
+    def __getstate__(self) -> dict:
+        # fsspec file systems pickle themselves; sending the URL and options is smaller and
+        # lets each worker process build (and cache) its own client.
+        return {"url": self.url, "storage_options": self.storage_options}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["url"], state["storage_options"])
+
+    def join(self, relpath: str) -> str:
+        """The full path (local) or key (object store) of *relpath* under the root."""
+        return f"{self.root}/{relpath}" if relpath else self.root
+
+    def walk(self) -> Iterator[str]:
+        """Relative paths of every object under the root, sorted, temporaries left out."""
+        if self.local:
+            raise LocationError("local trees are discovered with medveil.runner.discover")
+        try:
+            found = self.fs.find(self.root)
+        except FileNotFoundError:
+            raise LocationError("the input location does not exist") from None
+        prefix = self.root + "/"
+        names = sorted(p[len(prefix):] if p.startswith(prefix) else Path(p).name for p in found)
+        for name in names:
+            if not Path(name).name.startswith(TMP_PREFIX):
+                yield name
+
+    def existing(self) -> set[str]:
+        """Relative paths of the objects already under the root (an output before a run)."""
+        if self.local:
+            root = Path(self.root)
+            if not root.is_dir():
+                return set()
+            return {str(p.relative_to(root)) for p in root.rglob("*")
+                    if p.is_file() and not p.name.startswith(TMP_PREFIX)}
+        if not self.fs.exists(self.root):
+            return set()
+        return set(self.walk())
+
+    def read(self, path: str) -> bytes:
+        """The bytes of *path* (a full path as :meth:`join` gives it)."""
+        if self.local:
+            return Path(path).read_bytes()
+        return self.fs.cat_file(path)
+
+    def open(self, path: str):
+        return open(path, "rb") if self.local else self.fs.open(path, "rb")
+
+    def sha256(self, path: str) -> str | None:
+        """Hash of an existing object, streamed; None when there is none."""
+        digest = hashlib.sha256()
+        try:
+            with self.open(path) as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return digest.hexdigest()
+
+    def write(self, relpath: str, data: bytes) -> None:
+        """Put *data* under *relpath*, replacing what was there, never half-written."""
+        target = self.join(relpath)
+        if self.local:
+            target_path = Path(target)
+            target_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target_path.parent / f"{TMP_PREFIX}{target_path.name}-{os.getpid()}"
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, target_path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            return
+        self.fs.pipe_file(target, data)
+
+    def delete(self, relpath: str) -> None:
+        target = self.join(relpath)
+        if self.local:
+            Path(target).unlink(missing_ok=True)
+            return
+        try:
+            self.fs.rm_file(target)
+        except FileNotFoundError:
+            pass
+
+    def copy_to_local(self, path: str, target: Path) -> None:
+        """Copy one input to a local file (quarantine), streaming."""
+        with self.open(path) as src, open(target, "wb") as dst:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                dst.write(chunk)
+
+    def clean_temporaries(self) -> int:
+        """Remove temporaries a killed local run left anywhere in the tree; returns how many."""
+        if not self.local or not os.path.isdir(self.root):
+            return 0
+        count = 0
+        for directory, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(TMP_PREFIX):
+                    Path(directory, name).unlink(missing_ok=True)
+                    count += 1
+        return count
