@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", nargs="+", default=["rapidocr"])
     parser.add_argument("--policy", default="auto", choices=["auto", "all-text", "phi-only"])
     parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--match", default="", help="only cases whose name contains this")
     parser.add_argument("--no-reread", action="store_true", help="skip the OCR of the masked output")
     parser.add_argument("--out", type=Path, default=ROOT / ".bench" / "pixel_bench.json")
     args = parser.parse_args(argv)
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if not cases:
         print(f"skipped: no annotated corpora under {args.corpora}")
         return 0
+    cases = [case for case in cases if args.match in case[0]]
     if args.limit:
         cases = cases[:args.limit]
     settings = PixelSettings(policy=args.policy, engines=tuple(args.engines))

@@ -13,6 +13,8 @@ Contenders, interleaved and each timed ``--repeats`` times (medians reported):
   pydicom       pydicom.dcmread + Dataset.save_as (the parse/serialise floor)
   medveil-j1    medveil's local runner, one worker (discovery, audit store,
                 verification and mapping files included), profile ``tcia``
+                without Clean Pixel Data: the header-only path (OCR costs
+                seconds per image; benchmarks/pixel_bench.py measures it)
   medveil-j2    the same with two worker processes
   medveil-dask  the Dask engine on a LocalCluster of two worker processes,
                 started once before timing (its start-up is reported apart)
@@ -30,6 +32,7 @@ Usage: python benchmarks/scale.py [--files 2000] [--repeats 3] [--large 2]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -49,11 +52,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import _accepted_inputs, _stage, corpus_files  # noqa: E402
 
 from medveil import deidentify_path, get_profile  # noqa: E402
+from medveil.policy import Option  # noqa: E402
 from medveil.pseudonym import throwaway_key  # noqa: E402
 from medveil.quiet import silenced  # noqa: E402
 from medveil.runner.core import deidentify_bytes  # noqa: E402
 
+#: The header-only path the issue's goals are about: OCR of every image would measure the OCR engine.
 POLICY = get_profile("tcia")
+POLICY = dataclasses.replace(POLICY, options=POLICY.options - {Option.CLEAN_PIXEL_DATA})
 
 
 # -- workload -----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ dicognito (goal: faster).  Usage: python benchmarks/throughput.py [--copies N]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import statistics
@@ -35,6 +36,11 @@ import pydicom.data
 from pydicom.uid import generate_uid
 
 from medveil import deidentify_path, get_profile
+from medveil.policy import Option
+
+#: tcia without Clean Pixel Data: the header-only path (pixel_bench.py measures the OCR step).
+HEADER_ONLY = get_profile("tcia")
+HEADER_ONLY = dataclasses.replace(HEADER_ONLY, options=HEADER_ONLY.options - {Option.CLEAN_PIXEL_DATA})
 from medveil.pseudonym import throwaway_key
 
 
@@ -105,7 +111,7 @@ def _accepted_inputs(staged: Path) -> list[Path]:
 
     key = throwaway_key()
     workspace = staged.parent / "probe-ws"
-    deidentify_path(staged, staged.parent / "probe-out", policy=get_profile("tcia"), key=key,
+    deidentify_path(staged, staged.parent / "probe-out", policy=HEADER_ONLY, key=key,
                     workspace=workspace)
     with AuditStore.open(workspace / "audit.sqlite") as store:
         return [path for path in sorted(staged.iterdir())
@@ -140,7 +146,7 @@ def time_dicognito(inputs: Path, out: Path) -> None:
 
 
 def time_medveil(inputs: Path, out: Path, workers: int) -> None:
-    deidentify_path(inputs, out, policy=get_profile("tcia"), key=throwaway_key(),
+    deidentify_path(inputs, out, policy=HEADER_ONLY, key=throwaway_key(),
                     workspace=out.parent / (out.name + "-ws"), mappings_dir=out.parent / (out.name + "-maps"),
                     workers=workers)
 

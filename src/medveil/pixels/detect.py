@@ -107,15 +107,15 @@ def _examine_frame(
     """Merged boxes for one frame (numbered 0; the caller renumbers)."""
     found: list[TextBox] = []
     for _name, view in ocr_views(frame, ds):
-        factor = upscale_factor(view.shape) if upscale_small else 1
-        image = _enlarge(view, factor)
-        images = [_dark_on_light(image)]
-        cheap = image.size <= BOTH_POLARITIES_MAX_PIXELS
-        if both_polarities or (both_polarities is None and cheap):
-            images.append(255 - images[0])
-        for candidate in images:
-            for engine in engines:
-                found.extend(_read_tiled(candidate, engine, factor, min_confidence))
+        for factor in upscale_factors(view.shape) if upscale_small else (1,):
+            image = _enlarge(view, factor)
+            images = [_dark_on_light(image)]
+            cheap = image.size <= BOTH_POLARITIES_MAX_PIXELS
+            if both_polarities or (both_polarities is None and cheap):
+                images.append(255 - images[0])
+            for candidate in images:
+                for engine in engines:
+                    found.extend(_read_tiled(candidate, engine, factor, min_confidence))
     height, width = frame.shape[:2]
     clipped = [_clip(box, width, height) for box in found]
     return merge_boxes([box for box in clipped if box.area > 0])
@@ -155,6 +155,16 @@ def upscale_factor(shape: tuple[int, ...]) -> int:
     if longest <= 640:
         return 2
     return 1
+
+
+def upscale_factors(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Every enlargement a view is read at: small images twice, at 3x and 5x.
+
+    On a 256-pixel image labels are 6 pixels tall; which lines an engine reads
+    at 3x and at 5x differs, and small images are cheap to read twice.
+    """
+    factor = upscale_factor(shape)
+    return (3, 5) if factor == 3 else (factor,)
 
 
 def tiles(height: int, width: int, size: int = TILE_SIZE, overlap: int = TILE_OVERLAP) -> list[tuple[int, int, int, int]]:

@@ -81,8 +81,9 @@ def group_lines(boxes: Sequence[TextBox]) -> list[list[TextBox]]:
 
 
 def group_blocks(lines: Sequence[list[TextBox]]) -> list[list[list[TextBox]]]:
-    """Lines stacked into blocks: a line joins the block above it when it starts within a
-    line height below and overlaps it horizontally.
+    """Lines stacked into blocks: a line joins the block above it when it starts within one
+    and a half line heights below and overlaps it horizontally (a line OCR missed between
+    two it read leaves such a gap).
 
     Screens wrap long values ("Nielsen, Jimenez / and Aguilar / Community / Hospital"):
     the continuation lines say nothing on their own and must go with their first line.
@@ -98,7 +99,7 @@ def group_blocks(lines: Sequence[list[TextBox]]) -> list[list[list[TextBox]]]:
             lx1, lx2 = min(b.x1 for b in last), max(b.x2 for b in last)
             ly2 = max(b.y2 for b in last)
             height = max(y2 - y1, ly2 - min(b.y1 for b in last))
-            if 0 <= y1 - ly2 + 2 <= height and min(x2, lx2) > max(x1, lx1):
+            if 0 <= y1 - ly2 + 2 <= 1.5 * height and min(x2, lx2) > max(x1, lx1):
                 block.append(line)
                 break
         else:
