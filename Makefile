@@ -24,6 +24,7 @@ demo: setup
 		--key-file $(DEMO)/demo.key --mappings $(DEMO)/mappings; rc=$$?; [ $$rc -le 1 ] || exit $$rc
 	@echo "release tree:"; find $(DEMO)/output -name '*.dcm' | head -n 20
 	$(VENV)/bin/medveil deidentify $(DEMO)/input $(DEMO)/output --profile tcia --key-file $(DEMO)/demo.key --dry-run
+	$(VENV)/bin/medveil verify $(DEMO)/output --key-file $(DEMO)/demo.key
 
 # pytest exits 5 when it collects nothing: that must fail, not pass quietly.
 test: setup

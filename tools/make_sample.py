@@ -3,9 +3,11 @@
 
 The tree looks like a real export: directory names carry a patient's name
 and MRN, headers carry names, IDs, dates, an institution, physicians and a
-private tag copying the patient's name.  One secondary capture (presumed to
-carry burned-in text) and one non-DICOM file show what quarantine does.
-All identifiers here are invented.
+private tag copying the patient's name.  The CT image has the patient's
+name, MRN and birth date burned into its pixels and the secondary capture is
+presumed to carry burned-in text: the ``tcia`` profile's Clean Pixel Data
+option masks them.  One non-DICOM file shows what quarantine does.  All
+identifiers here are invented.
 
 Usage: python tools/make_sample.py OUT_DIR
 """
@@ -18,6 +20,8 @@ from pathlib import Path
 
 import pydicom
 import pydicom.data
+
+from medveil.synth.burn import burn
 
 # Only the files inside the pydicom wheel: asking pydicom for others may
 # trigger a download, and the demo must work offline.
@@ -56,6 +60,8 @@ def main(out: Path) -> int:
         ds = pydicom.dcmread(TEST_FILES / source)
         name, mrn = ("SMITH^JOHN", "MRN0042") if target.startswith("SMITH") else ("DOE^JANE", "MRN0777")
         _inject(ds, name, mrn)
+        if source == "CT_small.dcm":
+            burn(ds, [("", "SMITH, JOHN"), ("ID: ", mrn), ("DOB: ", "04/12/1961")])
         ds.save_as(path)
     (out / "SMITH^JOHN_MRN0042" / "README.txt").write_text("exported by PACS for SMITH^JOHN\n")
     print(f"demo input written to {out} ({len(FILES)} DICOM files, 1 text file)")

@@ -49,6 +49,17 @@ _PIXEL_MODULE = ("Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretatio
                  "NumberOfFrames", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation")
 
 
+#: Objects whose Pixel Data holds measurements, not a picture anyone drew text into:
+#: RT Dose grids, segmentations, parametric and real-world value maps. Their overlays and
+#: icons are still cleaned; their "pixels" are not read as images.
+NOT_PICTURES = frozenset({
+    "1.2.840.10008.5.1.4.1.1.481.2",   # RT Dose
+    "1.2.840.10008.5.1.4.1.1.66.4",    # Segmentation
+    "1.2.840.10008.5.1.4.1.1.66.7",    # Label Map Segmentation
+    "1.2.840.10008.5.1.4.1.1.30",      # Parametric Map
+})
+
+
 @dataclass(frozen=True, slots=True)
 class MaskedRegion:
     """One masked rectangle as the audit store records it (no text)."""
@@ -102,7 +113,7 @@ def clean_pixels(
     policy = settings.policy if settings.policy != "auto" else (ALL_TEXT if burned_in_reason else PHI_ONLY)
     report = PixelReport(policy=policy)
     try:
-        if "PixelData" in ds:
+        if "PixelData" in ds and str(ds.get("SOPClassUID", "")) not in NOT_PICTURES:
             _mask_text(ds, settings, policy, known, report)
         _clean_overlays(ds, settings, report)
         report.icon_removed = remove_icon(ds)

@@ -25,6 +25,9 @@ from medveil.pixels.ocr import OcrEngine, available_engines, get_engine
 TILE_SIZE = 1024
 TILE_OVERLAP = 64
 
+#: Images smaller than this (in rows or columns) cannot hold a legible word; they are not read.
+MIN_SIDE = 16
+
 #: Reading both polarities doubles the cost; above this many pixels per view
 #: (after enlarging) only the dark-on-light polarity that engines prefer is read.
 BOTH_POLARITIES_MAX_PIXELS = 1024 * 1024
@@ -75,6 +78,8 @@ def detect_text(
     readers = _resolve_engines(engines)
     boxes: list[TextBox] = []
     seen: dict[bytes, list[TextBox]] = {}
+    if min(int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)) < MIN_SIDE:
+        return boxes  # nothing legible fits: a word needs more pixels than the image has
     for index, frame in enumerate(iter_frames(ds)):
         digest = frame_digest(frame)
         if digest not in seen:

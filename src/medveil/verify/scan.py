@@ -22,6 +22,7 @@ from pydicom import Dataset
 from pydicom.dataelem import RawDataElement
 
 from medveil.engine.vrs import TEXT_VRS, keyword_of
+from medveil.pixels.clean import NOT_PICTURES
 from medveil.pixels.detect import detect_in_image, detect_text
 from medveil.pixels.select import group_lines
 from medveil.text import TextCleaner
@@ -60,7 +61,7 @@ def scan_dataset(
     cleaner = TextCleaner()
     _scan_header(ds, matcher, cleaner, findings, prefix="")
     if ocr_engines:
-        if "PixelData" in ds:
+        if "PixelData" in ds and str(ds.get("SOPClassUID", "")) not in NOT_PICTURES:
             boxes = detect_text(ds, engines=list(ocr_engines), min_confidence=min_confidence)
             _judge_text(boxes, matcher, cleaner, findings, lambda frame: f"pixels frame {frame}")
         for group in sorted({t.group for t in ds.keys() if 0x6000 <= t.group <= 0x601E and not t.group % 2}):
