@@ -205,10 +205,11 @@ def _dry_run(input: Path, policy, key) -> None:
 
 def _register_subcommands() -> None:
     """Subcommands that live in their own modules add themselves to ``app``."""
-    from medveil.cli import synth, validate
+    from medveil.cli import cxr, synth, validate
 
     validate.register(app)
     synth.register(app)
+    cxr.register(app)
 
 
 _register_subcommands()
