@@ -240,7 +240,7 @@ def train_anonymiser(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cl
             opt_g.zero_grad()
             loss.backward()
             opt_g.step()
-            total += float(loss) * len(b)
+            total += loss.item() * len(b)
         log.info("anonymiser identity pre-training epoch %d MSE %.2e", epoch, total / len(train_idx))
 
     clf = copy.deepcopy(classifier).to(device)
