@@ -128,10 +128,17 @@ def deidentify(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip inputs already done identically."),
     dry: bool = typer.Option(False, "--dry-run", help="Show what would change for one file; write nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    clean_visual_features: str | None = typer.Option(
+        None, "--clean-visual-features", help="cxr: anonymise chest CR/DX pixels with a trained model "
+                                               "(needs the [cxr] extra; see docs/cxr.md)."),
+    cxr_model: Path | None = typer.Option(None, "--cxr-model", help="Checkpoint for --clean-visual-features cxr."),
 ) -> None:
     """De-identify INPUT into OUTPUT."""
     try:
         policy = _policy(profile, recipe, option, burned_in)
+        if clean_visual_features is not None or cxr_model is not None:
+            policy = replace(policy, visual_features=clean_visual_features or "cxr",
+                             visual_features_model=str(cxr_model) if cxr_model else None)
         if sequential_ids:
             policy = replace(policy, sequential_patient_ids=True)
         key = _load_key(key_file, throwaway_key_)

@@ -119,6 +119,10 @@ def _process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
                                   "available, use --burned-in pass to release it anyway")
         _ensure_file_meta(ds)
         result = deidentify_dataset(ds, policy, key, assigned_patient_id=job.patient_id)
+        if policy.visual_features:  # e.g. "cxr": a trained anonymiser changes the pixels (medveil.cxr.dicom)
+            from medveil.cxr.dicom import pipeline_step
+
+            pixels_before = pipeline_step(ds, policy, result.uid_pairs, result.events) or pixels_before
         relpath = output_relpath(ds)
         _resolve_implicit_vrs(ds)
         buffer = BytesIO()
