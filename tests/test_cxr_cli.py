@@ -154,3 +154,19 @@ def test_deidentify_clean_visual_features_cxr_end_to_end(model_path, tmp_path):
     assert "113102" in [item.CodeValue for item in ds.DeidentificationMethodCodeSequence]
     uid_map = (maps / "uid_mapping.csv").read_text()
     assert f"{cr.SOPInstanceUID},{ds.SOPInstanceUID}" in uid_map.replace('"', "")
+
+
+def test_shipped_model_loads_and_stays_within_its_bound():
+    if not X.DEFAULT_MODEL.is_file():
+        pytest.skip("no shipped checkpoint")
+    from medveil.cxr import warp as W
+    from medveil.cxr.apply import anonymise_image
+
+    gen, size = X.load_model()
+    assert size == 128 and gen.config["kind"] == "warp" and gen.config["mu"] == pytest.approx(0.01)
+    img = D.make_phantoms(1, 1, 128, seed=7).images[0, 0]
+    with torch.no_grad():
+        raw = gen.raw(torch.from_numpy(img)[None, None])
+    assert W.displacement(raw, gen.mu, gen.sigma).abs().max() <= gen.mu + 1e-7
+    out = anonymise_image(gen, img, size)
+    assert out.shape == img.shape and np.abs(out - img).mean() < 0.05

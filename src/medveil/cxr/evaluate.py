@@ -65,7 +65,7 @@ MAIN = [
     Method("blur", "blur", sigma=2.0, label="Gaussian blur (σ=2 px)"),
     Method("privacynet", "direct", label="Privacy-Net-style direct generator"),
 ]
-SWEEP = [m for mu in (0.001, 0.005, 0.02) for m in (
+SWEEP = [m for mu in (0.02, 0.005, 0.001) for m in (
     Method(f"prichexy_mu{mu}", "warp", mu, SIGMA, label=f"PriCheXy-Net warp (μ={mu})"),
     Method(f"random_warp_mu{mu}", "random_warp", mu, SIGMA, label=f"random smooth warp (μ={mu})"))]
 EXTRA = [Method("prichexy_wholegrid", "warp", MU, SIGMA, smooth_whole_grid=True,
