@@ -7,7 +7,9 @@ For each run (a patient-level fold: test fold ``run % k``, validation the next o
 2. for each method, every image is anonymised once; a *fresh* attacker is trained on anonymised pairs (both images
    anonymised) and tested on anonymised-vs-real pairs (the linkage attack: a published anonymised image against a
    real image of the patient held elsewhere).  The test pairs are the same for every method of a run, so
-   differences between methods are paired;
+   differences between methods are paired.  "none" uses the baseline attacker; "none_fresh" trains one more
+   attacker on real pairs with the seed every other method's fresh attacker gets, which shows how much of a
+   difference between rows is the attacker's training seed alone;
 3. utility on the anonymised test images: classifier mean AUC, lung Dice against the masks of the real images,
    SSIM/PSNR to the real images, and for warps the measured displacement.
 
@@ -56,6 +58,7 @@ MU = 0.01
 SIGMA = 2.0
 MAIN = [
     Method("none", "none", label="no anonymisation"),
+    Method("none_fresh", "none", label="no anonymisation, attacker seed of the other rows"),
     Method("prichexy", "warp", MU, SIGMA, label=f"PriCheXy-Net warp (μ={MU})"),
     Method("random_warp", "random_warp", MU, SIGMA, label=f"random smooth warp (μ={MU})"),
     Method("dppix_b4_e0.1", "dppix", b=4, eps=0.1, label="DP-Pix b=4, ε=0.1"),
@@ -116,7 +119,7 @@ def evaluate_run(ds: Dataset, run: int, methods: list[Method], budget: T.Budget,
             continue
         started = time.monotonic()
         anon, displacement = _anonymise_all(method, ds, split, clf, real_attacker, budget, seed, rdir, device)
-        if method.kind == "none":
+        if method.name == "none":
             attacker = real_attacker
         else:
             attacker = T.train_attacker(anon, ds, split["train"], anon, real, val_pairs, budget, seed + 7, device)
