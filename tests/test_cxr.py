@@ -101,11 +101,26 @@ def test_pairs_are_balanced_within_source_capped_and_inside_the_split():
     assert np.array_equal(pos[:, 0], neg[:, 0])  # each negative reuses a positive's anchor
     assert all(patients[i] == patients[j] and i != j for i, j, _ in pos)
     assert all(patients[i] != patients[j] and sources[i] == sources[j] for i, j, _ in neg)
+    assert set(neg[:, 1].tolist()) <= set(pos[:, 1].tolist())  # partners: same pool for both labels
     counts = {p: int((patients[pos[:, 0]] == p).sum()) for p in set(patients)}
     assert counts["a"] == 4 and counts["b"] == 2 and counts["d"] == 0
     sub = np.array([0, 1, 2, 6, 7, 12, 13])
     sub_pairs = D.sample_pairs(sub, patients, sources, np.random.default_rng(1), cap=10)
     assert set(sub_pairs[:, :2].ravel()) <= set(sub.tolist())
+
+
+def test_no_single_image_says_same_or_different():
+    """Neither the anchor nor the partner alone predicts the label (the leak of random negative partners)."""
+    rng = np.random.default_rng(4)
+    counts = rng.choice([1, 1, 1, 2, 3, 8], 200)
+    patients = np.repeat([f"p{i}" for i in range(200)], counts)
+    sources = np.array(["h" if int(p[1:]) % 2 else "i" for p in patients])
+    pairs = D.sample_pairs(np.arange(len(patients)), patients, sources, np.random.default_rng(0), cap=6)
+    size = {f"p{i}": int(c) for i, c in enumerate(counts)}
+    partner_size = np.array([size[patients[j]] for j in pairs[:, 1]], float)
+    assert abs(M.auc(pairs[:, 2], partner_size) - 0.5) < 0.06
+    anchor_size = np.array([size[patients[i]] for i in pairs[:, 0]], float)
+    assert M.auc(pairs[:, 2], anchor_size) == pytest.approx(0.5)
 
 
 def test_folds_are_patient_disjoint_and_cover_everything():
