@@ -13,7 +13,9 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e ".[test,ocr,scale]"
+	$(PY) -m pip install --quiet -e ".[test,ocr,scale,cxr]"
+	# lung masks for medveil cxr ship inside this wheel; its torchvision dependency is not wanted
+	$(PY) -m pip install --quiet --no-deps torchxrayvision
 	touch $@
 
 demo: setup

@@ -196,6 +196,10 @@ def deidentify(
         None, "--scheduler", help="Dask scheduler address (tcp://host:8786); default: start a local cluster."),
     batch_size: int | None = typer.Option(
         None, "--batch-size", min=1, help="Files per Dask task (default: up to 1000, several tasks per worker)."),
+    clean_visual_features: str | None = typer.Option(
+        None, "--clean-visual-features", help="cxr: anonymise chest CR/DX pixels with a trained model "
+                                               "(needs the [cxr] extra; see docs/cxr.md)."),
+    cxr_model: Path | None = typer.Option(None, "--cxr-model", help="Checkpoint for --clean-visual-features cxr."),
 ) -> None:
     """De-identify INPUT into OUTPUT."""
     if not is_url(input) and not Path(input).exists():
@@ -204,6 +208,9 @@ def deidentify(
         _fail("--scheduler needs --engine dask")
     try:
         policy = _policy(profile, recipe, option, burned_in, without)
+        if clean_visual_features is not None or cxr_model is not None:
+            policy = replace(policy, visual_features=clean_visual_features or "cxr",
+                             visual_features_model=str(cxr_model) if cxr_model else None)
         if sequential_ids:
             policy = replace(policy, sequential_patient_ids=True)
         policy = _pixel_settings(policy, pixel_policy, pixel_scan, ocr, pixel_rules, overlays, pixel_padding)
@@ -283,11 +290,12 @@ def _dry_run(input: Path, policy, key) -> None:
 
 def _register_subcommands() -> None:
     """Subcommands that live in their own modules add themselves to ``app``."""
-    from medveil.cli import synth, validate, verify
+    from medveil.cli import cxr, synth, validate, verify
 
     validate.register(app)
     synth.register(app)
     verify.register(app)
+    cxr.register(app)
 
 
 _register_subcommands()

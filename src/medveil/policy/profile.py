@@ -170,12 +170,18 @@ class Policy:
     private_dictionary: PrivateDictionary | None = None
     cleaners: dict[Option, Cleaner] = field(default_factory=dict)
     table: Table = field(default_factory=load_table)
+    #: "cxr": apply a trained chest-radiograph anonymiser to CR/DX chest images (medveil.cxr.dicom);
+    #: the checkpoint is ``visual_features_model`` (default: the one shipped with medveil).
+    visual_features: str | None = None
+    visual_features_model: str | None = None
 
     def __post_init__(self) -> None:
         if {Option.RETAIN_LONG_FULL_DATES, Option.RETAIN_LONG_MODIFIED_DATES} <= self.options:
             raise PolicyError("the Full Dates and Modified Dates options exclude each other")
         if self.burned_in not in {"quarantine", "pass"}:
             raise PolicyError("burned_in must be 'quarantine' or 'pass'")
+        if self.visual_features not in (None, "cxr"):
+            raise PolicyError("visual_features must be 'cxr' or unset")
         object.__setattr__(self, "_cache", {})
 
     @property

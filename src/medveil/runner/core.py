@@ -139,6 +139,12 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     applied = frozenset({Option.CLEAN_PIXEL_DATA}) if pixel_report is not None else frozenset()
     result = deidentify_dataset(ds, policy, key, assigned_patient_id=patient_id,
                                 pixel_options_applied=applied)
+    if policy.visual_features:  # e.g. "cxr": a trained anonymiser changes the pixels (medveil.cxr.dicom)
+        from medveil.cxr.dicom import pipeline_step
+
+        changed = pipeline_step(ds, policy, result.uid_pairs, result.events)
+        if changed:
+            pixels_before = {tag: memoryview(value) for tag, value in changed.items()}
     if pixel_report is not None and "PixelData" in ds:
         # The text that could identify the patient is gone (PS3.3 C.7.6.1.1.6).
         ds.BurnedInAnnotation = "NO"
