@@ -32,7 +32,6 @@ Usage: python benchmarks/scale.py [--files 2000] [--repeats 3] [--large 2]
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -49,17 +48,21 @@ import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import _accepted_inputs, _stage, corpus_files  # noqa: E402
+from throughput import (  # noqa: E402
+    HEADER_ONLY,
+    _accepted_inputs,
+    _stage,
+    corpus_files,
+    markdown_table,
+)
 
-from medveil import deidentify_path, get_profile  # noqa: E402
-from medveil.policy import Option  # noqa: E402
+from medveil import deidentify_path  # noqa: E402
 from medveil.pseudonym import throwaway_key  # noqa: E402
 from medveil.quiet import silenced  # noqa: E402
 from medveil.runner.core import deidentify_bytes  # noqa: E402
 
 #: The header-only path the issue's goals are about: OCR of every image would measure the OCR engine.
-POLICY = get_profile("tcia")
-POLICY = dataclasses.replace(POLICY, options=POLICY.options - {Option.CLEAN_PIXEL_DATA})
+POLICY = HEADER_ONLY
 
 
 # -- workload -----------------------------------------------------------------------------------
@@ -286,11 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                   "dask_speedup": round(medians["medveil-j1"] / medians["medveil-dask"], 2)}
     print(f"workload: {count} files, {size / 1e6:.1f} MB (largest {largest / 1e6:.1f} MB); "
           f"{args.repeats} repeats, medians; conditions: {json.dumps(conditions)}")
-    header = list(rows[0])
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(str(row.get(h, "")) for h in header) + " |")
+    print(markdown_table(rows))
     if args.json:
         args.json.write_text(json.dumps({"conditions": conditions, "rows": rows}, indent=2) + "\n")
     return 0

@@ -151,6 +151,14 @@ def time_medveil(inputs: Path, out: Path, workers: int) -> None:
                     workers=workers)
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """Rows (dicts with the same keys) as a Markdown table, columns in the first row's order."""
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(row.get(h, "")) for h in header) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=10)
@@ -190,11 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             row["time_vs_dicognito"] = round(seconds / medians["dicognito"], 2)
         rows.append(row)
     print(f"workload: {count} files, {size / 1e6:.1f} MB; {args.repeats} repeats; medians")
-    header = list(rows[0])
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(str(row.get(h, "")) for h in header) + " |")
+    print(markdown_table(rows))
     if args.json:
         args.json.write_text(json.dumps({"files": count, "bytes": size, "rows": rows}, indent=2))
     return 0

@@ -37,7 +37,9 @@ from medveil.pixels.mask import (
     MaskResult,
     clear_overlay_bits,
     mask_dataset,
+    overlay_groups,
     remove_icon,
+    remove_overlay,
 )
 from medveil.pixels.rules import LocationRule, load_rules, matching_boxes, shipped_rules
 from medveil.pixels.select import ALL_TEXT, PHI_ONLY, select, ultrasound_regions
@@ -201,10 +203,6 @@ def _check_outside(before: Dataset, after: Dataset, boxes: list[MaskBox], paddin
             raise QuarantineError("masking changed pixels outside the masked boxes")
 
 
-def _overlay_groups(ds: Dataset) -> list[int]:
-    return sorted({tag.group for tag in ds.keys() if 0x6000 <= tag.group <= 0x601E and tag.group % 2 == 0})
-
-
 def _clean_overlays(ds: Dataset, settings: PixelSettings, report: PixelReport) -> None:
     """Remove overlay planes that carry text (or all of them, by setting).
 
@@ -215,13 +213,12 @@ def _clean_overlays(ds: Dataset, settings: PixelSettings, report: PixelReport) -
     if settings.overlays == "keep":
         return
     embedded = False
-    for group in _overlay_groups(ds):
+    for group in overlay_groups(ds):
         has_data = (group << 16 | 0x3000) in ds
         if settings.overlays == "text" and has_data and not _overlay_has_text(ds, group, settings):
             continue
         embedded = embedded or not has_data
-        for tag in [t for t in ds.keys() if t.group == group]:
-            del ds[tag]
+        remove_overlay(ds, group)
         report.overlays_removed += 1
     if embedded and "PixelData" in ds:
         report.overlay_bits_cleared = clear_overlay_bits(ds)
@@ -234,20 +231,30 @@ def _overlay_has_text(ds: Dataset, group: int, settings: PixelSettings) -> bool:
     vouched for, so it counts as carrying text: removing graphics loses no diagnosis.
     """
     try:
-        planes = ds.overlay_array(group)
+        images = overlay_images(ds, group)
     except Exception:  # noqa: BLE001  (pydicom raises several types for a malformed overlay)
         return True
+    return any(detect_in_image(image, engines=list(settings.engines), min_confidence=settings.min_confidence)
+               for image in images)
+
+
+def overlay_images(ds: Dataset, group: int) -> list[np.ndarray]:
+    """Each distinct, non-empty plane of an overlay (every frame of a multi-frame one) as an
+    8-bit image of dark marks on white, as OCR engines expect print on paper.
+
+    Raises whatever pydicom raises for an overlay it cannot render.
+    """
+    planes = ds.overlay_array(group)
     planes = planes[np.newaxis] if planes.ndim == 2 else planes
+    images: list[np.ndarray] = []
     seen: set[bytes] = set()
     for plane in planes:
         digest = np.packbits(plane).tobytes()
         if digest in seen or not plane.any():
             continue
         seen.add(digest)
-        image = np.where(plane > 0, 0, 255).astype(np.uint8)  # dark marks on white, as on paper
-        if detect_in_image(image, engines=list(settings.engines), min_confidence=settings.min_confidence):
-            return True
-    return False
+        images.append(np.where(plane > 0, 0, 255).astype(np.uint8))
+    return images
 
 
 def region_records(report: PixelReport) -> list[dict]:

@@ -62,7 +62,9 @@ __all__ = [
     "MaskingNotSupported",
     "clear_overlay_bits",
     "mask_dataset",
+    "overlay_groups",
     "remove_icon",
+    "remove_overlay",
     "remove_overlays",
 ]
 
@@ -385,16 +387,21 @@ def remove_overlays(ds: Dataset) -> int:
     Overlays stored in Pixel Data's unused high bits have no (60xx,3000); their
     group is removed too, and :func:`clear_overlay_bits` removes the bits.
     """
-    tags = list(ds.keys())
-    groups = {
-        tag.group
-        for tag in tags
-        if 0x6000 <= tag.group <= 0x601E and tag.group % 2 == 0
-    }
-    for tag in tags:
-        if tag.group in groups:
-            del ds[tag]
+    groups = overlay_groups(ds)
+    for group in groups:
+        remove_overlay(ds, group)
     return len(groups)
+
+
+def overlay_groups(ds: Dataset) -> list[int]:
+    """The overlay groups (60xx, even xx 00..1E) present in *ds*, in order."""
+    return sorted({tag.group for tag in ds.keys() if 0x6000 <= tag.group <= 0x601E and tag.group % 2 == 0})
+
+
+def remove_overlay(ds: Dataset, group: int) -> None:
+    """Delete every element of one overlay group."""
+    for tag in [t for t in ds.keys() if t.group == group]:
+        del ds[tag]
 
 
 def clear_overlay_bits(ds: Dataset) -> int:

@@ -201,19 +201,27 @@ class _Coordinator:
             self.quarantine_copy(path, outcome.input_ref, reason)
             self.record(outcome.input_ref, path, "quarantined", reason, input_sha256=outcome.input_sha256)
             return
-        self.summary.actions.update(outcome.counts)
-        for stale in (f"{outcome.input_ref}.dcm", f"{outcome.input_ref}.reason.txt"):
+        self.record_released(outcome.input_ref, path, status, outcome)
+
+    def record_released(self, ref: str, path: Path, status: str, done) -> None:
+        """Store what a released file's processing found: counts, events, fingerprints, its row.
+
+        *done* is an :class:`Outcome` or the core's ``AuditRecord`` (the Dask runner's):
+        both carry counts, events, fingerprints, hashes and the output's relative path.
+        """
+        self.summary.actions.update(done.counts)
+        for stale in (f"{ref}.dcm", f"{ref}.reason.txt"):
             (self.quarantine / stale).unlink(missing_ok=True)  # quarantined by an earlier run
         with self.store.batch():
-            if outcome.counts:
-                self.store.add_action_counts(self.summary.run_id, dict(outcome.counts))
-            for category, detail in outcome.events:
+            if done.counts:
+                self.store.add_action_counts(self.summary.run_id, dict(done.counts))
+            for category, detail in done.events:
                 self.summary.events[category] += 1
-                self.store.add_event(self.summary.run_id, outcome.input_ref, category, detail)
-            if outcome.fingerprints:
-                self.store.add_fingerprints(self.config.key.fingerprint(), outcome.fingerprints)
-            self.record(outcome.input_ref, path, status, None, input_sha256=outcome.input_sha256,
-                        output_relpath=outcome.relpath, output_sha256=outcome.output_sha256)
+                self.store.add_event(self.summary.run_id, ref, category, detail)
+            if done.fingerprints:
+                self.store.add_fingerprints(self.config.key.fingerprint(), done.fingerprints)
+            self.record(ref, path, status, None, input_sha256=done.input_sha256,
+                        output_relpath=done.relpath, output_sha256=done.output_sha256)
 
     def _merge_pairs(self, outcome: Outcome) -> None:
         # All or nothing across both tables, so a refused file leaves no pairs behind:

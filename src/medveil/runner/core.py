@@ -33,6 +33,7 @@ from pydicom.uid import (
 from medveil.engine import deidentify_dataset
 from medveil.errors import QuarantineError, safe_reason
 from medveil.pixels.clean import PixelReport, clean_pixels, region_records
+from medveil.pixels.mask import overlay_groups
 from medveil.policy import Option, Policy
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
@@ -200,8 +201,7 @@ def _encoded_pixel_value(ds: Dataset) -> bytes:
 
 def _verify_clean(ds: Dataset, policy: Policy, words: set[str]) -> None:
     """The --verify gate: rescan the cleaned object, OCR included; PHI found means quarantine."""
-    engines = policy.pixels.engines if "PixelData" in ds or any(
-        0x6000 <= tag.group <= 0x601E for tag in ds.keys()) else None
+    engines = policy.pixels.engines if "PixelData" in ds or overlay_groups(ds) else None
     findings = scan_dataset(ds, WordMatcher(words), ocr_engines=engines,
                             min_confidence=policy.pixels.min_confidence)
     if findings:

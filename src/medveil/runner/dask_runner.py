@@ -168,19 +168,7 @@ class _DaskCoordinator(_Coordinator):
             done.status = "written"
         self.claimed[instance] = record.output_sha256
         self.owner.setdefault(instance, (job, record.relpath))
-        self.summary.actions.update(record.counts)
-        for stale in (f"{done.input_ref}.dcm", f"{done.input_ref}.reason.txt"):
-            (self.quarantine / stale).unlink(missing_ok=True)  # quarantined by an earlier run
-        with self.store.batch():
-            if record.counts:
-                self.store.add_action_counts(self.summary.run_id, dict(record.counts))
-            for category, detail in record.events:
-                self.summary.events[category] += 1
-                self.store.add_event(self.summary.run_id, done.input_ref, category, detail)
-            if record.fingerprints:
-                self.store.add_fingerprints(self.config.key.fingerprint(), record.fingerprints)
-            self.record(done.input_ref, job.path, done.status, None, input_sha256=record.input_sha256,
-                        output_relpath=record.relpath, output_sha256=record.output_sha256)
+        self.record_released(done.input_ref, job.path, done.status, record)
 
     def _withdraw(self, relpath: str, instance: str, sha256: str) -> None:
         """Undo a refused file's write: restore the earlier owner's output, or remove it."""

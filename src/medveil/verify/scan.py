@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
 from pydicom import Dataset
 from pydicom.dataelem import RawDataElement
 
 from medveil.engine.vrs import TEXT_VRS, keyword_of
-from medveil.pixels.clean import NOT_PICTURES
+from medveil.pixels.clean import NOT_PICTURES, overlay_images
 from medveil.pixels.detect import detect_in_image, detect_text
+from medveil.pixels.mask import overlay_groups
 from medveil.pixels.select import group_lines
 from medveil.text import TextCleaner
 
@@ -64,16 +64,15 @@ def scan_dataset(
         if "PixelData" in ds and str(ds.get("SOPClassUID", "")) not in NOT_PICTURES:
             boxes = detect_text(ds, engines=list(ocr_engines), min_confidence=min_confidence)
             _judge_text(boxes, matcher, cleaner, findings, lambda frame: f"pixels frame {frame}")
-        for group in sorted({t.group for t in ds.keys() if 0x6000 <= t.group <= 0x601E and not t.group % 2}):
+        for group in overlay_groups(ds):
             if (group << 16 | 0x3000) not in ds:
                 continue
             try:
-                planes = ds.overlay_array(group)
+                images = overlay_images(ds, group)
             except Exception:  # noqa: BLE001  (a malformed overlay cannot be read, so not vouched for)
                 findings.append(Finding(f"overlay {group:04X}", "unreadable"))
                 continue
-            for plane in planes[np.newaxis] if planes.ndim == 2 else planes:
-                image = np.where(plane > 0, 0, 255).astype(np.uint8)
+            for image in images:
                 boxes = detect_in_image(image, engines=list(ocr_engines), min_confidence=min_confidence)
                 _judge_text(boxes, matcher, cleaner, findings, lambda _frame, g=group: f"overlay {g:04X}")
     return _unique(findings)
