@@ -21,7 +21,8 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 import medveil
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
-from medveil.runner.core import _Chunks, deidentify_bytes
+from medveil.runner.core import deidentify_bytes
+from medveil.runner.encode import Chunks
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 KEY = Key(b"c" * 32)
@@ -41,13 +42,13 @@ def test_chunked_writer_writes_what_bytesio_gets(name):
             pass
         expected = io.BytesIO()
         ds.save_as(expected)
-        chunks = _Chunks()
+        chunks = Chunks()
         ds.save_as(chunks)
     assert chunks.getvalue() == expected.getvalue()
 
 
 def test_chunked_writer_overwrites_across_parts_and_refuses_to_grow_after_a_seek():
-    chunks = _Chunks()
+    chunks = Chunks()
     for part in (b"abcd", b"efgh", bytearray(b"ij")):
         chunks.write(part)
     chunks.seek(2)

@@ -13,7 +13,6 @@ becomes a record with status "quarantined" and a reason that names no value.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import re
@@ -38,6 +37,7 @@ from medveil.policy import Option, Policy
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
 from medveil.runner.burned_in import burned_in_reason
+from medveil.runner.encode import encode_file
 from medveil.runner.integrity import check_complete
 from medveil.text import KnownIdentifiers
 from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset
@@ -154,9 +154,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     relpath = output_relpath(ds)
     _resolve_implicit_vrs(ds)
     _share_unchanged_pixels(ds, pixels_before)
-    buffer = _Chunks()
-    ds.save_as(buffer, enforce_file_format=True)
-    out = buffer.getvalue()
+    out = encode_file(ds)
     _verify(out, ds, pixels_before)
     record.relpath = relpath
     record.output_sha256 = hashlib.sha256(out).hexdigest()
@@ -237,65 +235,6 @@ def _share_unchanged_pixels(ds: Dataset, pixels_before: dict[int, memoryview]) -
         if (isinstance(elem, RawDataElement) and isinstance(elem.value, bytes)
                 and _same_bytes(memoryview(elem.value), region)):
             ds._dict[tag] = elem._replace(value=region)
-
-
-class _Chunks:
-    """A file in memory that keeps what it is given as a list of parts, joined once at the end.
-
-    pydicom writes Pixel Data with one ``write`` of the dataset's own bytes
-    object; keeping a reference to it, instead of copying it into a BytesIO
-    that copies everything again whenever it grows, saves one to two copies
-    of the image, which is what bounds memory on 50 MB+ files.  pydicom seeks
-    back only to fill in the length of a sequence item it has just written, so
-    an overwrite touches a few bytes of recent parts.
-    """
-
-    def __init__(self) -> None:
-        self._parts: list[bytes | bytearray] = []
-        self._starts: list[int] = []
-        self._size = 0
-        self._pos = 0
-
-    def write(self, data) -> int:
-        data = data if type(data) is bytes else bytes(data)  # bytearray/memoryview may change later
-        if self._pos == self._size:
-            self._starts.append(self._size)
-            self._parts.append(data)
-            self._size += len(data)
-        else:
-            self._overwrite(data)
-        self._pos += len(data)
-        return len(data)
-
-    def _overwrite(self, data: bytes) -> None:
-        if self._pos + len(data) > self._size:
-            raise OSError("write across the end of the buffer after a seek")
-        index = bisect.bisect_right(self._starts, self._pos) - 1
-        offset, done = self._pos - self._starts[index], 0
-        while done < len(data):
-            part = self._parts[index]
-            if type(part) is bytes:
-                part = self._parts[index] = bytearray(part)
-            n = min(len(part) - offset, len(data) - done)
-            part[offset:offset + n] = data[done:done + n]
-            done, index, offset = done + n, index + 1, 0
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        self._pos = pos if whence == 0 else self._pos + pos if whence == 1 else self._size + pos
-        if not 0 <= self._pos <= self._size:
-            raise OSError("seek outside the written data")
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def flush(self) -> None:
-        pass
-
-    def getvalue(self) -> bytes:
-        out = b"".join(self._parts)
-        self._parts, self._starts = [out], [0]
-        return out
 
 
 def _resolve_implicit_vrs(ds: Dataset) -> None:
