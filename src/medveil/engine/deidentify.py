@@ -18,7 +18,7 @@ from pydicom.sequence import Sequence
 
 from medveil._version import __version__
 from medveil.engine.context import Context
-from medveil.engine.residuals import collect_identifiers, find_residuals
+from medveil.engine.residuals import Identifiers, collect_identifiers, find_residuals, sop_class_of
 from medveil.engine.walker import walk
 from medveil.errors import QuarantineError
 from medveil.policy import BASIC_PROFILE_CODE, Option, Policy
@@ -69,21 +69,24 @@ def patient_key(ds: Dataset) -> str:
 
 def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
                        pixel_options_applied: frozenset[Option] = frozenset(),
-                       assigned_patient_id: str | None = None) -> Result:
+                       assigned_patient_id: str | None = None,
+                       identifiers: Identifiers | None = None) -> Result:
     """De-identify *ds* in place and return what was done.
 
     *assigned_patient_id* is the sequential Patient ID the runner numbered
     this patient with (policy.sequential_patient_ids); otherwise the Patient
     ID is a keyed pseudonym.  Raises QuarantineError when the result would
     still carry an original identifier; the dataset must then not be written
-    anywhere.
+    anywhere.  *identifiers* are the dataset's own, when the caller collected
+    them (with :func:`collect_identifiers`) before changing anything.
     """
-    sop_class_uid = _text(ds.get("SOPClassUID"))
+    sop_class_uid = sop_class_of(ds)
     if ENCAPSULATED_DOCUMENT in ds:
         # A PDF, CDA or 3D model carries its own text and metadata that the table's
         # dummy replacement would only hide inside an unusable object: not released.
         raise QuarantineError("encapsulated document (PDF, CDA, STL, ...) cannot be cleaned: not released")
-    identifiers = collect_identifiers(ds, policy, sop_class_uid)
+    if identifiers is None:
+        identifiers = collect_identifiers(ds, policy, sop_class_uid)
     pkey = patient_key(ds)
     if policy.sequential_patient_ids and assigned_patient_id is None:
         raise QuarantineError("sequential Patient IDs need a number from the batch runner's store")

@@ -102,6 +102,12 @@ def _usable(text: str) -> str | None:
     return text
 
 
+def sop_class_of(ds: Dataset) -> str:
+    """The SOP Class UID as the policy's per-class decisions look it up."""
+    value = ds.get("SOPClassUID")
+    return "" if value is None else str(value).strip().rstrip("\x00")
+
+
 def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Identifiers:
     whole: set[str] = set()
     parts: set[str] = set()

@@ -131,12 +131,13 @@ def _dataset(parts: list, ds: Dataset, implicit: bool, parent_encoding, top: boo
     encoding = None  # the dataset's character set, looked up only when an element needs pydicom
     length = 0
     elements = ds._dict
-    for tag in sorted(elements):
+    for key in sorted(elements):
+        elem = elements[key]  # looked up by the key object itself: no BaseTag.__eq__ call
+        tag = int(key)  # and compared as a plain int from here on, for the same reason
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue  # retired group lengths are not written
-        elem = elements[tag]
         if isinstance(elem, RawDataElement) and elem.value is None:
-            elem = ds[tag]  # pydicom converts an empty raw value before writing (its VR may change)
+            elem = ds[key]  # pydicom converts an empty raw value before writing (its VR may change)
         if isinstance(elem, RawDataElement):
             if converts:
                 raise _Unsupported  # pydicom would re-encode it in the new encoding or character set

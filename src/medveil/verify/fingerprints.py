@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 
 from pydicom import Dataset
 
-from medveil.engine.residuals import collect_identifiers
+from medveil.engine.residuals import Identifiers, collect_identifiers, sop_class_of
 from medveil.policy import Policy
 from medveil.pseudonym.keys import Key, derive
 
@@ -53,11 +53,16 @@ def date_spellings(value: str) -> list[str]:
             f"{m}-{d}-{y}", f"{d}-{m}-{y}"]
 
 
-def identifier_words(ds: Dataset, policy: Policy) -> set[str]:
-    """The normalised identifiers of *ds* that must not appear in its output."""
-    sop_class = str(ds.get("SOPClassUID", "") or "")
+def identifier_words(ds: Dataset, policy: Policy, identifiers: Identifiers | None = None) -> set[str]:
+    """The normalised identifiers of *ds* that must not appear in its output.
+
+    *identifiers*, when the caller has collected them already (the engine
+    needs them too), saves collecting them again.
+    """
+    if identifiers is None:
+        identifiers = collect_identifiers(ds, policy, sop_class_of(ds))
     words: set[str] = set()
-    for text in collect_identifiers(ds, policy, sop_class).words:
+    for text in identifiers.words:
         words.add(text)
         words.update(date_spellings(text))
     return {w for w in (normalise(t) for t in words) if len(w.replace(" ", "")) >= MIN_CHARS}
