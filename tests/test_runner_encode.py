@@ -142,3 +142,4 @@ def test_non_ascii_text_is_left_to_pydicom_and_encoded_by_the_character_set():
     expected = _pydicom_bytes(ds)
     assert "Übersicht".encode() in expected
     assert encode.encode_file(copy.deepcopy(ds)) == expected
+
