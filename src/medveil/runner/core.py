@@ -223,6 +223,9 @@ def _pixel_events(report: PixelReport) -> list[tuple[str, str]]:
     return events
 
 
+_SHARED_FROM = 1 << 20
+
+
 def _share_unchanged_pixels(ds: Dataset, pixels_before: dict[int, memoryview]) -> None:
     """Let the writer take untouched pixel values from the input instead of the dataset's copy.
 
@@ -230,11 +233,12 @@ def _share_unchanged_pixels(ds: Dataset, pixels_before: dict[int, memoryview]) -
     A value still in its raw, as-read form was never changed (changing one
     converts it first); when a view into the input holds the same bytes
     (compared, at memcmp speed), giving the writer that view frees the copy:
-    one image less in memory while the output is written.
+    one image less in memory while the output is written.  Below 1 MiB the
+    copy costs less than the comparison would.
     """
     for tag, region in pixels_before.items():
         elem = ds._dict.get(tag)
-        if (isinstance(elem, RawDataElement) and isinstance(elem.value, bytes)
+        if (len(region) >= _SHARED_FROM and isinstance(elem, RawDataElement) and isinstance(elem.value, bytes)
                 and _same_bytes(memoryview(elem.value), region)):
             ds._dict[tag] = elem._replace(value=region)
 
