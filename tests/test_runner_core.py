@@ -77,7 +77,11 @@ def test_bytes_in_bytes_out_and_reasons_instead_of_exceptions():
 
 
 def test_a_large_image_is_cleaned_with_bounded_copies(tmp_path):
-    """Beyond the input itself, at most two copies of a 20 MB image are alive at once."""
+    """Beyond the input itself, one copy of a 20 MB image is alive at a time: the output.
+
+    pydicom's copy of the pixel bytes is swapped for a view into the input, and
+    the encoder joins the output once from views (no intermediate buffers).
+    """
     with silenced():
         ds = pydicom.dcmread(TEST_FILES / "MR_small.dcm")
     frames = 20_000_000 // len(ds.PixelData)
@@ -97,7 +101,7 @@ def test_a_large_image_is_cleaned_with_bounded_copies(tmp_path):
         tracemalloc.stop()
     assert record.status == "written", record.reason
     assert out.endswith(_read(data).PixelData)
-    assert peak < 2.3 * len(data)
+    assert peak < 1.3 * len(data)
 
 
 def test_pixel_comparison_finds_a_difference_in_any_chunk():
