@@ -27,11 +27,12 @@ from pydicom.dataset import Dataset, validate_file_meta
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.multival import MultiValue
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 _PIXEL_DATA = 0x7FE00010
 _UNDEFINED = 0xFFFFFFFF
-_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"})
+_LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)  # 4-byte length in explicit VR
 #: VRs whose str values pydicom writes as text: joined by backslashes, padded to even length.
 _STRING_PAD = {"AE": b" ", "AS": b" ", "CS": b" ", "DA": b" ", "DT": b" ", "TM": b" ", "UR": b" ",
                "UI": b"\0", "LO": b" ", "SH": b" ", "ST": b" ", "LT": b" ", "UT": b" ", "UC": b" "}
