@@ -157,6 +157,36 @@ def run_medveil(inputs: Path, out: Path, workers: int, **engine) -> None:
         raise SystemExit(f"medveil quarantined {summary.quarantined} benchmark inputs: {dict(summary.reasons)}")
 
 
+_WORKER_PROBE = """
+import resource, sys
+from pathlib import Path
+import psutil
+sys.path.insert(0, sys.argv[2])
+from scale import POLICY
+from medveil.pseudonym import throwaway_key
+from medveil.runner.core import deidentify_bytes
+idle = psutil.Process().memory_info().rss
+out, record = deidentify_bytes(Path(sys.argv[1]).read_bytes(), POLICY, throwaway_key())
+if not isinstance(out, bytes):
+    raise SystemExit(out)
+print(idle, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def worker_memory(path: Path) -> tuple[int, int]:
+    """(idle RSS, peak RSS) in bytes of a fresh worker process that cleans *path*.
+
+    A fresh process, because the local runner's workers are forked from the
+    process that starts them and their RSS counts whatever that process held.
+    """
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", _WORKER_PROBE, str(path), str(Path(__file__).parent)],
+                          capture_output=True, text=True, check=True)
+    idle, peak = (int(x) for x in done.stdout.split()[-2:])
+    return idle, peak
+
+
 class PeakRSS:
     """Largest resident set of this process and of any descendant while the block runs.
 
@@ -222,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         inputs, count, size, largest = build_corpus(work, args.files, args.large, args.large_mb)
         print(f"corpus: {count} files, {size / 1e6:.1f} MB, largest {largest / 1e6:.1f} MB "
               f"(generated in {time.perf_counter() - started:.0f} s)", flush=True)
+        largest_path = max(_files(inputs), key=lambda p: p.stat().st_size)
+        worker_idle, worker_peak = worker_memory(largest_path)
+        print(f"a fresh worker: {worker_idle / 1e6:.0f} MB idle, {worker_peak / 1e6:.0f} MB peak on the largest file",
+              flush=True)
         started = time.perf_counter()
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=40)
@@ -286,7 +320,10 @@ def main(argv: list[str] | None = None) -> int:
                   "pydicom": pydicom.__version__, "dicognito": dicognito_version,
                   "dask_cluster_start_s": round(cluster_start, 1),
                   "j2_speedup": round(medians["medveil-j1"] / medians["medveil-j2"], 2),
-                  "dask_speedup": round(medians["medveil-j1"] / medians["medveil-dask"], 2)}
+                  "dask_speedup": round(medians["medveil-j1"] / medians["medveil-dask"], 2),
+                  "fresh_worker_idle_mb": round(worker_idle / 1e6), "fresh_worker_peak_mb": round(worker_peak / 1e6),
+                  "fresh_worker_peak_vs_largest_file": round(worker_peak / largest, 2),
+                  "fresh_worker_growth_vs_largest_file": round((worker_peak - worker_idle) / largest, 2)}
     print(f"workload: {count} files, {size / 1e6:.1f} MB (largest {largest / 1e6:.1f} MB); "
           f"{args.repeats} repeats, medians; conditions: {json.dumps(conditions)}")
     print(markdown_table(rows))

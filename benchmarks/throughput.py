@@ -42,6 +42,7 @@ from medveil.policy import Option
 HEADER_ONLY = get_profile("tcia")
 HEADER_ONLY = dataclasses.replace(HEADER_ONLY, options=HEADER_ONLY.options - {Option.CLEAN_PIXEL_DATA})
 from medveil.pseudonym import throwaway_key
+from medveil.quiet import silenced
 
 
 def corpus_files() -> list[Path]:
@@ -127,10 +128,12 @@ def time_copy(inputs: Path, out: Path) -> None:
 
 
 def time_pydicom(inputs: Path, out: Path) -> None:
-    for path in inputs.rglob("*.dcm"):
-        target = out / path.relative_to(inputs)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        pydicom.dcmread(path).save_as(target)
+    # With medveil's quiet settings (no value validation, no warnings): the fastest floor.
+    with silenced():
+        for path in inputs.rglob("*.dcm"):
+            target = out / path.relative_to(inputs)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            pydicom.dcmread(path).save_as(target)
 
 
 def time_dicognito(inputs: Path, out: Path) -> None:

@@ -53,17 +53,22 @@ def walk(ds: Dataset, ctx: Context, depth: int = 0) -> None:
     creators: dict[tuple[int, int], str] = {}
     creator_tags: list[int] = []
     kept_blocks: set[tuple[int, int]] = set()
-    for tag in sorted(ds.keys()):
-        tag = int(tag)
+    elements = ds._dict
+    for key in sorted(ds.keys()):
+        # The dataset is looked up by its own key object (found by identity) and everything
+        # else by the plain int: an int lookup into pydicom's BaseTag-keyed dict costs a
+        # Python-level BaseTag.__eq__ call, on every element of every item.
+        tag = int(key)
         group, element = tag >> 16, tag & 0xFFFF
-        if 0x6000 <= group <= 0x60FF and tag not in ds:  # removed with its overlay group
+        if 0x6000 <= group <= 0x60FF and key not in elements:  # removed with its overlay group
             continue
         if group == 0x0002:
             continue
         if element == 0x0000:  # group lengths are retired and recomputed by readers
-            del ds[tag]
+            del ds[key]
             continue
-        raw_vr = stored(ds, tag).VR
+        current = elements[key]
+        raw_vr = current.VR
         if raw_vr is not None and raw_vr not in KNOWN_VRS:
             # Neither readable nor safely writable; what it holds cannot be judged.
             raise QuarantineError(f"unknown value representation in {_tag_text(tag)}")
@@ -77,9 +82,9 @@ def walk(ds: Dataset, ctx: Context, depth: int = 0) -> None:
             continue
         decision = ctx.policy.decide(tag, ctx.sop_class_uid)
         if decision is None:
-            _unlisted(ds, tag, ctx, depth)
+            _unlisted(ds, tag, ctx, depth, current)
         else:
-            _apply(ds, tag, decision, ctx, depth)
+            _apply(ds, tag, decision, ctx, depth, current)
     for tag in creator_tags:
         if ((tag >> 16), tag & 0xFF) not in kept_blocks:
             del ds[tag]
@@ -159,12 +164,15 @@ def _shift_private(elem, disposition: str | None, ctx: Context) -> bool:
     return False
 
 
-def _vr(ds: Dataset, tag: int) -> str:
-    """The element's VR without converting its value (implicit VR: from the dictionary)."""
-    return stored(ds, tag).VR or dictionary_vr(tag) or "UN"
+def _vr(ds: Dataset, tag: int, current=None) -> str:
+    """The element's VR without converting its value (implicit VR: from the dictionary).
+
+    *current* is the element as the dataset holds it, when the caller has it already.
+    """
+    return (current if current is not None else stored(ds, tag)).VR or dictionary_vr(tag) or "UN"
 
 
-def _unlisted(ds: Dataset, tag: int, ctx: Context, depth: int) -> None:
+def _unlisted(ds: Dataset, tag: int, ctx: Context, depth: int, current=None) -> None:
     if not is_known(tag):
         del ds[tag]
         ctx.counts["X"] += 1
@@ -172,7 +180,7 @@ def _unlisted(ds: Dataset, tag: int, ctx: Context, depth: int) -> None:
         return
     # Only the VRs acted on below are converted: an element left raw is written back
     # byte for byte, which is both faster and the surest way to keep it as it was.
-    vr = _vr(ds, tag)
+    vr = _vr(ds, tag, current)
     if ctx.cleaning_within is not None and vr in _CLEANED_TEXT_VRS and tag not in _CODED:
         _clean_unlisted_text(ds, tag, ctx)
         return
@@ -227,10 +235,10 @@ def _clean_unlisted_text(ds: Dataset, tag: int, ctx: Context) -> None:
     ctx.counts["C"] += 1
 
 
-def _apply(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int) -> None:
+def _apply(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int, current=None) -> None:
     action = decision.action
     if action == "C":
-        if _clean(ds, tag, decision, ctx, depth):
+        if _clean(ds, tag, decision, ctx, depth, current):
             ctx.counts["C"] += 1
             return
         action = decision.fallback or "X"
@@ -256,7 +264,7 @@ def _apply(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int) 
             del ds[tag]
         ctx.counts["X"] += 1
         return
-    if action == "K" and _vr(ds, tag) != "SQ":
+    if action == "K" and _vr(ds, tag, current) != "SQ":
         ctx.counts["K"] += 1
         return
     elem = ds[tag]
@@ -298,9 +306,9 @@ def _apply(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int) 
         raise InvalidValueError(f"unknown action {action} for {_tag_text(tag)}")
 
 
-def _clean(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int) -> bool:
+def _clean(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int, current=None) -> bool:
     """Apply a C action; False when nothing can vouch for a cleaned value."""
-    vr = _vr(ds, tag)  # decided before converting: a value left alone stays encoded
+    vr = _vr(ds, tag, current)  # decided before converting: a value left alone stays encoded
     if decision.source is Option.RETAIN_LONG_MODIFIED_DATES:
         if vr == "TM":  # whole-day shifts leave times of day as they were
             return True

@@ -25,6 +25,10 @@ _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _MAX_DEPTH = 64
 
 
+#: Compiled once: the walk unpacks a few fields of every element of every input.
+_LAYOUTS = {fmt: struct.Struct(fmt) for order in "<>" for fmt in (order + "HH", order + "L", order + "H")}
+
+
 class _Truncated(Exception):
     pass
 
@@ -41,10 +45,10 @@ class _Walker:
         self.regions: dict[int, tuple[int, int]] = {}
 
     def _unpack(self, fmt: str, offset: int) -> tuple:
-        end = offset + struct.calcsize(fmt)
-        if end > self.size:
+        layout = _LAYOUTS[fmt]
+        if offset + layout.size > self.size:
             raise _Truncated
-        return struct.unpack_from(fmt, self.data, offset)
+        return layout.unpack_from(self.data, offset)
 
     def dataset(self, offset: int, end: int | None, implicit: bool, little: bool, depth: int,
                 stop_at_item_end: bool = False) -> int:
