@@ -158,7 +158,7 @@ def run_medveil(inputs: Path, out: Path, workers: int, **engine) -> None:
 
 
 _WORKER_PROBE = """
-import resource, sys
+import sys
 from pathlib import Path
 import psutil
 sys.path.insert(0, sys.argv[2])
@@ -169,22 +169,30 @@ idle = psutil.Process().memory_info().rss
 out, record = deidentify_bytes(Path(sys.argv[1]).read_bytes(), POLICY, throwaway_key())
 if not isinstance(out, bytes):
     raise SystemExit(out)
-print(idle, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+# VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across execve, so a probe started from
+# a large process would report that process's size.
+peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(idle, peak)
 """
 
 
-def worker_memory(path: Path) -> tuple[int, int]:
-    """(idle RSS, peak RSS) in bytes of a fresh worker process that cleans *path*.
+def worker_memory(path: Path, repeats: int = 3) -> tuple[int, int]:
+    """(idle RSS, peak RSS) in bytes of a fresh worker process that cleans *path*; medians.
 
     A fresh process, because the local runner's workers are forked from the
     process that starts them and their RSS counts whatever that process held.
+    Medians of *repeats* processes.
     """
     import subprocess
 
-    done = subprocess.run([sys.executable, "-c", _WORKER_PROBE, str(path), str(Path(__file__).parent)],
-                          capture_output=True, text=True, check=True)
-    idle, peak = (int(x) for x in done.stdout.split()[-2:])
-    return idle, peak
+    idles, peaks = [], []
+    for _ in range(repeats):
+        done = subprocess.run([sys.executable, "-c", _WORKER_PROBE, str(path), str(Path(__file__).parent)],
+                              capture_output=True, text=True, check=True)
+        idle, peak = (int(x) for x in done.stdout.split()[-2:])
+        idles.append(idle)
+        peaks.append(peak)
+    return int(statistics.median(idles)), int(statistics.median(peaks))
 
 
 class PeakRSS:

@@ -304,8 +304,9 @@ def plot(rows: list[dict], path: Path) -> None:
                 for mu, x, y in pts:
                     ax.annotate(f"μ={mu:g}", (x, y), fontsize=7)
         for r in rows:
-            if r["method"] in ALL and ALL[r["method"]].kind in ("warp", "random_warp"):
-                continue
+            method = ALL.get(r["method"])
+            if method is not None and method.kind in ("warp", "random_warp") and not method.smooth_whole_grid:
+                continue  # on the lines above
             ax.errorbar(r["auc"], r[key], xerr=r["auc_std"] if r["auc_std"] == r["auc_std"] else None, fmt="^")
             ax.annotate(r["label"], (r["auc"], r[key]), fontsize=7)
         ax.axvline(0.5, color="grey", lw=0.5)
