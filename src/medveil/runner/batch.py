@@ -18,6 +18,7 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,8 +311,10 @@ def _already_done(config: RunConfig, store: AuditStore, ref: str, path: Path) ->
     return last if _sha256_file(target) == last.output_sha256 else None
 
 
-def _sequential_patient_id(config: RunConfig, store: AuditStore, path: Path) -> str | None:
+def _sequential_patient_id(config: RunConfig, store: AuditStore, path: Path | BinaryIO) -> str | None:
     """Number the file's patient in input order, when the policy asks for sequential IDs.
+
+    *path* is a local path or an open binary file (the Dask runner's remote inputs).
 
     Only the patient attributes are read here; the store keeps a keyed hash of
     the patient, never the original, with its number.

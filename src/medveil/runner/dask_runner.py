@@ -33,10 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import pydicom
-
 from medveil._version import __version__
-from medveil.engine.deidentify import patient_key
 from medveil.errors import MedveilError, safe_reason
 from medveil.policy import Policy
 from medveil.pseudonym import Key, derive
@@ -345,11 +342,8 @@ def _patient_number(config: RunConfig, store: AuditStore, source: Location, path
     if source.local:
         return _sequential_patient_id(config, store, Path(path))
     try:
-        with silenced(), source.open(path) as handle:
-            header = pydicom.dcmread(handle, force=True, stop_before_pixels=True,
-                                     specific_tags=["PatientID", "PatientName", "PatientBirthDate",
-                                                    "StudyInstanceUID"])
+        handle = source.open(path)
     except Exception:
         return None  # the worker will fail to read it too, and quarantine it
-    ref = derive(config.key, "sequence", patient_key(header)).hex()
-    return config.policy.patient_id_format.number(store.sequence_number("patient-id", ref))
+    with handle:
+        return _sequential_patient_id(config, store, handle)
