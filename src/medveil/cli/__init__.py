@@ -245,7 +245,7 @@ def deidentify(
             "run_id": summary.run_id, "files_total": summary.files_total, "written": summary.written,
             "unchanged": summary.unchanged, "quarantined": summary.quarantined, "skipped": summary.skipped,
             "reasons": dict(summary.reasons), "actions": dict(summary.actions), "events": dict(summary.events),
-            "workspace": str(summary.workspace)}, indent=2, sort_keys=True))
+            "repairs": dict(summary.repairs), "workspace": str(summary.workspace)}, indent=2, sort_keys=True))
     else:
         _print_summary(summary, policy)
     if summary.quarantined:
@@ -261,6 +261,9 @@ def _print_summary(summary, policy) -> None:
         names = {"X": "removed", "Z": "emptied", "D": "dummy", "K": "kept", "C": "cleaned/shifted",
                  "U": "UIDs replaced", "U*": "references remapped", "P": "pseudonymised", "R": "recipe value"}
         out.print("actions: " + ", ".join(f"{names.get(a, a)} {n}" for a, n in sorted(summary.actions.items())))
+    if summary.repairs:
+        out.print("repaired instead of quarantined: " + ", ".join(
+            f"{keyword} {count}" for keyword, count in sorted(summary.repairs.items())))
     if summary.reasons:
         table = RichTable(title="not written")
         table.add_column("reason")

@@ -20,12 +20,14 @@ from pydicom.tag import Tag
 
 from medveil._version import __version__
 from medveil.engine.context import Context
-from medveil.engine.residuals import Identifiers, collect_identifiers, find_residuals, sop_class_of
+from medveil.engine.repair import repair_element
+from medveil.engine.residuals import Identifiers, collect_identifiers, locate_residuals, sop_class_of
 from medveil.engine.walker import walk
 from medveil.errors import QuarantineError
 from medveil.policy import BASIC_PROFILE_CODE, Option, Policy
 from medveil.policy.options import PIXEL_OPTIONS
 from medveil.pseudonym import Key, patient_offset, pseudonymize_id
+from medveil.text.spans import Span
 
 ENCAPSULATED_DOCUMENT = 0x00420011
 IMPLEMENTATION_CLASS_UID = "2.25.143132137200271179821943504715000441957"
@@ -108,10 +110,7 @@ def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
     # Checked before medveil's own records and the recipe's additions go in: those are
     # chosen text, and a patient called "Patient" must not trip over "Retain Patient ...".
     old_uids = set() if policy.retains_uids else set(ctx.uid_pairs)
-    residual = find_residuals(ds, identifiers, old_uids)
-    if residual:
-        names = ", ".join(sorted(set(residual))[:5])
-        raise QuarantineError(f"original identifier still present after de-identification in: {names}")
+    _repair_residuals(ds, identifiers, old_uids, ctx)
     applied = _applied_options(policy, pixel_options_applied)
     _record_method(ds, policy, applied)
     for addition in policy.additions:
@@ -121,6 +120,37 @@ def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
     return Result(dataset=ds, new_patient_id=new_pid, uid_pairs=ctx.uid_pairs,
                   patient_pairs=ctx.patient_pairs, counts=ctx.counts, events=ctx.events,
                   applied_options=applied)
+
+
+_WHY_IDENTIFIER = "held one of the file's own identifiers"
+_WHY_UID = "held an original UID"
+
+
+def _repair_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str], ctx: Context) -> None:
+    """Repair each attribute that still holds an original identifier; quarantine only what stays.
+
+    Each repair is the smallest change that leaves the object valid (see
+    :mod:`medveil.engine.repair`); the check then runs again, so a repair that did
+    not remove the identifier (or one that revealed another) still stops the file.
+    """
+    residual = locate_residuals(ds, identifiers, old_uids)
+    if not residual:
+        return
+    pattern = identifiers.any
+
+    def spans_of(text: str) -> list[Span]:
+        return [Span(m.start(), m.end(), "other") for m in pattern.finditer(text) if m.end() > m.start()] if pattern else []
+
+    for hit in residual:
+        repaired = repair_element(hit.holder, hit.tag, hit.path, ctx.sop_class_uid,
+                                  _WHY_UID if hit.uid else _WHY_IDENTIFIER, uid=hit.uid,
+                                  remap_uid=ctx.remap_uid, spans_of=None if hit.vr == "CS" else spans_of)
+        if repaired is not None:
+            ctx.event(*repaired.event())
+    remaining = locate_residuals(ds, identifiers, old_uids)
+    if remaining:
+        names = ", ".join(sorted({r.path.rsplit(".", 1)[-1] for r in remaining})[:5])
+        raise QuarantineError(f"original identifier still present after de-identification in: {names}")
 
 
 def _set_patient(ds: Dataset, ctx: Context) -> None:

@@ -61,6 +61,8 @@ class RunSummary:
     reasons: Counter = field(default_factory=Counter)
     actions: Counter = field(default_factory=Counter)
     events: Counter = field(default_factory=Counter)
+    #: Attributes repaired instead of quarantining their file, by keyword ("repair" events).
+    repairs: Counter = field(default_factory=Counter)
     quarantine_dir: Path | None = None
     workspace: Path | None = None
 
@@ -218,6 +220,8 @@ class _Coordinator:
                 self.store.add_action_counts(self.summary.run_id, dict(done.counts))
             for category, detail in done.events:
                 self.summary.events[category] += 1
+                if category == "repair":
+                    self.summary.repairs[repaired_keyword(detail)] += 1
                 self.store.add_event(self.summary.run_id, ref, category, detail)
             if done.fingerprints:
                 self.store.add_fingerprints(self.config.key.fingerprint(), done.fingerprints)
@@ -356,8 +360,18 @@ def clean_stale_temporaries(output: Path) -> int:
     return count
 
 
+def repaired_keyword(detail: str) -> str:
+    """The keyword a "repair" event names (the last step of a sequence path)."""
+    try:
+        path = str(json.loads(detail).get("attribute", ""))
+    except (ValueError, AttributeError):
+        return "?"
+    return path.rsplit(".", 1)[-1] or "?"
+
+
 def dump_summary(summary: RunSummary) -> str:
     return json.dumps({"run_id": summary.run_id, "files_total": summary.files_total,
                        "written": summary.written, "unchanged": summary.unchanged,
                        "quarantined": summary.quarantined, "skipped": summary.skipped,
-                       "reasons": dict(summary.reasons), "actions": dict(summary.actions)}, indent=2)
+                       "reasons": dict(summary.reasons), "actions": dict(summary.actions),
+                       "repairs": dict(summary.repairs)}, indent=2)

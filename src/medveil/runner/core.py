@@ -30,6 +30,7 @@ from pydicom.uid import (
 )
 
 from medveil.engine import deidentify_dataset
+from medveil.engine.repair import repair_element, resolve
 from medveil.engine.residuals import collect_identifiers, sop_class_of
 from medveil.errors import QuarantineError, safe_reason
 from medveil.pixels.clean import PixelReport, clean_pixels, region_records
@@ -152,7 +153,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
         # The text that could identify the patient is gone (PS3.3 C.7.6.1.1.6).
         ds.BurnedInAnnotation = "NO"
     if policy.verify:
-        _verify_clean(ds, policy, words)
+        _verify_clean(ds, policy, words, result.events)
     relpath = output_relpath(ds)
     _resolve_implicit_vrs(ds)
     _share_unchanged_pixels(ds, pixels_before)
@@ -199,14 +200,31 @@ def _encoded_pixel_value(ds: Dataset) -> bytes:
     return value + b"\0" if len(value) % 2 else value
 
 
-def _verify_clean(ds: Dataset, policy: Policy, words: set[str]) -> None:
-    """The --verify gate: rescan the cleaned object, OCR included; PHI found means quarantine."""
+def _verify_clean(ds: Dataset, policy: Policy, words: set[str], events: list[tuple[str, str]]) -> None:
+    """The --verify gate: rescan the cleaned object, OCR included.
+
+    A header attribute found holding PHI is repaired (medveil.engine.repair) and the
+    header scanned again; the file is quarantined only for what no repair fixes.
+    """
     engines = policy.pixels.engines if "PixelData" in ds or overlay_groups(ds) else None
-    findings = scan_dataset(ds, WordMatcher(words), ocr_engines=engines,
-                            min_confidence=policy.pixels.min_confidence)
+    matcher = WordMatcher(words)
+    findings = scan_dataset(ds, matcher, ocr_engines=engines, min_confidence=policy.pixels.min_confidence)
+    header = [f for f in findings if not f.location.startswith(_PIXEL_LOCATIONS)]
+    if header:
+        sop_class = sop_class_of(ds)
+        for finding in header:
+            target = resolve(ds, finding.location)
+            repaired = target and repair_element(*target, finding.location, sop_class,
+                                                 "verification found possible PHI")
+            if repaired:
+                events.append(repaired.event())
+        findings = [f for f in findings if f not in header] + scan_dataset(ds, matcher)
     if findings:
         where = ", ".join(str(f) for f in findings[:5])
         raise QuarantineError(f"verification found possible PHI after cleaning in: {where}")
+
+
+_PIXEL_LOCATIONS = ("pixels frame", "overlay ")
 
 
 def _pixel_events(report: PixelReport) -> list[tuple[str, str]]:
