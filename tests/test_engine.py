@@ -167,9 +167,11 @@ def test_method_attributes_recorded(phi_ds, key):
 
 
 def test_tcia_keeps_characteristics_and_device_and_pseudonymises_accession(phi_ds, key):
+    phi_ds.DeviceSerialNumber = "SN-7781"
     ds = deidentify_dataset(phi_ds, get_profile("tcia"), key).dataset
     assert ds.PatientSex == "M" and ds.PatientAge == "072Y"
-    assert ds.StationName == "CT01"
+    assert ds.DeviceSerialNumber == "SN-7781"  # Retain Device Identity
+    assert "StationName" not in ds  # TCIA convention: it spells the site
     assert ds.AccessionNumber not in ("", PHI["AccessionNumber"])
     assert ds.AccessionNumber.isdigit()
 

@@ -85,6 +85,17 @@ def profiles() -> None:
         table.add_row(name, ", ".join(sorted(o.value for o in spec["options"])) or "(Basic Profile only)")
     Console().print(table)
     Console().print("options: " + ", ".join(o.value for o in Option))
+    conventions = RichTable(title="Profile conventions (where a curator's practice differs from the table)")
+    for column in ("profile", "attribute", "action", "why"):
+        conventions.add_column(column)
+    for name, spec in PROFILES.items():
+        for tag, convention in spec.get("conventions", {}).items():
+            from pydicom.datadict import keyword_for_tag
+
+            conventions.add_row(name, keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})",
+                                convention.decision.action, convention.reason)
+    if conventions.row_count:
+        Console().print(conventions)
 
 
 def _load_key(key_file: Path | None, throwaway: bool):

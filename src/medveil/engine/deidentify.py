@@ -101,7 +101,7 @@ def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
     if policy.cleaners:
         from medveil.text import KnownIdentifiers
 
-        ctx.known = KnownIdentifiers.from_dataset(ds)
+        ctx.known = KnownIdentifiers.from_dataset(ds, policy)
     original_pid = _text(ds.get("PatientID"))
     if assigned_patient_id is not None and original_pid:
         ctx.assigned_patient_ids[original_pid] = assigned_patient_id
@@ -168,10 +168,23 @@ def _applied_options(policy: Policy, pixel_options_applied: frozenset[Option]) -
         pixel_options_applied & policy.options)
 
 
+_TEMPORAL_RANK = {"UNMODIFIED": 0, "MODIFIED": 1, "REMOVED": 2}
+
+
 def _record_method(ds: Dataset, policy: Policy, applied: frozenset[Option]) -> None:
+    """Record what was done, after what earlier de-identifications recorded.
+
+    PS3.3 C.12.1.1.5 makes De-identification Method multi-valued "in the case that
+    the object was anonymized more than once", and its Code Sequence likewise: a
+    file that was refaced or de-identified before keeps those values and items,
+    and medveil's follow them.  Longitudinal Temporal Information Modified never
+    claims less than an earlier run did (dates once shifted or removed stay so);
+    Recognizable Visual Features, where the file states it, is kept as stated.
+    """
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = [f"medveil {__version__}", f"PS3.15 E.1-1 {policy.table.edition}",
-                                 f"profile {policy.name}"]
+    earlier = [str(v) for v in _listed(ds.get("DeidentificationMethod")) if str(v).strip()]
+    ds.DeidentificationMethod = earlier + [f"medveil {__version__}", f"PS3.15 E.1-1 {policy.table.edition}",
+                                           f"profile {policy.name}"]
     codes = [BASIC_PROFILE_CODE] + sorted((o.code for o in applied), key=lambda c: c.value)
     # Items built from their elements directly: add_new's checks cost more than the rest
     # of recording the method, on every released file.
@@ -179,13 +192,25 @@ def _record_method(ds: Dataset, policy: Policy, applied: frozenset[Option]) -> N
                       _CODING_SCHEME: DataElement(_CODING_SCHEME, "SH", code.scheme),
                       _CODE_MEANING: DataElement(_CODE_MEANING, "LO", code.meaning)})
              for code in codes]
-    ds.DeidentificationMethodCodeSequence = Sequence(items)
+    previous = ds.get("DeidentificationMethodCodeSequence")
+    earlier_items = [item for item in previous or [] if isinstance(item, Dataset)]
+    ds.DeidentificationMethodCodeSequence = Sequence(earlier_items + items)
     if policy.modifies_dates:
-        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+        ours = "MODIFIED"
     elif policy.keeps_dates:
-        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+        ours = "UNMODIFIED"
     else:
-        ds.LongitudinalTemporalInformationModified = "REMOVED"
+        ours = "REMOVED"
+    before = str(ds.get("LongitudinalTemporalInformationModified", "") or "").strip().upper()
+    if _TEMPORAL_RANK.get(before, -1) > _TEMPORAL_RANK[ours]:
+        ours = before
+    ds.LongitudinalTemporalInformationModified = ours
+
+
+def _listed(value) -> list:
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
 
 
 def _clean_file_meta(ds: Dataset) -> None:

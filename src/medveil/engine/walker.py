@@ -181,13 +181,16 @@ def _unlisted(ds: Dataset, tag: int, ctx: Context, depth: int, current=None) -> 
     # Only the VRs acted on below are converted: an element left raw is written back
     # byte for byte, which is both faster and the surest way to keep it as it was.
     vr = _vr(ds, tag, current)
+    if vr != "PN" and dictionary_vr(tag) == "PN" and vr in TEXT_VRS:
+        vr = "PN"  # a person name the file stored as LO, SH or LT is a name all the same
     if ctx.cleaning_within is not None and vr in _CLEANED_TEXT_VRS and tag not in _CODED:
         _clean_unlisted_text(ds, tag, ctx)
         return
     if vr not in _UNLISTED_ACTED_ON:
         return
     elem = ds[tag]
-    vr = elem.VR
+    if vr != "PN":
+        vr = elem.VR
     if vr == "SQ":
         for item in elem.value or []:
             walk(item, ctx, depth + 1)

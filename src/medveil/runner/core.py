@@ -185,7 +185,8 @@ def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
         return None
     if policy.pixels.scan == "flagged" and not reason:
         return None
-    report = clean_pixels(ds, policy.pixels, known=KnownIdentifiers.from_dataset(ds), burned_in_reason=reason)
+    report = clean_pixels(ds, policy.pixels, known=KnownIdentifiers.from_dataset(ds, policy),
+                          burned_in_reason=reason)
     if report.pixels_changed and PIXEL_DATA in pixels_before:
         pixels_before[PIXEL_DATA] = memoryview(_encoded_pixel_value(ds))
     return report
@@ -208,7 +209,9 @@ def _verify_clean(ds: Dataset, policy: Policy, words: set[str], events: list[tup
     """
     engines = policy.pixels.engines if "PixelData" in ds or overlay_groups(ds) else None
     matcher = WordMatcher(words)
-    findings = scan_dataset(ds, matcher, ocr_engines=engines, min_confidence=policy.pixels.min_confidence)
+    kept = KnownIdentifiers.from_dataset(ds, policy).kept  # what the policy keeps is no finding
+    findings = scan_dataset(ds, matcher, ocr_engines=engines, min_confidence=policy.pixels.min_confidence,
+                            kept=kept)
     header = [f for f in findings if not f.location.startswith(_PIXEL_LOCATIONS)]
     if header:
         sop_class = sop_class_of(ds)
@@ -218,7 +221,7 @@ def _verify_clean(ds: Dataset, policy: Policy, words: set[str], events: list[tup
                                                  "verification found possible PHI")
             if repaired:
                 events.append(repaired.event())
-        findings = [f for f in findings if f not in header] + scan_dataset(ds, matcher)
+        findings = [f for f in findings if f not in header] + scan_dataset(ds, matcher, kept=kept)
     if findings:
         where = ", ".join(str(f) for f in findings[:5])
         raise QuarantineError(f"verification found possible PHI after cleaning in: {where}")

@@ -38,6 +38,7 @@ from pydicom.errors import BytesLengthException
 from pydicom.multival import MultiValue
 
 from medveil.engine.vrs import dictionary_vr, keyword_of, stored
+from medveil.policy.identifying import IDENTIFYING
 from medveil.text.allow import is_clinical, is_common
 from medveil.text.dates import own_date_forms
 from medveil.text.patterns import STATE_CODES, STATE_NAMES
@@ -69,38 +70,38 @@ class KnownIdentifiers:
     addresses: tuple[str, ...] = ()     # patient/institution addresses (free text)
     phones: tuple[str, ...] = ()
     other: tuple[str, ...] = ()         # anything else to remove verbatim
+    #: Values of identifying attributes the policy keeps on purpose (a retained Device Serial
+    #: Number): text that is exactly one of them is left alone, wherever it is copied.
+    kept: tuple[str, ...] = ()
 
     @classmethod
-    def from_dataset(cls, ds) -> KnownIdentifiers:
-        """Collect from the dataset and every nested sequence item: every person name (PN),
-        date (DA) and date-time (DT), and the values of the ID, institution, address and
-        telephone attributes listed in this module.  Empty values and placeholders are left
-        out; values that cannot be read are skipped (the residual check still sees them)."""
+    def from_dataset(cls, ds, policy=None) -> KnownIdentifiers:
+        """Collect from the dataset and every nested sequence item: every person name (by
+        dictionary VR PN, whatever VR the file declares), date (DA) and date-time (DT), and
+        the values of the ID, institution, address and telephone attributes of
+        :data:`medveil.policy.identifying.IDENTIFYING`.  With a *policy*, the attributes it
+        keeps on purpose go to ``kept`` instead.  Empty values and placeholders are left out;
+        values that cannot be read are skipped (the residual check still sees them)."""
         found: dict[str, dict[str, None]] = {f.name: {} for f in fields(cls)}
-        for kind, value in _walk(ds):
+        keeps = _kept_keywords(ds, policy)
+        for kind, value, keyword in _walk(ds):
             value = value.strip(" \x00")
             if value.upper() not in PLACEHOLDERS:
-                found[kind][value] = None
+                found["kept" if keyword in keeps else kind][value] = None
         return cls(**{kind: tuple(values) for kind, values in found.items()})
 
 
+def _kept_keywords(ds, policy) -> frozenset[str]:
+    if policy is None:
+        return frozenset()
+    from medveil.policy.identifying import kept_identifying
+
+    sop_class = str(ds.get("SOPClassUID", "") or "").strip().rstrip("\x00")
+    return frozenset(kept_identifying(policy, sop_class))
+
+
 #: Attribute keyword -> the kind of value it holds (PN, DA and DT are found by VR).
-KEYWORD_KINDS = {
-    **dict.fromkeys(("PatientID", "OtherPatientIDs", "AccessionNumber", "StudyID",
-                     "MedicalRecordLocator", "AdmissionID", "ServiceEpisodeID", "RequestedProcedureID",
-                     "ScheduledProcedureStepID", "PerformedProcedureStepID",
-                     "PlacerOrderNumberImagingServiceRequest", "FillerOrderNumberImagingServiceRequest",
-                     "PlacerOrderNumberProcedure", "FillerOrderNumberProcedure", "DeviceSerialNumber",
-                     "InsurancePlanIdentification"), "ids"),
-    **dict.fromkeys(("InstitutionName", "InstitutionalDepartmentName", "StationName",
-                     "ResponsibleOrganization", "IssuerOfPatientID", "LocalNamespaceEntityID"),
-                    "institutions"),
-    **dict.fromkeys(("PatientAddress", "InstitutionAddress", "ReferringPhysicianAddress",
-                     "PersonAddress"), "addresses"),
-    **dict.fromkeys(("PatientTelephoneNumbers", "ReferringPhysicianTelephoneNumbers",
-                     "PersonTelephoneNumbers", "PatientTelecomInformation", "PersonTelecomInformation"),
-                    "phones"),
-}
+KEYWORD_KINDS = IDENTIFYING
 _VR_KINDS = {"PN": "names", "DA": "dates", "DT": "dates"}
 #: What converting a broken raw element raises in pydicom (bad lengths, bad encodings, ...).
 _UNREADABLE = (BytesLengthException, struct.error, ValueError, TypeError, KeyError, AttributeError,
@@ -121,14 +122,15 @@ def _values(value) -> Iterator[str]:
 _INTERESTING_VRS = frozenset(_VR_KINDS) | {"SQ"}
 
 
-def _walk(ds) -> Iterator[tuple[str, str]]:
+def _walk(ds) -> Iterator[tuple[str, str, str]]:
     for tag in list(ds.keys()):
         # Decide from the raw element's VR (or the dictionary's) and the keyword before
         # converting: most elements hold nothing to collect, and converting every value
         # of every file would cost more than the rest of the de-identification.
         raw = stored(ds, tag)
         vr = (raw.VR if raw is not None else None) or dictionary_vr(int(tag)) or "UN"
-        if vr not in _INTERESTING_VRS and keyword_of(int(tag)) not in KEYWORD_KINDS:
+        keyword = keyword_of(int(tag))
+        if vr not in _INTERESTING_VRS and keyword not in KEYWORD_KINDS and dictionary_vr(int(tag)) != "PN":
             continue
         try:
             elem = ds[tag]
@@ -138,7 +140,9 @@ def _walk(ds) -> Iterator[tuple[str, str]]:
             for item in elem.value or []:
                 yield from _walk(item)
             continue
-        kind = _VR_KINDS.get(elem.VR) or KEYWORD_KINDS.get(elem.keyword)
+        # A person name stored under another VR (LO, SH, LT in some exports) is still a name.
+        by_dictionary = "names" if dictionary_vr(int(tag)) == "PN" else None
+        kind = _VR_KINDS.get(elem.VR) or by_dictionary or KEYWORD_KINDS.get(keyword)
         if kind is None:
             continue
         try:
@@ -146,7 +150,7 @@ def _walk(ds) -> Iterator[tuple[str, str]]:
         except _UNREADABLE:
             continue
         for value in values:
-            yield kind, value
+            yield kind, value, keyword
 
 
 # --- person names --------------------------------------------------------------------------

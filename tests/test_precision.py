@@ -1,0 +1,202 @@
+"""Release precision (issue 14): keep what curators keep, clean what identifies, in any form.
+
+Names held under the wrong VR, identifiers a profile keeps on purpose, earlier
+de-identification history, TCIA's curation conventions, dates in any attribute
+and site initialisms.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from conftest import PHI, phi_dataset
+from medveil.engine import deidentify_dataset
+from medveil.policy import Option, get_profile
+from medveil.policy.identifying import identifying_keywords, kept_identifying
+from medveil.text import KnownIdentifiers, TextCleaner
+
+
+def _events(result, category):
+    return [detail for cat, detail in result.events if cat == category]
+
+
+# -- 7 / 13.8: person names by dictionary VR -------------------------------------------------------
+
+
+@pytest.mark.parametrize("vr", ["LO", "SH", "LT"])
+def test_patient_name_under_another_vr_is_split_into_components(key, vr):
+    ds = phi_dataset()
+    del ds.PatientName
+    ds.add_new(0x00100010, vr, "SMITHERS^WAYLON^Q")
+    ds.StudyDescription = "CT CHEST for Waylon"  # the given name alone, in free text
+    known = KnownIdentifiers.from_dataset(ds)
+    assert "SMITHERS^WAYLON^Q" in known.names
+    result = deidentify_dataset(ds, get_profile("tcia"), key).dataset
+    assert "Waylon".upper() not in str(result.StudyDescription).upper()
+    assert "CT CHEST" in result.StudyDescription
+
+
+def test_unlisted_name_attribute_under_another_vr_is_emptied(key):
+    ds = phi_dataset()
+    ds.add_new(0x00400006, "LO", "DOE^JOHN")  # Scheduled Performing Physician's Name is PN
+    result = deidentify_dataset(ds, get_profile("basic"), key).dataset
+    assert str(result.get("ScheduledPerformingPhysicianName", "") or "") in ("", "ANONYMIZED")
+
+
+def test_residual_check_splits_a_name_stored_as_lo(key):
+    ds = phi_dataset()
+    del ds.PatientName
+    ds.add_new(0x00100010, "LO", "SMITHERS^WAYLON^Q")
+    ds.SequenceName = "waylon_t2"  # only the given name: found because the name was split
+    result = deidentify_dataset(ds, get_profile("basic"), key)
+    assert "WAYLON" not in str(result.dataset.get("SequenceName", "")).upper()
+    assert any(json.loads(d)["attribute"] == "SequenceName" for d in _events(result, "repair"))
+
+
+# -- 5: identifying attributes follow the options in one place -------------------------------------
+
+
+def test_identifying_attributes_follow_the_options():
+    tcia, basic = get_profile("tcia"), get_profile("basic")
+    assert "DeviceSerialNumber" in kept_identifying(tcia, "")
+    assert "DeviceSerialNumber" not in identifying_keywords(tcia, "")
+    assert "DeviceSerialNumber" in identifying_keywords(basic, "")
+    assert "StationName" in identifying_keywords(tcia, "")  # TCIA removes it (convention)
+
+
+def test_a_kept_device_serial_number_is_not_cut_from_descriptions(key):
+    ds = phi_dataset()
+    ds.DeviceSerialNumber = "SN45123"
+    ds.ImageComments = "QA scan on scanner SN45123 for Waylon Smithers"
+    result = deidentify_dataset(ds, get_profile("tcia"), key).dataset
+    assert result.DeviceSerialNumber == "SN45123"
+    assert "SN45123" in result.ImageComments
+    assert "Smithers" not in result.ImageComments
+    basic = deidentify_dataset(phi_dataset(), get_profile("basic", extra_options=frozenset(
+        {Option.CLEAN_DESCRIPTORS})), key).dataset
+    assert "DeviceSerialNumber" not in basic
+
+
+def test_kept_values_are_no_finding_of_the_verification_scan():
+    from medveil.verify import scan_dataset
+
+    ds = Dataset()
+    ds.ImageComments = "call 555-123-4567"
+    ds.StudyDescription = "555-123-4567"
+    assert scan_dataset(ds)  # a phone number in the header
+    assert not scan_dataset(ds, kept=["555-123-4567"])
+
+
+def test_text_cleaner_keeps_kept_values_but_removes_the_rest():
+    known = KnownIdentifiers(names=("DOE^JANE",), kept=("SN45123",))
+    result = TextCleaner(known).clean("scanner SN45123, patient Jane Doe, MRN 99887766")
+    assert "SN45123" in result.text and "Doe" not in result.text and "99887766" not in result.text
+
+
+# -- 4: de-identification history -----------------------------------------------------------------
+
+
+def _previously_deidentified() -> Dataset:
+    ds = phi_dataset()
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = ["mri_reface 0.3", "site script v2"]
+    item = Dataset()
+    item.CodeValue = "113101"
+    item.CodingSchemeDesignator = "DCM"
+    item.CodeMeaning = "Clean Pixel Data Option"
+    ds.DeidentificationMethodCodeSequence = Sequence([item])
+    ds.LongitudinalTemporalInformationModified = "MODIFIED"
+    ds.RecognizableVisualFeatures = "NO"
+    return ds
+
+
+def test_earlier_deidentification_history_is_kept_and_appended_to(key):
+    result = deidentify_dataset(_previously_deidentified(), get_profile("basic", extra_options=frozenset(
+        {Option.RETAIN_LONG_FULL_DATES})), key).dataset
+    methods = list(result.DeidentificationMethod)
+    assert methods[:2] == ["mri_reface 0.3", "site script v2"] and methods[2].startswith("medveil")
+    codes = [item.CodeValue for item in result.DeidentificationMethodCodeSequence]
+    assert codes[0] == "113101" and "113100" in codes[1:] and "113106" in codes[1:]
+    assert result.PatientIdentityRemoved == "YES"
+    # dates were modified by the earlier run: keeping them now does not make them unmodified
+    assert result.LongitudinalTemporalInformationModified == "MODIFIED"
+    assert result.RecognizableVisualFeatures == "NO"
+
+
+def test_history_of_a_first_deidentification(key):
+    result = deidentify_dataset(phi_dataset(), get_profile("tcia"), key).dataset
+    assert [item.CodeValue for item in result.DeidentificationMethodCodeSequence][0] == "113100"
+    assert result.LongitudinalTemporalInformationModified == "MODIFIED"
+
+
+# -- 5: TCIA curation conventions ------------------------------------------------------------------
+
+
+def _with_references() -> Dataset:
+    ds = phi_dataset()
+    study_ref = Dataset()
+    study_ref.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+    study_ref.ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.2.1125.777.1"
+    ds.ReferencedStudySequence = Sequence([study_ref])
+    pps = Dataset()
+    pps.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.3"
+    pps.ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.2.1125.777.2"
+    ds.ReferencedPerformedProcedureStepSequence = Sequence([pps])
+    patient_ref = Dataset()
+    patient_ref.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.1.1"
+    patient_ref.ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.2.1125.777.3"
+    ds.ReferencedPatientSequence = Sequence([patient_ref])
+    ds.SmokingStatus = "NO"
+    ds.PatientSexNeutered = "UNALTERED"
+    return ds
+
+
+def test_tcia_keeps_reference_sequences_with_remapped_uids(key):
+    result = deidentify_dataset(_with_references(), get_profile("tcia"), key)
+    ds = result.dataset
+    study_ref = ds.ReferencedStudySequence[0]
+    assert study_ref.ReferencedSOPClassUID == "1.2.840.10008.3.1.2.3.1"  # class kept as is
+    assert study_ref.ReferencedSOPInstanceUID != "1.2.826.0.1.3680043.2.1125.777.1"
+    assert result.uid_pairs["1.2.826.0.1.3680043.2.1125.777.1"] == study_ref.ReferencedSOPInstanceUID
+    pps = ds.ReferencedPerformedProcedureStepSequence[0]
+    assert pps.ReferencedSOPInstanceUID != "1.2.826.0.1.3680043.2.1125.777.2"
+    assert "ReferencedPatientSequence" not in ds
+    assert ds.SmokingStatus == "NO" and ds.PatientSexNeutered == "UNALTERED"
+
+
+def test_tcia_conventions_yield_to_the_options_a_user_adds(key):
+    policy = get_profile("tcia", extra_options=frozenset({Option.RETAIN_INSTITUTION_IDENTITY}))
+    ds = phi_dataset()
+    ds.InstitutionName = "Springfield General Hospital"
+    result = deidentify_dataset(ds, policy, key).dataset
+    assert result.StationName == "CT01"  # the site's identity is retained: so is its station
+
+
+def test_basic_profile_stays_the_table(key):
+    ds = deidentify_dataset(_with_references(), get_profile("basic"), key).dataset
+    assert "ReferencedStudySequence" not in ds or len(ds.ReferencedStudySequence) == 0
+    assert "SmokingStatus" not in ds
+    assert "StationName" not in ds or ds.StationName in ("", "ANONYMIZED")
+
+
+def test_every_tcia_convention_says_why():
+    from medveil.policy import PROFILES
+
+    conventions = PROFILES["tcia"]["conventions"]
+    assert len(conventions) >= 10
+    assert all(len(c.reason) > 40 for c in conventions.values())
+    assert PROFILES["basic"]["conventions"] == {}
+
+
+def test_a_recipe_still_wins_over_a_convention(key):
+    from dataclasses import replace
+
+    from medveil.policy.recipe import parse_overrides
+
+    policy = replace(get_profile("tcia"), overrides=parse_overrides({"StationName": "K"}))
+    assert deidentify_dataset(phi_dataset(), policy, key).dataset.StationName == "CT01"
+    assert PHI["PatientID"]  # the fixture's identifiers are intact for the other tests
