@@ -200,3 +200,73 @@ def test_a_recipe_still_wins_over_a_convention(key):
     policy = replace(get_profile("tcia"), overrides=parse_overrides({"StationName": "K"}))
     assert deidentify_dataset(phi_dataset(), policy, key).dataset.StationName == "CT01"
     assert PHI["PatientID"]  # the fixture's identifiers are intact for the other tests
+
+
+# -- 2: dates in any attribute, in any written form -----------------------------------------------
+
+
+def _hidden_dates() -> Dataset:
+    ds = phi_dataset()
+    ds.SeriesNumber = "20010925"  # a scanner that numbers series by the study date
+    ds.SoftwareVersions = ["VE11C [20010925]", "syngo MR"]
+    ds.ImagesInAcquisition = "20010925"
+    ds.WindowCenter = "40"
+    ds.SliceThickness = "1.25"
+    return ds
+
+
+def test_hidden_dates_shift_with_the_patient_under_modified_dates(key):
+    from medveil.pseudonym import shift_da
+
+    result = deidentify_dataset(_hidden_dates(), get_profile("tcia"), key)
+    ds = result.dataset
+    offset_date = shift_da("20010925", _offset(key))
+    assert str(ds.SeriesNumber) == offset_date
+    assert list(ds.SoftwareVersions) == [f"VE11C [{offset_date}]", "syngo MR"]
+    assert str(ds.WindowCenter) == "40" and str(ds.SliceThickness) == "1.25"  # numbers stay numbers
+    assert ("hidden-date-shifted", "SeriesNumber") in result.events
+
+
+def _offset(key) -> int:
+    from medveil.engine.deidentify import patient_key
+    from medveil.pseudonym import patient_offset
+
+    return patient_offset(key, patient_key(phi_dataset()), get_profile("tcia").shift_range)
+
+
+def test_hidden_dates_are_removed_without_a_date_option(key):
+    ds = deidentify_dataset(_hidden_dates(), get_profile("basic"), key).dataset
+    assert "20010925" not in str(ds)
+    assert list(ds.SoftwareVersions) == ["VE11C", "syngo MR"]
+
+
+def test_hidden_dates_stay_under_full_dates(key):
+    policy = get_profile("basic", extra_options=frozenset({Option.RETAIN_LONG_FULL_DATES}))
+    ds = deidentify_dataset(_hidden_dates(), policy, key).dataset
+    assert str(ds.SeriesNumber) == "20010925"
+
+
+@pytest.mark.parametrize("text, shifted", [
+    ("Sep1999", "Oct1999"), ("Sept. 1999", "Oct. 1999"), ("September '99", "October '99"),
+    ("1999-09", "1999-10"), ("09/1999", "10/1999"), ("Q3 1999", "Q3 1999"),
+])
+def test_month_year_and_partial_dates_shift_at_their_precision(text, shifted):
+    from medveil.text.dates import find_dates, shift_date_text
+
+    spans = find_dates(f"prior study {text} compared")
+    assert [f"prior study {text} compared"[s.start:s.end] for s in spans] == [text]
+    assert shift_date_text(text, 30) == shifted  # a quarter's middle (Aug 15) + 30 days is still Q3
+    assert shift_date_text("Q3 1999", 60) == "Q4 1999"
+
+
+@pytest.mark.parametrize("text", ["T1 1.5mm 2010-2012", "version 3.2-2010", "Q5 1999", "13/1999",
+                                  "20011325", "1.2.840.20010925.1"])
+def test_what_only_looks_like_a_partial_date_is_left_alone(text):
+    from medveil.text.dates import find_dates
+
+    assert find_dates(text) == []
+
+
+def test_partial_dates_in_descriptions_are_removed_without_shifting():
+    result = TextCleaner().clean("CT CHEST prior Sep1999")
+    assert result.text == "CT CHEST prior" and result.categories == ("date",)
