@@ -270,3 +270,37 @@ def test_what_only_looks_like_a_partial_date_is_left_alone(text):
 def test_partial_dates_in_descriptions_are_removed_without_shifting():
     result = TextCleaner().clean("CT CHEST prior Sep1999")
     assert result.text == "CT CHEST prior" and result.categories == ("date",)
+
+
+# -- 3: institution initialisms and short forms ----------------------------------------------------
+
+
+@pytest.mark.parametrize("institution, station, text, expected", [
+    ("North Fulton General Hospital", "", "CT CHEST W/O CONTRAST at NFGH", "CT CHEST W/O CONTRAST"),
+    ("North Fulton General Hospital", "", "outside read, NFG campus", "outside read, campus"),
+    ("Springfield Medical Center", "SMC-MR2", "MR BRAIN SMC", "MR BRAIN"),
+    ("Hospital of the University of Pennsylvania", "HUP6MR1", "MR at HUP", "MR"),
+    ("SC3T", "AWP66044", "QA AWP scanner", "QA scanner"),
+])
+def test_site_initialisms_and_short_forms_are_removed(institution, station, text, expected):
+    known = KnownIdentifiers(institutions=tuple(v for v in (institution, station) if v))
+    assert TextCleaner(known).clean(text).text == expected
+
+
+@pytest.mark.parametrize("institution, station, text", [
+    ("Cardiac Thoracic Associates", "CTA_SCANNER1", "CTA chest"),  # CTA is a clinical abbreviation
+    ("Mayo Rochester Institute", "MRI_ROOM2", "MRI brain w/o"),
+    ("Pacific Eye Trust", "PET-CT1", "PET CT whole body"),
+    ("Diagnostic Wellness Institute", "DWI_STATION", "DWI TSE FLAIR"),
+])
+def test_clinical_abbreviations_win_over_site_initialisms(institution, station, text):
+    known = KnownIdentifiers(institutions=(institution, station))
+    assert TextCleaner(known).clean(text).text == text
+
+
+def test_site_initialism_in_a_description_is_removed_end_to_end(key):
+    ds = phi_dataset()
+    ds.InstitutionName = "North Fulton General Hospital"
+    ds.StudyDescription = "CT CHEST W/O CONTRAST at NFGH"
+    result = deidentify_dataset(ds, get_profile("tcia"), key).dataset
+    assert result.StudyDescription == "CT CHEST W/O CONTRAST"

@@ -337,7 +337,36 @@ def institution_forms(value: str) -> tuple[list[str], list[str]]:
     letters = "".join(w[0] for w in words if w[0].isalpha()).upper()
     if len(words) >= 3 and len(letters) >= 3 and not is_common(letters):
         acronyms.append(re.escape(letters))
+    if len(words) >= 4 and words[-1].lower() in _GENERIC_LAST:
+        # "North Fulton General" for "North Fulton General Hospital": the site without its kind
+        head = letters[:-1]
+        if len(head) >= 3 and not is_common(head) and not is_clinical(head):
+            acronyms.append(re.escape(head))
+    acronyms += [re.escape(t) for t in site_codes(value)]
     return forms, acronyms
+
+
+#: A code that names the site inside a station or short institution name: "SMC" in "SMC-MR2",
+#: "HUP" in "HUP6MR1", "NFGH" in "NFGH_CT".  Letters only, three or more, upper case as written.
+_SITE_CODE = re.compile(r"(?<![A-Za-z])[A-Z]{3,8}(?![a-z])")
+
+
+def site_codes(value: str) -> list[str]:
+    """Short forms of a site found inside a coded name (station names, "NFGH-MR2").
+
+    Only values that look like codes (no blank, or digits or separators in them) are read,
+    and a run of capitals counts only when it is neither a clinical abbreviation ("MRI",
+    "PET", "CTA": the clinical allow-list wins) nor a common word.
+    """
+    text = value.strip()
+    if " " in text and not re.search(r"[0-9_\-]", text):
+        return []
+    found = []
+    for match in _SITE_CODE.finditer(text):
+        token = match.group(0)
+        if not is_clinical(token) and not is_common(token) and token.upper() not in PLACEHOLDERS:
+            found.append(token)
+    return found
 
 
 _STATE_WORDS = frozenset(s.lower() for s in STATE_CODES) | frozenset(s.lower() for s in STATE_NAMES)
