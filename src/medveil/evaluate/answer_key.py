@@ -12,6 +12,7 @@ validator and the synthetic-set generator cannot drift apart.
 
 from __future__ import annotations
 
+import ast
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -53,6 +54,19 @@ def unwrap(value: object) -> str | None:
     return text
 
 
+def multi_value(text: str | None) -> str | None:
+    """A value written as a Python list repr, ``['A', 'B']``, as ``A\\B``; anything else as is."""
+    if text is None or len(text) < 2 or text[0] != "[" or text[-1] != "]":
+        return text
+    try:
+        parsed = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+    if not isinstance(parsed, list) or not all(isinstance(v, (str, int, float)) for v in parsed):
+        return text
+    return "\\".join(str(v) for v in parsed)
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     """One required action on one attribute (or on the pixels) of an instance.
@@ -86,14 +100,17 @@ class Check:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Check:
+        """One check as a key stores it; multi-valued texts written as a Python list repr
+        (``['ORIGINAL', 'PRIMARY']``, as the MIDI-B script's ``str(value)`` writes them)
+        are read as DICOM writes them, joined by backslashes."""
         action = unwrap(data.get("action")) or ""
         return cls(
             action=action.strip(),
             tag_ds=str(data.get("tag_ds") or "").strip(),
             tag=unwrap(data.get("tag")) or "",
             tag_name=unwrap(data.get("tag_name")) or "",
-            value=unwrap(data.get("value")),
-            action_text=unwrap(data.get("action_text")),
+            value=multi_value(unwrap(data.get("value"))),
+            action_text=multi_value(unwrap(data.get("action_text"))),
             scope=(unwrap(data.get("scope")) or "Instance").strip(),
             category=data.get("answer_category_v2"),
         )
