@@ -41,7 +41,7 @@ from medveil.quiet import silenced
 from medveil.runner.burned_in import burned_in_reason
 from medveil.runner.encode import encode_file
 from medveil.runner.discover import read_meta_group
-from medveil.runner.integrity import Nonconformity, check_complete, dataset_start, inspect
+from medveil.runner.integrity import Nonconformity, check_complete, dataset_start, inspect, zero_padding_start
 from medveil.runner.limits import check_decode, check_inflated_size, file_limit, human
 from medveil.text import KnownIdentifiers
 from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset
@@ -133,6 +133,9 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
         data = bytes(128) + data
     if memory_budget is not None:
         _check_budget(data, memory_budget)
+    padding = zero_padding_start(data)
+    if padding is not None:
+        data = data[:padding]  # trailing zeros are no elements; parsing them took minutes
     try:
         ds = pydicom.dcmread(BytesIO(data), force=True)
     except Exception as exc:  # any parse failure means we cannot vouch for the file
