@@ -376,8 +376,9 @@ def test_zero_padding_is_not_parsed_element_by_element_and_changes_nothing():
 def test_text_too_long_to_clean_falls_back_to_the_basic_action():
     ds = pydicom.dcmread(CT)
     ds.StudyDescription = "CHEST " * 20000  # 120 k characters (implicit VR: no 64 kB length limit)
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
     buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True, implicit_vr=True, little_endian=True)
+    ds.save_as(buffer, enforce_file_format=True)
     out, record = deidentify_bytes(buffer.getvalue(), medveil.get_profile("tcia"), KEY)
     released = pydicom.dcmread(io.BytesIO(out)) if record.status == "written" else None
     assert released is not None and "StudyDescription" not in released
