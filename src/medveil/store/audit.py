@@ -97,6 +97,9 @@ CREATE TABLE IF NOT EXISTS identifier_fingerprints (
 """
 _SCHEMA += _FINGERPRINTS
 
+#: An index for :meth:`AuditStore.last_event` (the gateway's resume); created on open, old stores included.
+_EVENTS_BY_INPUT = "CREATE INDEX IF NOT EXISTS events_by_input ON events(input_ref, category, seq)"
+
 _RUN_COLUMNS = ("run_id", "started_at", "finished_at", "tool_version", "table_edition",
                 "profile", "options", "key_fingerprint", "input_ref", "files_total",
                 "files_written", "files_quarantined", "files_skipped")
@@ -153,6 +156,10 @@ class AuditStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             _ensure_schema(db)
+            try:
+                db.execute(_EVENTS_BY_INPUT)
+            except sqlite3.OperationalError:
+                pass  # a read-only store: lookups scan instead
         except sqlite3.DatabaseError as exc:
             db.close()
             raise AuditStoreError(
@@ -304,6 +311,17 @@ class AuditStore:
             " reason FROM files WHERE input_ref = ? ORDER BY seq DESC LIMIT 1",
             (input_ref,)).fetchone()
         return None if row is None else FileRecord(**dict(row))
+
+    def last_event(self, input_ref: str, category: str) -> str | None:
+        """The detail of the latest *category* event recorded for *input_ref*, over all runs.
+
+        The gateway asks whether a file was forwarded (and where to) before it
+        skips a re-sent instance on resume.
+        """
+        row = self._db.execute(
+            "SELECT detail FROM events WHERE input_ref = ? AND category = ? ORDER BY seq DESC LIMIT 1",
+            (input_ref, category)).fetchone()
+        return None if row is None else row[0]
 
     def run_summary(self, run_id: str) -> dict[str, Any]:
         """The run's row plus per-status file counts, action counts and event counts."""
