@@ -48,20 +48,18 @@ def test_ae_titles_follow_ps3_8():
 
 def test_outbox_is_private_ordered_and_survives_a_restart(tmp_path):
     box = Outbox(tmp_path / "outbox")
-    first = box.put(b"one", input_ref="a", relpath="P/S/R/1.dcm", output_sha256="h1", run_id="r")
-    second = box.put(b"two", input_ref="b", relpath="P/S/R/2.dcm", output_sha256="h2")
+    h1, h2, h3 = ("1" * 64), ("2" * 64), ("3" * 64)
+    first = box.put(b"one", input_ref="a", output_sha256=h1)
+    second = box.put(b"two", input_ref="b", output_sha256=h2)
     assert stat.S_IMODE((tmp_path / "outbox").stat().st_mode) == 0o700
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in (tmp_path / "outbox").iterdir())
-    # What a crash can leave: a temporary file and a sidecar whose file was never renamed into place.
-    (tmp_path / "outbox" / ".medveil-tmp-000000000009.dcm").write_bytes(b"half")
-    (tmp_path / "outbox" / "000000000009.json").write_text("{}")
+    # What a crash can leave: a temporary file that was never renamed into place.
+    (tmp_path / "outbox" / f".medveil-tmp-000000000009-c-{h3}.dcm").write_bytes(b"half")
     again = Outbox(tmp_path / "outbox")
-    assert [(e.seq, e.input_ref, e.relpath, e.path.read_bytes()) for e in again.pending()] == \
-        [(first.seq, "a", "P/S/R/1.dcm", b"one"), (second.seq, "b", "P/S/R/2.dcm", b"two")]
-    assert sorted(p.name for p in (tmp_path / "outbox").iterdir()) == \
-        sorted([first.path.name, first.path.with_suffix(".json").name,
-                second.path.name, second.path.with_suffix(".json").name])
-    third = again.put(b"three", input_ref="c", relpath="x", output_sha256="h3")
+    assert [(e.seq, e.input_ref, e.output_sha256, e.path.read_bytes()) for e in again.pending()] == \
+        [(first.seq, "a", h1, b"one"), (second.seq, "b", h2, b"two")]
+    assert sorted(p.name for p in (tmp_path / "outbox").iterdir()) == sorted([first.path.name, second.path.name])
+    third = again.put(b"three", input_ref="c", output_sha256=h3)
     assert third.seq > second.seq  # numbering goes on after a restart: arrival order holds
     again.remove(first)
     assert [e.seq for e in again.pending()] == [second.seq, third.seq] and len(again) == 2
@@ -98,7 +96,7 @@ class Clock:
 def test_forwarder_backs_off_when_the_destination_is_down_and_never_drops_a_file(tmp_path):
     box = Outbox(tmp_path / "outbox")
     for n in range(3):
-        box.put(f"file{n}".encode(), input_ref=str(n), relpath=f"{n}", output_sha256=f"h{n}")
+        box.put(f"file{n}".encode(), input_ref=str(n), output_sha256=str(n) * 64)
     clock, flushed, sent, failed = Clock(), [], [], []
     sender = FakeSender(["down", "down", "all"])
     forwarder = Forwarder(box, sender, backoff=Backoff(first=1, ceiling=3), clock=clock,
@@ -119,7 +117,7 @@ def test_forwarder_backs_off_when_the_destination_is_down_and_never_drops_a_file
 def test_a_file_the_destination_refuses_waits_alone_while_the_others_go(tmp_path):
     box = Outbox(tmp_path / "outbox")
     for n in range(3):
-        box.put(f"file{n}".encode(), input_ref=str(n), relpath=f"{n}", output_sha256=f"h{n}")
+        box.put(f"file{n}".encode(), input_ref=str(n), output_sha256=str(n) * 64)
     clock = Clock()
     sender = FakeSender([[True, False, True], [False], [True]])
     forwarder = Forwarder(box, sender, backoff=Backoff(first=5, ceiling=60), clock=clock)
@@ -137,7 +135,7 @@ def test_a_file_the_destination_refuses_waits_alone_while_the_others_go(tmp_path
 
 def test_drain_waits_for_the_thread_to_empty_the_outbox(tmp_path):
     box = Outbox(tmp_path / "outbox")
-    box.put(b"x", input_ref="a", relpath="a", output_sha256="h")
+    box.put(b"x", input_ref="a", output_sha256="a" * 64)
     release = threading.Event()
 
     class Slow(FakeSender):

@@ -100,15 +100,23 @@ class Forwarder:
 
     # -- the loop -----------------------------------------------------------------
 
+    def _close_sender(self) -> None:
+        try:
+            getattr(self.sender, "close", lambda: None)()
+        except Exception:
+            pass
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             wait = self.step()
             if wait is None:
+                self._close_sender()  # nothing to send: do not hold the destination's association
                 with self._idle:
                     self._idle.notify_all()
                 wait = 5.0  # nothing to do: look again now and then (files may be added by hand)
             self._wake.wait(wait)
             self._wake.clear()
+        self._close_sender()
 
     def step(self) -> float | None:
         """Send one batch of what is due; returns seconds until something is due, None when idle."""
@@ -126,6 +134,7 @@ class Forwarder:
             self.before_send()
             answers = self.sender.send([e.path for e in due])
         except DestinationDown as exc:
+            self._close_sender()
             self.down_failures += 1
             self.last_error = exc.detail
             delay = self.backoff.delay(self.down_failures)

@@ -164,8 +164,7 @@ class Ledger:
             self._dirty = True
         # Recorded first, then queued: the forwarder only ever sees files the store holds.
         self.coordinator.record_released(ref, label, "written", record)
-        entry = self.outbox.put(cleaned, input_ref=ref, relpath=record.relpath,
-                                output_sha256=record.output_sha256, run_id=self.summary.run_id)
+        entry = self.outbox.put(cleaned, input_ref=ref, output_sha256=record.output_sha256)
         return Admitted("written", entry=entry)
 
     # -- forwarding -------------------------------------------------------------------

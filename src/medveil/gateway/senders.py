@@ -48,16 +48,51 @@ class Sent:
 
 
 class DimseSender:
-    """C-STORE SCU: one association per batch, one presentation context per (SOP class, transfer syntax)."""
+    """C-STORE SCU: one presentation context per (SOP class, transfer syntax) in the batch.
+
+    The association stays open from batch to batch while files keep coming
+    (setting one up costs more than sending a small image); the forwarder
+    calls :meth:`close` when the outbox is empty.  A batch that needs a
+    context the open association lacks opens a new one.
+    """
 
     def __init__(self, node: DicomNode, calling_ae: str, *, timeout: float = 60.0) -> None:
         self.node = node
         self.calling_ae = calling_ae
         self.timeout = timeout
+        self._assoc = None
+        self._offered: set[tuple[str, str]] = set()
+
+    def close(self) -> None:
+        if self._assoc is not None and self._assoc.is_established:
+            self._assoc.release()
+        self._assoc = None
+        self._offered = set()
+
+    def _association(self, pairs: list[tuple[str, str]]):
+        from pynetdicom import AE
+        from pynetdicom.presentation import build_context
+
+        if self._assoc is not None and self._assoc.is_established and set(pairs) <= self._offered:
+            return self._assoc
+        self.close()
+        ae = AE(ae_title=self.calling_ae)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout
+        ae.connection_timeout = min(self.timeout, 30.0)
+        tls = (self.node.tls.client_context(), self.node.host) if self.node.tls else None
+        try:
+            assoc = ae.associate(self.node.host, self.node.port, ae_title=self.node.ae_title, tls_args=tls,
+                                 contexts=[build_context(sop_class, [syntax]) for sop_class, syntax in pairs])
+        except (OSError, ValueError) as exc:
+            raise DestinationDown(f"cannot connect ({type(exc).__name__})") from None
+        if not assoc.is_established:
+            raise DestinationDown("association rejected or aborted" if assoc.is_rejected or assoc.is_aborted
+                                  else "no association")
+        self._assoc, self._offered = assoc, set(pairs)
+        return assoc
 
     def send(self, paths: Sequence[Path]) -> list[Sent]:
-        from pynetdicom import AE, _config
-        from pynetdicom.presentation import build_context
+        from pynetdicom import _config
 
         # Send stored files without decoding them: the bytes that leave are the bytes recorded.
         _config.STORE_SEND_CHUNKED_DATASET = True
@@ -69,41 +104,25 @@ class DimseSender:
             except Exception:  # a damaged outbox file: it stays, and says why
                 metas.append(None)
         pairs = sorted({pair for pair in metas if pair is not None})
-        ae = AE(ae_title=self.calling_ae)
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout
-        ae.connection_timeout = min(self.timeout, 30.0)
         results: list[Sent | None] = [None if m else Sent(False, "unreadable outbox file") for m in metas]
         # Contexts in rounds of at most 128: a large mixed batch needs more than one association.
         for start in range(0, len(pairs), MAX_CONTEXTS):
             chunk = pairs[start:start + MAX_CONTEXTS]
-            contexts = [build_context(sop_class, [syntax]) for sop_class, syntax in chunk]
-            tls = (self.node.tls.client_context(), self.node.host) if self.node.tls else None
-            try:
-                assoc = ae.associate(self.node.host, self.node.port, contexts=contexts,
-                                     ae_title=self.node.ae_title, tls_args=tls)
-            except (OSError, ValueError) as exc:
-                raise DestinationDown(f"cannot connect ({type(exc).__name__})") from None
-            if not assoc.is_established:
-                raise DestinationDown("association rejected or aborted" if assoc.is_rejected or assoc.is_aborted
-                                      else "no association")
-            try:
-                wanted = set(chunk)
-                accepted = {(str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
-                            for cx in assoc.accepted_contexts}
-                for index, (path, pair) in enumerate(zip(paths, metas)):
-                    if pair not in wanted:
-                        continue
-                    if pair not in accepted:
-                        results[index] = Sent(False, "the destination does not accept this SOP class "
-                                                     "in this transfer syntax")
-                        continue
-                    if not assoc.is_established:
-                        results[index] = Sent(False, "association lost")
-                        continue
+            assoc = self._association(chunk)
+            wanted = set(chunk)
+            accepted = {(str(cx.abstract_syntax), str(cx.transfer_syntax[0])) for cx in assoc.accepted_contexts}
+            for index, (path, pair) in enumerate(zip(paths, metas)):
+                if pair not in wanted:
+                    continue
+                if pair not in accepted:
+                    results[index] = Sent(False, "the destination does not accept this SOP class "
+                                                 "in this transfer syntax")
+                elif not assoc.is_established:
+                    results[index] = Sent(False, "association lost")
+                else:
                     results[index] = self._store(assoc, path)
-            finally:
-                if assoc.is_established:
-                    assoc.release()
+        if not (self._assoc and self._assoc.is_established):
+            self.close()
         if results and all(r is not None and not r.ok and r.detail == "association lost" for r in results):
             raise DestinationDown("association lost")
         return [r or Sent(False, "not sent") for r in results]
