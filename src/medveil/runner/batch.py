@@ -80,6 +80,21 @@ def input_ref(key: Key, root: Path, path: Path) -> str:
     return derive(key, "input-path", rel).hex()[:32]
 
 
+def quarantine_file(directory: Path, ref: str, reason: str, copy: Callable[[Path], None]) -> None:
+    """Put one refused input in quarantine: ``<ref>.dcm`` (written by *copy*) and ``<ref>.reason.txt``.
+
+    Shared by every engine, whatever holds the input (a path, a remote
+    object, bytes received over the network).  A copy that fails still
+    leaves the reason, which says so.
+    """
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        copy(directory / f"{ref}.dcm")
+    except OSError:
+        reason += " (the file could not be copied to quarantine)"
+    (directory / f"{ref}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+
+
 def _check_layout(config: RunConfig) -> None:
     out = config.output.resolve()
     for name, path in (("workspace", config.workspace), ("mappings directory", config.mappings_dir)):
@@ -141,12 +156,7 @@ class _Coordinator:
         self.quarantine = config.workspace / "quarantine"
 
     def quarantine_copy(self, path: Path, ref: str, reason: str) -> None:
-        self.quarantine.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            shutil.copyfile(path, self.quarantine / f"{ref}.dcm")
-        except OSError:
-            reason += " (the file could not be copied to quarantine)"
-        (self.quarantine / f"{ref}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+        quarantine_file(self.quarantine, ref, reason, lambda target: shutil.copyfile(path, target))
 
     def record(self, ref: str, path: Path, status: str, reason: str | None = None, **extra) -> None:
         extra.setdefault("input_sha256", None)
@@ -312,14 +322,19 @@ def _already_done(config: RunConfig, store: AuditStore, ref: str, path: Path) ->
 
 
 def _sequential_patient_id(config: RunConfig, store: AuditStore, path: Path | BinaryIO) -> str | None:
-    """Number the file's patient in input order, when the policy asks for sequential IDs.
+    """Number the file's patient in input order, when the policy asks for sequential IDs."""
+    return sequential_patient_id(config.policy, config.key, store, path)
 
-    *path* is a local path or an open binary file (the Dask runner's remote inputs).
 
-    Only the patient attributes are read here; the store keeps a keyed hash of
-    the patient, never the original, with its number.
+def sequential_patient_id(policy: Policy, key: Key, store: AuditStore, path: Path | BinaryIO) -> str | None:
+    """The sequential Patient ID of the file's patient, when *policy* numbers patients (else None).
+
+    *path* is a local path or an open binary file (the Dask runner's remote
+    inputs, the gateway's received files).  Only the patient attributes are
+    read here; the store keeps a keyed hash of the patient, never the
+    original, with its number.
     """
-    if not config.policy.sequential_patient_ids:
+    if not policy.sequential_patient_ids:
         return None
     try:
         with silenced():
@@ -328,8 +343,8 @@ def _sequential_patient_id(config: RunConfig, store: AuditStore, path: Path | Bi
                                                     "StudyInstanceUID"])
     except Exception:
         return None  # the worker will fail to read it too, and quarantine it
-    ref = derive(config.key, "sequence", patient_key(header)).hex()
-    return config.policy.patient_id_format.number(store.sequence_number("patient-id", ref))
+    ref = derive(key, "sequence", patient_key(header)).hex()
+    return policy.patient_id_format.number(store.sequence_number("patient-id", ref))
 
 
 def _execute(config: RunConfig, jobs: list[tuple[Job, Path]]) -> Iterator[tuple[Outcome, Path]]:

@@ -265,11 +265,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable; not every platform lets a directory be opened."""
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in *directory* durable; not every platform lets a directory be opened."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
