@@ -23,6 +23,7 @@ one order.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,13 @@ from medveil._version import __version__
 from medveil.errors import MedveilError, safe_reason
 from medveil.gateway.outbox import Entry, Outbox
 from medveil.pseudonym import Key, derive
-from medveil.runner.batch import RunConfig, RunSummary, _Coordinator, _sequential_patient_id
+from medveil.runner.batch import (
+    RunConfig,
+    RunSummary,
+    _Coordinator,
+    quarantine_file,
+    sequential_patient_id,
+)
 from medveil.runner.core import AuditRecord
 from medveil.store.audit import AuditStore
 from medveil.store.mappings import PATID_FILE, UID_FILE, MappingTable, write_mappings
@@ -59,14 +66,13 @@ class _GatewayCoordinator(_Coordinator):
     """The batch coordinator, fed bytes that arrived over the network instead of paths."""
 
     def quarantine_bytes(self, data: bytes, ref: str, reason: str) -> None:
-        self.quarantine.mkdir(parents=True, exist_ok=True, mode=0o700)
-        target = self.quarantine / f"{ref}.dcm"
-        try:
-            target.write_bytes(data)
-            target.chmod(0o600)
-        except OSError:
-            reason += " (the file could not be copied to quarantine)"
-        (self.quarantine / f"{ref}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+        quarantine_file(self.quarantine, ref, reason, lambda target: _write_private(target, data))
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 class Ledger:
@@ -132,7 +138,7 @@ class Ledger:
     def sequential_patient_id(self, data: bytes) -> str | None:
         if not self.policy.sequential_patient_ids:
             return None
-        return self._call(_sequential_patient_id, self.config, self.store, BytesIO(data))
+        return self._call(sequential_patient_id, self.policy, self.key, self.store, BytesIO(data))
 
     def unchanged(self, ref: str, input_sha256: str, label: str) -> Admitted:
         return self._call(self._unchanged, ref, input_sha256, label)

@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from medveil.store.mappings import _fsync_dir  # one helper for "make the rename durable"
+from medveil.store.mappings import fsync_dir
 
 TMP_PREFIX = ".medveil-tmp-"
 _NAME = re.compile(r"^(\d{12})-([0-9a-f]{1,64})-([0-9a-f]{64})\.dcm$")
@@ -72,7 +72,7 @@ class Outbox:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return Entry(seq, path, input_ref, output_sha256)
 
     def pending(self) -> list[Entry]:
