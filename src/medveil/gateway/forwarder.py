@@ -11,9 +11,7 @@ batch).  Two kinds of failure are told apart:
 
 Nothing is ever dropped: a file leaves the outbox only when the destination
 confirmed it.  After a restart the queue starts over with every file that
-is still there.  Before each batch the ledger is asked to make every
-mapping pair durable (:meth:`Ledger.flush`), so no released file's pairs
-exist only in memory.
+is still there.
 """
 
 from __future__ import annotations
@@ -41,7 +39,8 @@ class Backoff:
 class Forwarder:
     """Sends outbox entries with *sender*; reports each outcome to *on_sent* / *on_failed*.
 
-    *before_send* runs before every batch (the ledger's flush).  The callbacks
+    *before_send* runs before every batch (a hook; the gateway needs none: pairs are
+    journaled before a file enters the outbox).  The callbacks
     receive the entry and the destination's answer; they must not raise.
     """
 

@@ -1,30 +1,30 @@
-"""The workspace bookkeeping of the gateway: the one adapter over the batch runner's pieces.
+"""The workspace bookkeeping of the gateway: the one adapter over the runners' shared bookkeeping.
 
 A gateway records what a batch run records, in the same workspace and the
-same way, so that ``medveil verify``, the review page, a later batch run and
-a later gateway all see one history:
+same way, through :class:`medveil.runner.book.RunBook`, so that
+``medveil verify``, the review page, a later batch run and a later gateway
+all see one history:
 
+* the workspace lock (a batch run and a gateway never share a workspace at once),
 * the audit store (one run per ``serve`` or ``pull`` invocation; one file row
   per received instance; counts, events and identifier fingerprints),
-* the quarantine (``quarantine/<ref>.dcm`` and ``<ref>.reason.txt``),
-* the mapping pairs, merged into ``uid_mapping.csv`` / ``patid_mapping.csv``
-  before any file whose pairs they are leaves (:meth:`Ledger.flush`),
-* sequential Patient IDs, numbered in the workspace's sequence table.
+* the quarantine (``quarantine/<ref>.dcm`` 0600 and ``<ref>.reason.txt``),
+* the pair journal: a file's mapping pairs are fsync'd there before the
+  file enters the outbox; ``uid_mapping.csv`` / ``patid_mapping.csv`` are
+  rebuilt from it when an association ends and when the gateway stops,
+* sequential Patient IDs, numbered in the workspace's sequence table,
+* the decisions that involve two files (duplicate SOP Instance UIDs with
+  different content, pseudonym collisions), as in batch mode.
 
-Everything here goes through the batch runner's coordinator
-(:class:`medveil.runner.batch._Coordinator`), so the two engines cannot
-drift apart; this module is the only place the gateway touches those
-internals.  SQLite connections belong to the thread that opened them and
-associations arrive on threads of their own, so every call runs on one
-bookkeeping thread, which also puts "two files" decisions (collisions) in
-one order.
+SQLite connections belong to the thread that opened them and associations
+arrive on threads of their own, so every call runs on one bookkeeping
+thread, which also puts those decisions in one order.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,20 +32,11 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from medveil._version import __version__
-from medveil.errors import MedveilError, safe_reason
 from medveil.gateway.outbox import Entry, Outbox
 from medveil.pseudonym import Key, derive
-from medveil.runner.batch import (
-    RunConfig,
-    RunSummary,
-    _Coordinator,
-    quarantine_file,
-    sequential_patient_id,
-)
+from medveil.runner.book import RunBook, RunConfig, RunSummary
 from medveil.runner.core import AuditRecord
-from medveil.store.audit import AuditStore
-from medveil.store.mappings import PATID_FILE, UID_FILE, MappingTable, write_mappings
+from medveil.store.private import open_private
 
 
 def instance_ref(key: Key, sop_instance_uid: str) -> str:
@@ -62,21 +53,19 @@ class Admitted:
     entry: Entry | None = None
 
 
-class _GatewayCoordinator(_Coordinator):
-    """The batch coordinator, fed bytes that arrived over the network instead of paths."""
-
-    def quarantine_bytes(self, data: bytes, ref: str, reason: str) -> None:
-        quarantine_file(self.quarantine, ref, reason, lambda target: _write_private(target, data))
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+def _write_private(data: bytes) -> Callable[[Path], tuple[bool, str | None]]:
+    def copier(target: Path) -> tuple[bool, str | None]:
+        try:
+            with os.fdopen(open_private(target), "wb") as handle:
+                handle.write(data)
+        except OSError:
+            return False, None
+        return True, None
+    return copier
 
 
 class Ledger:
-    """Open with :meth:`open`; every method may be called from any thread."""
+    """Every method may be called from any thread; :meth:`close` ends the run."""
 
     def __init__(self, workspace: Path, policy, key: Key, *, mappings_dir: Path | None,
                  record_originals: bool, mode: str, destination: str, settings: dict[str, Any]) -> None:
@@ -87,50 +76,45 @@ class Ledger:
         self.mappings_dir = mappings_dir
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medveil-ledger")
         self._dirty = False
-        self.outbox = Outbox(self.workspace / "outbox")
-        run_id = uuid.uuid4().hex
-        self.summary = RunSummary(run_id=run_id, quarantine_dir=self.workspace / "quarantine",
-                                  workspace=self.workspace)
         config = RunConfig(input=self.workspace, output=self.workspace / "outbox", policy=policy, key=key,
                            workspace=self.workspace, mappings_dir=mappings_dir,
                            record_originals=record_originals)
-        self._call(self._open, config, mode, settings)
+        try:
+            self._call(self._open, config, mode, settings)
+        except BaseException:
+            self._executor.shutdown(wait=True)
+            raise
+        self.outbox = Outbox(self.workspace / "outbox")
+
+    @property
+    def summary(self) -> RunSummary:
+        return self.book.summary
 
     def _call(self, fn: Callable, *args):
         return self._executor.submit(fn, *args).result()
 
     def _open(self, config: RunConfig, mode: str, settings: dict[str, Any]) -> None:
-        self.workspace.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.store = AuditStore.open(self.workspace / "audit.sqlite", record_originals=config.record_originals)
-        options = {"options": sorted(o.value for o in config.policy.options), "mode": mode,
-                   "mappings": config.mappings_dir is not None, **settings}
-        self.store.start_run(self.summary.run_id, tool_version=__version__,
-                             table_edition=config.policy.table.edition, profile=config.policy.name,
-                             options=options, key_fingerprint=config.key.fingerprint(),
-                             input_ref=derive(config.key, "gateway-run", mode).hex()[:32])
-        self.coordinator = _GatewayCoordinator(config, self.store, self.summary, None)
-        self.config = config
-        if config.mappings_dir is not None:  # collisions with earlier runs are found per file, not at the end
-            for name, table in ((UID_FILE, "uids"), (PATID_FILE, "patids")):
-                path = config.mappings_dir / name
-                if path.exists():
-                    setattr(self.coordinator, table, MappingTable.load(path))
+        self.book = RunBook(config, local_output=False).open()
+        self.book.store.add_event(self.book.run_id, None, "gateway",
+                                  json.dumps({"mode": mode, **settings}, sort_keys=True, default=str))
 
     # -- receiving ------------------------------------------------------------------
 
     def already_forwarded(self, ref: str, input_sha256: str) -> bool:
-        """Resume: this exact input was released and forwarded to this destination before."""
+        """Resume: this exact input was released with these settings and forwarded to this destination."""
         return self._call(self._already_forwarded, ref, input_sha256)
 
     def _already_forwarded(self, ref: str, input_sha256: str) -> bool:
-        last = self.store.last_result(ref)
-        if last is None or last.status not in ("written", "unchanged") or last.input_sha256 != input_sha256:
+        store = self.book.store
+        last = store.last_result(ref)
+        if (last is None or last.status not in ("written", "unchanged") or last.input_sha256 != input_sha256
+                or last.settings != self.book.settings):
             return False
-        detail = self.store.last_event(ref, "forwarded")
-        if detail is None:
+        if self.mappings_dir is not None and not last.journaled:
             return False
+        detail = store.last_event(ref, "forwarded")
         try:
-            sent = json.loads(detail)
+            sent = json.loads(detail) if detail else {}
         except ValueError:
             return False
         return sent.get("output_sha256") == last.output_sha256 and sent.get("destination") == self.destination
@@ -138,23 +122,23 @@ class Ledger:
     def sequential_patient_id(self, data: bytes) -> str | None:
         if not self.policy.sequential_patient_ids:
             return None
-        return self._call(sequential_patient_id, self.policy, self.key, self.store, BytesIO(data))
+        return self._call(self.book.sequential_patient_id, BytesIO(data))
 
     def unchanged(self, ref: str, input_sha256: str, label: str) -> Admitted:
         return self._call(self._unchanged, ref, input_sha256, label)
 
     def _unchanged(self, ref: str, input_sha256: str, label: str) -> Admitted:
-        last = self.store.last_result(ref)
-        self.coordinator.record(ref, label, "unchanged", None, input_sha256=input_sha256,
-                                output_relpath=last.output_relpath, output_sha256=last.output_sha256)
+        last = self.book.store.last_result(ref)
+        self.book.record(ref, label, "unchanged", None, input_sha256=input_sha256,
+                         output_relpath=last.output_relpath, output_sha256=last.output_sha256,
+                         settings=self.book.settings, journaled=last.journaled)
         return Admitted("unchanged")
 
     def quarantine(self, ref: str, data: bytes, reason: str, input_sha256: str | None, label: str) -> Admitted:
         return self._call(self._quarantine, ref, data, reason, input_sha256, label)
 
     def _quarantine(self, ref, data, reason, input_sha256, label) -> Admitted:
-        self.coordinator.quarantine_bytes(data, ref, reason)
-        self.coordinator.record(ref, label, "quarantined", reason, input_sha256=input_sha256)
+        self.book.refuse(ref, label, reason, input_sha256=input_sha256, copier=_write_private(data))
         return Admitted("quarantined", reason)
 
     def release(self, ref: str, data: bytes, cleaned: bytes, record: AuditRecord, label: str) -> Admitted:
@@ -162,62 +146,55 @@ class Ledger:
         return self._call(self._release, ref, data, cleaned, record, label)
 
     def _release(self, ref, data, cleaned, record: AuditRecord, label) -> Admitted:
-        try:
-            self.coordinator._merge_pairs(record)
-        except MedveilError as exc:
-            return self._quarantine(ref, data, safe_reason(exc), record.input_sha256, label)
+        why = self.book.claim(record.relpath, record.output_sha256, record.uid_pairs, record.patient_pairs)
+        if why is not None:
+            return self._quarantine(ref, data, why, record.input_sha256, label)
+        self.book.sync()  # the pairs are durable before the file can leave
         if record.uid_pairs or record.patient_pairs:
             self._dirty = True
         # Recorded first, then queued: the forwarder only ever sees files the store holds.
-        self.coordinator.record_released(ref, label, "written", record)
+        self.book.released(ref, label, "written", record)
         entry = self.outbox.put(cleaned, input_ref=ref, output_sha256=record.output_sha256)
         return Admitted("written", entry=entry)
 
-    # -- forwarding -------------------------------------------------------------------
+    # -- forwarding and mapping files -------------------------------------------------
 
     def flush(self) -> None:
-        """Make every mapping pair durable (called before each batch leaves)."""
+        """Rebuild the mapping files from the journal when pairs came in since the last time."""
         self._call(self._flush)
 
     def _flush(self) -> None:
-        if self._dirty and self.mappings_dir is not None:
-            write_mappings(self.mappings_dir, self.coordinator.uids.items(), self.coordinator.patids.items())
+        if self._dirty:
+            self.book.write_mappings()
         self._dirty = False
 
     def forwarded(self, entry: Entry, detail: str) -> None:
-        self._call(self._event, entry, "forwarded", json.dumps(
+        self._call(self._event, entry.input_ref, "forwarded", json.dumps(
             {"destination": self.destination, "output_sha256": entry.output_sha256, "answer": detail},
             sort_keys=True))
 
     def forward_failed(self, entry: Entry, detail: str) -> None:
-        self._call(self._event, entry, "forward-retry", json.dumps(
+        self._call(self._event, entry.input_ref, "forward-retry", json.dumps(
             {"destination": self.destination, "why": detail}, sort_keys=True))
-
-    def _event(self, entry: Entry, category: str, detail: str) -> None:
-        self.summary.events[category] += 1
-        self.store.add_event(self.summary.run_id, entry.input_ref or None, category, detail)
 
     def event(self, category: str, detail: str) -> None:
         """A run-level event (an association opened or ended), safe text only."""
-        self._call(self._run_event, category, detail)
+        self._call(self._event, None, category, detail)
 
-    def _run_event(self, category: str, detail: str) -> None:
-        self.summary.events[category] += 1
-        self.store.add_event(self.summary.run_id, None, category, detail)
+    def _event(self, ref: str | None, category: str, detail: str) -> None:
+        self.book.summary.events[category] += 1
+        self.book.store.add_event(self.book.run_id, ref or None, category, detail)
 
     # -- closing ----------------------------------------------------------------------
 
-    def close(self) -> RunSummary:
-        self._call(self._close)
-        self._executor.shutdown(wait=True)
+    def close(self, outcome: str = "finished") -> RunSummary:
+        try:
+            self._call(self._close, outcome)
+        finally:
+            self._executor.shutdown(wait=True)
         return self.summary
 
-    def _close(self) -> None:
-        try:
-            self._flush()
-            s = self.summary
-            s.files_total = s.written + s.unchanged + s.quarantined + s.skipped
-            self.store.finish_run(s.run_id, files_total=s.files_total, files_written=s.written + s.unchanged,
-                                  files_quarantined=s.quarantined, files_skipped=s.skipped)
-        finally:
-            self.store.close()
+    def _close(self, outcome: str) -> None:
+        s = self.book.summary
+        s.files_total = s.written + s.unchanged + s.quarantined + s.skipped
+        self.book.close(outcome)

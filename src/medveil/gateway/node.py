@@ -54,7 +54,7 @@ class Gateway:
                              destination=self.destination.describe(), settings=settings)
         try:
             self.forwarder = Forwarder(self.ledger.outbox, self.sender, batch=self.batch, backoff=self.backoff,
-                                       before_send=self.ledger.flush, on_sent=self._sent,
+                                       on_sent=self._sent,
                                        on_failed=self.ledger.forward_failed).start()
             self.intake = Intake(self.ledger, self.policy, self.key, resume=self.resume,
                                  on_queued=self.forwarder.wake)
@@ -70,6 +70,8 @@ class Gateway:
 
     def _association(self, kind: str, detail: dict) -> None:
         self.ledger.event(kind, json.dumps(detail, sort_keys=True))
+        if kind == "association-end":
+            self.ledger.flush()  # the mapping files catch up with the journal after each association
 
     def close(self):
         """Stop everything; returns the run summary."""

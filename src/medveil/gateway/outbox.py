@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from medveil.store.mappings import fsync_dir
+from medveil.store.private import fsync_dir
 
 TMP_PREFIX = ".medveil-tmp-"
 _NAME = re.compile(r"^(\d{12})-([0-9a-f]{1,64})-([0-9a-f]{64})\.dcm$")
