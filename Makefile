@@ -7,13 +7,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= demo
 
-.PHONY: setup demo test bench bench-scale bench-midi clean tables
+.PHONY: setup demo test bench bench-scale bench-midi bench-gateway orthanc clean tables
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e ".[test,ocr,scale,cxr]"
+	$(PY) -m pip install --quiet -e ".[test,ocr,scale,cxr,gateway]"
 	# lung masks for medveil cxr ship inside this wheel; its torchvision dependency is not wanted
 	$(PY) -m pip install --quiet --no-deps torchxrayvision
 	touch $@
@@ -28,8 +28,22 @@ demo: setup
 	$(VENV)/bin/medveil deidentify $(DEMO)/input $(DEMO)/output --profile tcia --key-file $(DEMO)/demo.key --dry-run
 	$(VENV)/bin/medveil verify $(DEMO)/output --key-file $(DEMO)/demo.key
 
+# The gateway tests run against a real Orthanc (Debian packages orthanc, orthanc-dicomweb).  Installed when
+# apt can (root, or sudo without a password); otherwise those tests skip and say why.  Idempotent.
+ORTHANC_PACKAGES := orthanc orthanc-dicomweb
+orthanc:
+	@if command -v Orthanc >/dev/null 2>&1 && [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then \
+		exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "note: no apt-get here; the gateway tests against Orthanc will be skipped" >&2; exit 0; fi; \
+	if [ "$$(id -u)" -eq 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+		echo "note: not root and no password-less sudo; the Orthanc tests will be skipped" >&2; exit 0; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	( $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $(ORTHANC_PACKAGES) ) \
+		>/dev/null 2>&1 || echo "note: could not install $(ORTHANC_PACKAGES); the Orthanc tests will be skipped" >&2
+
 # pytest exits 5 when it collects nothing: that must fail, not pass quietly.
-test: setup
+test: setup orthanc
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
@@ -46,6 +60,10 @@ bench-scale: setup
 # on one synthetic set; e.g. make bench-midi MIDI_ARGS="--max-files 60 --peers deid".
 bench-midi: setup
 	$(PY) benchmarks/midi_bench.py $(MIDI_ARGS)
+
+# Studies per minute through medveil serve (SCU -> medveil -> Orthanc) against the batch runner, same files.
+bench-gateway: setup orthanc
+	$(PY) benchmarks/gateway_bench.py $(GATEWAY_ARGS)
 
 tables:
 	$(PY) tools/build_tables.py
