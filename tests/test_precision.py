@@ -304,3 +304,12 @@ def test_site_initialism_in_a_description_is_removed_end_to_end(key):
     ds.StudyDescription = "CT CHEST W/O CONTRAST at NFGH"
     result = deidentify_dataset(ds, get_profile("tcia"), key).dataset
     assert result.StudyDescription == "CT CHEST W/O CONTRAST"
+
+
+def test_a_removed_station_name_repeated_in_a_kept_device_attribute_is_not_a_leak(key):
+    ds = phi_dataset()
+    ds.StationName = "NXONXP"
+    ds.GantryID = "NXONXP"  # device identity, retained by the tcia profile
+    result = deidentify_dataset(ds, get_profile("tcia"), key)
+    assert "StationName" not in result.dataset and result.dataset.GantryID == "NXONXP"
+    assert not _events(result, "repair")

@@ -23,7 +23,7 @@ from medveil.engine.dummy import GENERATED_VALUES
 from medveil.engine.uids import is_class_keyword
 from medveil.engine.vrs import TEXT_VRS, dictionary_vr, keyword_of, stored
 from medveil.policy import Policy
-from medveil.policy.identifying import RESIDUAL_KEYWORDS, kept_on_purpose, tag_of
+from medveil.policy.identifying import RESIDUAL_KEYWORDS, kept_by_an_option, kept_on_purpose, tag_of
 from medveil.text.allow import is_clinical
 
 #: Kept for callers of earlier versions: the list now lives in medveil.policy.identifying.
@@ -113,8 +113,8 @@ def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Iden
         tag = tag_of(keyword)
         if tag is None or tag not in ds:
             continue
-        if kept_on_purpose(policy, tag, sop_class_uid):
-            continue  # the user, the profile or an option keeps it on purpose
+        if kept_on_purpose(policy, tag, sop_class_uid) or kept_by_an_option(policy, tag):
+            continue  # the user, the profile or an option keeps it (or what it names) on purpose
         elem = ds[tag]
         if elem.VR == "SQ":
             continue

@@ -76,6 +76,17 @@ def kept_on_purpose(policy, tag: int, sop_class_uid: str) -> bool:
     return decision.action == "C" and decision.fallback == "K"
 
 
+def kept_by_an_option(policy, tag: int) -> bool:
+    """True when an option the policy has keeps the attribute in the table's own column
+    (Station Name under Retain Device Identity), even if a profile convention removes it:
+    the value then names a device the release keeps elsewhere (a Gantry ID that repeats
+    the station's name), and finding it there is not a leak to repair."""
+    if policy is None:
+        return False
+    rule = policy.table.lookup(tag)
+    return rule is not None and any(code == "K" and option in policy.options for option, code in rule.options.items())
+
+
 def identifying_keywords(policy, sop_class_uid: str, keywords=None) -> tuple[str, ...]:
     """The identifying attributes (of *keywords*, default all) that *policy* does not keep."""
     chosen = IDENTIFYING if keywords is None else keywords
