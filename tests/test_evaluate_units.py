@@ -316,3 +316,17 @@ def test_multi_valued_expected_values_with_backslashes_or_a_list_repr(written, r
     check = Check.from_json({"action": "<text_removed>", "tag_ds": "<(0008,0008)>", "value": written,
                              "action_text": written})
     assert check.value == read and check.action_text == read
+
+
+def test_answer_category_is_written_in_the_midi_b_keys_shape_and_read_back():
+    from medveil.evaluate.answer_key import category_from_key, category_to_key
+    from medveil.evaluate.score import family
+
+    written = category_to_key(["HIPAA", "date", "hidden"])
+    assert set(written) >= {"hipaa", "dicom", "tcia", "prev_cat"}  # what the organisers' script flattens
+    assert written["hipaa"]["z"] == "date/hidden" and written["dicom"]["p15"] is None
+    assert category_from_key(json.loads(json.dumps(written))) == ["HIPAA", "date", "hidden"]
+    organisers = {"hipaa": {"z": None, "m": None}, "dicom": {"p15": None, "iod": "1", "safe": None},
+                  "tcia": {"ptkb": None, "p15": None, "rev": None}, "prev_cat": "none"}
+    assert family(organisers) == "DICOM" and category_from_key(organisers) == organisers
+    assert category_to_key("free text") == "free text"
