@@ -313,3 +313,36 @@ def test_a_removed_station_name_repeated_in_a_kept_device_attribute_is_not_a_lea
     result = deidentify_dataset(ds, get_profile("tcia"), key)
     assert "StationName" not in result.dataset and result.dataset.GantryID == "NXONXP"
     assert not _events(result, "repair")
+
+
+def test_an_institution_named_with_common_words_is_still_found():
+    known = KnownIdentifiers(institutions=("Price Community Hospital", "OT05_NUC"))
+    cleaner = TextCleaner(known)
+    assert cleaner.clean("AX T1 POST GAD at PCH").text == "AX T1 POST GAD"
+    assert cleaner.clean("outside films from Price Community Hospital").text == "outside films"
+    assert cleaner.clean("NUC MED bone scan").text == "NUC MED bone scan"  # a department code, not a site
+    from medveil.text.known import institution_forms
+
+    assert institution_forms("General Hospital") == ([], [])  # names a kind of place, not one
+
+
+def test_binary_bytes_in_a_kept_text_value_are_repaired_not_quarantined(key):
+    """A text value holding binary bytes (what a stretched length leaves behind) is removed,
+    emptied or dummied by its Type, and the file released; refused only where no repair is valid."""
+    from io import BytesIO
+
+    from pydicom.dataelem import DataElement
+
+    from conftest import image_dataset
+    from medveil.runner.core import deidentify_bytes
+
+    ds = image_dataset()
+    ds.add(DataElement(0x00321030, "LO", b"CHEST PAIN\x01\x02\x00\x10\x00\x02"))  # Reason for Study
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    out, record = deidentify_bytes(buffer.getvalue(), get_profile("tcia"), key)
+    assert record.status == "written", out
+    repairs = [json.loads(d) for c, d in record.events if c == "repair"]
+    assert {"attribute": "ReasonForStudy", "action": "removed",
+            "why": "held binary bytes that may hide other elements"} in repairs
+    assert b"CHEST PAIN" not in out

@@ -227,9 +227,30 @@ def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity]) -> list[tupl
             continue
         elem = _element_at(ds, finding.path)
         if elem is not None and not elem.is_empty:
-            raise QuarantineError(f"{finding.describe()}: such a value may hold the bytes of other "
-                                  "elements and would be released")
+            # Repaired like any other attribute (issue 14): removed, emptied or a dummy by its
+            # Type, so the suspect bytes go with it; refused only when no repair is valid.
+            holder = _element_at(ds, finding.path[:-2]) if len(finding.path) > 1 else None
+            items = holder.value if holder is not None else None
+            parent = items[finding.path[-2]] if items else ds
+            repaired = repair_element(parent, finding.path[-1], _path_name(finding.path), sop_class_of(ds),
+                                      "held binary bytes that may hide other elements")
+            if repaired is None:
+                raise QuarantineError(f"{finding.describe()}: such a value may hold the bytes of other "
+                                      "elements and would be released")
+            events.append(repaired.event())
     return events
+
+
+def _path_name(path: tuple[int, ...]) -> str:
+    """``Sequence[0].Keyword`` for a path of tags with item indices between them."""
+    from medveil.engine.vrs import keyword_of
+
+    parts = []
+    for position in range(0, len(path), 2):
+        tag = path[position]
+        name = keyword_of(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+        parts.append(name if position + 1 >= len(path) else f"{name}[{path[position + 1]}]")
+    return ".".join(parts)
 
 
 def _element_at(ds: Dataset, path: tuple[int, ...]):

@@ -302,6 +302,21 @@ _CONNECTORS = frozenset({"and", "of", "the", "at", "for"})
 _GENERIC_LAST = frozenset({"hospital", "hosp", "clinic", "center", "centre", "institute", "infirmary",
                            "healthcare", "klinikum", "klinik"})
 _JOIN = r"(?:[\W_]+(?:and|of|the|at|for|&)(?![^\W_]))*[\W_]{0,4}"
+#: Words that say what kind of place an institution is, not which one.
+_KIND_WORDS = _GENERIC_LAST | frozenset({"general", "community", "memorial", "medical", "regional", "university",
+                                         "county", "city", "state", "national", "district", "department",
+                                         "dept", "health", "care", "imaging", "radiology", "services",
+                                         "group", "associates", "practice", "main", "campus", "the"})
+
+
+def _names_a_place(words: list[str]) -> bool:
+    """True when the name has a word that picks out one place: "Price Community Hospital"
+    does ("Price", a common word but not a kind of place), "General Hospital" and
+    "Department of Radiology" do not.  A lone common word ("Main") does not either."""
+    informative = [w for w in words if w.lower() not in _KIND_WORDS and not is_clinical(w)]
+    if not informative:
+        return False
+    return len(words) > 1 or not is_common(words[0])
 
 
 def _word_alternatives(word: str) -> str:
@@ -323,8 +338,7 @@ def _name_words(value: str) -> list[str]:
 def institution_forms(value: str) -> tuple[list[str], list[str]]:
     """(case-insensitive forms, case-sensitive acronyms) of an institution-like name."""
     words = _name_words(value)
-    if sum(len(w) for w in words) < _MIN_ID or all(is_common(w) or w.lower() in _GENERIC_LAST
-                                                   for w in words):
+    if sum(len(w) for w in words) < _MIN_ID or not _names_a_place(words):
         return [], []
     forms = [_phrase(words)]
     if words[0].lower() == "the" and len(words) > 1:
@@ -351,6 +365,15 @@ def institution_forms(value: str) -> tuple[list[str], list[str]]:
 _SITE_CODE = re.compile(r"(?<![A-Za-z])[A-Z]{3,8}(?![a-z])")
 
 
+@lru_cache(maxsize=4096)
+def _clinical_prefix(token: str) -> bool:
+    """"NUC" (nuclear), "CARD" (cardiac): a short department code, not a site."""
+    from medveil.text.allow import clinical_terms
+
+    low = token.lower()
+    return len(low) <= 4 and any(term.startswith(low) for term in clinical_terms())
+
+
 def site_codes(value: str) -> list[str]:
     """Short forms of a site found inside a coded name (station names, "NFGH-MR2").
 
@@ -364,7 +387,8 @@ def site_codes(value: str) -> list[str]:
     found = []
     for match in _SITE_CODE.finditer(text):
         token = match.group(0)
-        if not is_clinical(token) and not is_common(token) and token.upper() not in PLACEHOLDERS:
+        if (not is_clinical(token) and not is_common(token) and token.upper() not in PLACEHOLDERS
+                and token.lower() not in _KIND_WORDS and not _clinical_prefix(token)):
             found.append(token)
     return found
 
