@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import re
 
-from pydicom.dataelem import RawDataElement
-
 from medveil.engine.repair import repair_element
 from medveil.engine.vrs import keyword_of, stored
 from medveil.pseudonym import shift_da
@@ -80,10 +78,9 @@ def handle(ds, tag: int, vr: str, path: str, ctx) -> None:
     raw = stored(ds, tag)
     if raw is None or not may_hold_date(raw, vr):
         return
-    if vr == "UN" or isinstance(raw, RawDataElement) and vr == "UN":
-        spans_text = _as_text(raw) or ""
-        if _found(spans_text, vr):
-            _repair(ds, tag, path, ctx, "removed")
+    if vr == "UN":  # untyped bytes cannot be rewritten safely: a date there removes the value
+        if _found(_as_text(raw) or "", vr):
+            _repair(ds, tag, path, ctx)
         return
     elem = ds[tag]
     values = _listed(elem.value)
@@ -98,12 +95,9 @@ def handle(ds, tag: int, vr: str, path: str, ctx) -> None:
         new_values.append(new)
     if not changed:
         return
-    if any(not v.strip() for v in new_values if v is not None) and vr not in TEXT_VRS:
-        _repair(ds, tag, path, ctx, "removed")
-        return
     kept = [v for v in new_values if v.strip()]
-    if not kept:
-        _repair(ds, tag, path, ctx, "removed")
+    if not kept or (len(kept) < len(new_values) and vr not in TEXT_VRS):
+        _repair(ds, tag, path, ctx)  # the value was nothing but the date
         return
     elem.value = kept[0] if len(kept) == 1 else kept
     ctx.counts["C"] += 1
@@ -148,7 +142,7 @@ def _rewrite(text: str, vr: str, ctx) -> str:
     return remove_spans(text, spans)
 
 
-def _repair(ds, tag: int, path: str, ctx, _action: str) -> None:
+def _repair(ds, tag: int, path: str, ctx) -> None:
     repaired = repair_element(ds, tag, path, ctx.sop_class_uid, WHY)
     if repaired is None:  # e.g. a Type 1 coded string: no valid object without the value
         from medveil.errors import QuarantineError
