@@ -117,8 +117,10 @@ def _policy(profile: str, recipe: Path | None, option: list[str], burned_in: Bur
     return policy
 
 
-def _pixel_settings(policy, pixel_policy, pixel_scan, ocr, pixel_rules, overlays, pixel_padding):
+def _pixel_settings(policy, pixel_policy, pixel_scan, ocr, pixel_rules, overlays, pixel_padding, pixel_screen=None):
     changes = {}
+    if pixel_screen is not None:
+        changes["screen"] = pixel_screen
     if pixel_policy is not None:
         changes["policy"] = pixel_policy
     if pixel_scan is not None:
@@ -170,10 +172,13 @@ def deidentify(
     pixel_policy: Optional[str] = typer.Option(
         None, "--pixel-policy", help="With clean_pixel_data: auto (default), all-text or phi-only."),
     pixel_scan: Optional[str] = typer.Option(
-        None, "--pixel-scan", help="With clean_pixel_data: all (default: OCR every image) or flagged "
-        "(only images presumed to carry burned-in text; faster, trusts the header)."),
+        None, "--pixel-scan", help="With clean_pixel_data: all (default: screen every image, OCR where text may be) "
+        "or flagged (only images presumed to carry burned-in text; trusts the header)."),
+    pixel_screen: Optional[str] = typer.Option(
+        None, "--pixel-screen", help="Text screen before OCR: recall (default), balanced, or off (OCR whole "
+        "frames; slow). See docs/pixels.md."),
     ocr: Optional[str] = typer.Option(
-        None, "--ocr", help="OCR engines, comma-separated: rapidocr (default), tesseract, auto (all installed)."),
+        None, "--ocr", help="OCR engines, comma-separated: ppocr (default), rapidocr, tesseract, auto (all installed)."),
     pixel_rules: Optional[Path] = typer.Option(
         None, "--pixel-rules", exists=True, dir_okay=False, help="Your devices' known text locations (YAML/JSON)."),
     overlays: Optional[str] = typer.Option(
@@ -213,7 +218,8 @@ def deidentify(
                              visual_features_model=str(cxr_model) if cxr_model else None)
         if sequential_ids:
             policy = replace(policy, sequential_patient_ids=True)
-        policy = _pixel_settings(policy, pixel_policy, pixel_scan, ocr, pixel_rules, overlays, pixel_padding)
+        policy = _pixel_settings(policy, pixel_policy, pixel_scan, ocr, pixel_rules, overlays, pixel_padding,
+                                 pixel_screen)
         if verify:
             policy = replace(policy, verify=True)
         key = _load_key(key_file, throwaway_key_)
