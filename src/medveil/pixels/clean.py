@@ -203,6 +203,27 @@ def apply_masks(ds: Dataset, settings: PixelSettings, boxes: list[MaskBox], repo
     _check_outside(before, ds, boxes, settings.padding + result.margin)
 
 
+def mask_found_lines(ds: Dataset, settings: PixelSettings, lines: list[TextBox], report: PixelReport) -> None:
+    """Mask lines of pixel text that a rescan (the verify gate) still reads as PHI.
+
+    The smallest repair that can make the object safe: those lines go, each
+    recorded as a ``verify`` box; the caller scans again and refuses the
+    object only when text is still read.
+    """
+    width = int(ds.Columns)
+    boxes = []
+    for line in lines:
+        grow = (line.y2 - line.y1) // 2
+        x1, x2 = max(0, line.x1 - grow), min(width, line.x2 + grow)
+        boxes.append(MaskBox(x1, line.y1, x2, line.y2, line.frame))
+        report.masked.append(MaskedRegion(line.frame, x1, line.y1, x2, line.y2, "ocr", "verify",
+                                          line.engine, line.confidence))
+    try:
+        apply_masks(ds, settings, boxes, report)
+    except MaskingNotSupported as exc:
+        raise QuarantineError(f"burned-in text cannot be masked: {safe_reason(exc)}") from None
+
+
 def fill_value(ds: Dataset, settings: PixelSettings, scan: Scan | None) -> str | int:
     """What masked greyscale pixels are filled with under ``fill: min``.
 

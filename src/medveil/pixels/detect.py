@@ -173,7 +173,9 @@ def scan_frames(
     if min(int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)) < MIN_SIDE:
         scan.frames = None
         return scan  # nothing legible fits: a word needs more pixels than the image has
-    settings = (tuple(engine.name for engine in readers), min_confidence, upscale_small, both_polarities, screen)
+    # Engines are named and identified: a site may register another engine under a name already used.
+    settings = (tuple((engine.name, id(engine)) for engine in readers), min_confidence, upscale_small,
+                both_polarities, screen)
     seen: dict[bytes, list[TextBox]] = {}
     kept = 0
     for index, frame in enumerate(iter_frames(ds)):

@@ -152,7 +152,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
         # The text that could identify the patient is gone (PS3.3 C.7.6.1.1.6).
         ds.BurnedInAnnotation = "NO"
     if policy.verify:
-        _verify_clean(ds, policy, words)
+        _verify_clean(ds, policy, words, pixel_report, pixels_before)
     relpath = output_relpath(ds)
     _resolve_implicit_vrs(ds)
     _share_unchanged_pixels(ds, pixels_before)
@@ -199,11 +199,25 @@ def _encoded_pixel_value(ds: Dataset) -> bytes:
     return value + b"\0" if len(value) % 2 else value
 
 
-def _verify_clean(ds: Dataset, policy: Policy, words: set[str]) -> None:
-    """The --verify gate: rescan the cleaned object, OCR included; PHI found means quarantine."""
+def _verify_clean(ds: Dataset, policy: Policy, words: set[str], pixel_report: PixelReport | None = None,
+                  pixels_before: dict[int, memoryview] | None = None) -> None:
+    """The --verify gate: rescan the cleaned object, OCR included; PHI found means quarantine.
+
+    Pixel text still read as PHI is masked (when the step that cleans pixels
+    ran) and the object scanned again: it is refused only when that fails.
+    """
     engines = policy.pixels.engines if "PixelData" in ds or overlay_groups(ds) else None
+    lines: list = []
     findings = scan_dataset(ds, WordMatcher(words), ocr_engines=engines,
-                            min_confidence=policy.pixels.min_confidence)
+                            min_confidence=policy.pixels.min_confidence, pixel_lines=lines)
+    if findings and lines and pixel_report is not None and "PixelData" in ds:
+        from medveil.pixels.clean import mask_found_lines
+
+        mask_found_lines(ds, policy.pixels, lines, pixel_report)
+        if pixels_before is not None and PIXEL_DATA in pixels_before:
+            pixels_before[PIXEL_DATA] = memoryview(_encoded_pixel_value(ds))
+        findings = scan_dataset(ds, WordMatcher(words), ocr_engines=engines,
+                                min_confidence=policy.pixels.min_confidence)
     if findings:
         where = ", ".join(str(f) for f in findings[:5])
         raise QuarantineError(f"verification found possible PHI after cleaning in: {where}")
