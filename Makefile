@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= demo
 
-.PHONY: setup demo test bench bench-scale bench-midi clean tables
+.PHONY: setup demo test bench bench-scale bench-midi bench-pixels clean tables
 
 setup: $(VENV)/.installed
 
@@ -46,6 +46,11 @@ bench-scale: setup
 # on one synthetic set; e.g. make bench-midi MIDI_ARGS="--max-files 60 --peers deid".
 bench-midi: setup
 	$(PY) benchmarks/midi_bench.py $(MIDI_ARGS)
+
+# Clean Pixel Data beside the header path: CT series with and without text, US/SC frames, recall on
+# ../shared/corpora; e.g. make bench-pixels PIXEL_ARGS="--slices 100 --engines ppocr tesseract".
+bench-pixels: setup
+	$(PY) benchmarks/pixel_throughput.py $(PIXEL_ARGS)
 
 tables:
 	$(PY) tools/build_tables.py

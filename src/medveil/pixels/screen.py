@@ -230,8 +230,13 @@ def _lines(cv2, binary: np.ndarray, settings: ScreenSettings, scale: int, strict
     x, y, w, h, area = (stats[1:, i] for i in range(5))
     min_glyph = settings.min_glyph
     max_glyph = (settings.max_glyph // 2 if strict else settings.max_glyph) * scale
+    # Burned-in text is small beside its frame: a 512-pixel slice's labels are 8-16 pixels tall.
+    max_glyph = min(max_glyph, max(20, min(binary.base.shape if binary.base is not None else binary.shape) // 24))
     fill = area / np.maximum(w * h, 1)
-    glyph = (h >= min_glyph) & (h <= max_glyph) & (area >= 4) & (fill >= 0.08) & (w <= 40 * h)
+    # Glyphs are strokes: a wide, tall component that fills its box is a blob of anatomy
+    # (bone, contrast, a marker), not a letter ("I" and "l" are narrow, so they pass).
+    solid = (fill > 0.75) & (w >= 0.4 * h) & (h >= 8)
+    glyph = (h >= min_glyph) & (h <= max_glyph) & (area >= 4) & (fill >= 0.08) & (w <= 40 * h) & ~solid
     if not glyph.any():
         return []
     keep = np.zeros(count, dtype=np.uint8)

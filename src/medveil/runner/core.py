@@ -226,7 +226,10 @@ def _verify_clean(ds: Dataset, policy: Policy, words: set[str], pixel_report: Pi
 def _pixel_events(report: PixelReport) -> list[tuple[str, str]]:
     """Audit events: one per masked box (geometry, engine, confidence; never text)."""
     events = [("pixel-scan", json.dumps({"policy": report.policy, "text_regions": report.text_regions,
-                                         "masked": len(report.masked)}))]
+                                         "masked": len(report.masked), "frames": report.frames_screened,
+                                         "candidates": report.candidates, "crops_read": report.crops_read,
+                                         "crops_reused": report.crops_reused, "fill": report.fill},
+                                        sort_keys=True))]
     events.extend(("pixel-box", json.dumps(record, sort_keys=True)) for record in region_records(report))
     if report.mask is not None and not report.mask.transfer_syntax_kept:
         events.append(("pixel-reencoded", report.mask.note))
