@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= demo
 
-.PHONY: setup demo test bench bench-scale bench-midi bench-gateway orthanc clean tables
+.PHONY: setup demo test bench bench-scale bench-midi bench-gateway bench-pixels orthanc clean tables
 
 setup: $(VENV)/.installed
 
@@ -64,6 +64,11 @@ bench-midi: setup
 # Studies per minute through medveil serve (SCU -> medveil -> Orthanc) against the batch runner, same files.
 bench-gateway: setup orthanc
 	$(PY) benchmarks/gateway_bench.py $(GATEWAY_ARGS)
+
+# Clean Pixel Data beside the header path: CT series with and without text, US/SC frames, recall on
+# ../shared/corpora; e.g. make bench-pixels PIXEL_ARGS="--slices 100 --engines ppocr tesseract".
+bench-pixels: setup
+	$(PY) benchmarks/pixel_throughput.py $(PIXEL_ARGS)
 
 tables:
 	$(PY) tools/build_tables.py
