@@ -7,7 +7,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= demo
 
-.PHONY: setup demo test bench bench-scale bench-midi bench-gateway bench-pixels orthanc clean tables
+.PHONY: setup tool demo test bench bench-scale bench-midi bench-gateway bench-pixels orthanc clean tables
+
+# `make tool` installs what a user needs (medveil with OCR); `make setup` adds the test, research and
+# scale extras (torch for cxr, Dask, moto, dicom3tools, pynetdicom), which the demo does not need.
+tool: $(VENV)/.installed-tool
+
+$(VENV)/.installed-tool: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e ".[ocr]"
+	touch $@
 
 setup: $(VENV)/.installed
 
@@ -18,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --no-deps torchxrayvision
 	touch $@
 
-demo: setup
+demo: tool
 	rm -rf $(DEMO)/output $(DEMO)/output.medveil-workspace $(DEMO)/mappings
 	$(PY) tools/make_sample.py $(DEMO)/input
 	test -f $(DEMO)/demo.key || $(VENV)/bin/medveil keygen $(DEMO)/demo.key
