@@ -7,7 +7,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= demo
 
-.PHONY: setup demo test bench bench-scale bench-midi bench-gateway orthanc clean tables
+.PHONY: setup tool demo test bench bench-scale bench-midi bench-gateway bench-pixels orthanc clean tables
+
+# `make tool` installs what a user needs (medveil with OCR); `make setup` adds the test, research and
+# scale extras (torch for cxr, Dask, moto, dicom3tools, pynetdicom), which the demo does not need.
+tool: $(VENV)/.installed-tool
+
+$(VENV)/.installed-tool: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e ".[ocr]"
+	touch $@
 
 setup: $(VENV)/.installed
 
@@ -18,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --no-deps torchxrayvision
 	touch $@
 
-demo: setup
+demo: tool
 	rm -rf $(DEMO)/output $(DEMO)/output.medveil-workspace $(DEMO)/mappings
 	$(PY) tools/make_sample.py $(DEMO)/input
 	test -f $(DEMO)/demo.key || $(VENV)/bin/medveil keygen $(DEMO)/demo.key
@@ -64,6 +73,11 @@ bench-midi: setup
 # Studies per minute through medveil serve (SCU -> medveil -> Orthanc) against the batch runner, same files.
 bench-gateway: setup orthanc
 	$(PY) benchmarks/gateway_bench.py $(GATEWAY_ARGS)
+
+# Clean Pixel Data beside the header path: CT series with and without text, US/SC frames, recall on
+# ../shared/corpora; e.g. make bench-pixels PIXEL_ARGS="--slices 100 --engines ppocr tesseract".
+bench-pixels: setup
+	$(PY) benchmarks/pixel_throughput.py $(PIXEL_ARGS)
 
 tables:
 	$(PY) tools/build_tables.py

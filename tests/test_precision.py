@@ -344,5 +344,5 @@ def test_binary_bytes_in_a_kept_text_value_are_repaired_not_quarantined(key):
     assert record.status == "written", out
     repairs = [json.loads(d) for c, d in record.events if c == "repair"]
     assert {"attribute": "ReasonForStudy", "action": "removed",
-            "why": "held binary bytes that may hide other elements"} in repairs
+            "why": "binary bytes in a text value (may hide other elements)"} in repairs
     assert b"CHEST PAIN" not in out

@@ -37,6 +37,7 @@ from medveil.errors import QuarantineError, safe_reason
 from medveil.pixels.clean import PixelReport, clean_pixels, region_records
 from medveil.pixels.mask import overlay_groups
 from medveil.policy import Option, Policy
+from medveil.policy.iod import load_attribute_types
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
 from medveil.runner.burned_in import burned_in_reason
@@ -169,7 +170,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
         ds.BurnedInAnnotation = "NO"
     nonconforming = _refuse_hidden_data(ds, inspection.nonconforming)
     if policy.verify:
-        _verify_clean(ds, policy, words, result.events)
+        _verify_clean(ds, policy, words, pixel_report, pixels_before, result.events)
     relpath = output_relpath(ds)
     _resolve_implicit_vrs(ds)
     _share_unchanged_pixels(ds, pixels_before)
@@ -210,59 +211,65 @@ def _meta_group(data: bytes) -> dict[int, bytes] | None:
     return read_meta_group(handle)
 
 
+#: Type 1 text attributes of the modules every image carries (General Series, Image Pixel, SOP
+#: Common, ...): an object without them is not what it claims to be, so one of these holding
+#: hidden bytes cannot be repaired by removal.
+_TYPE_1_TEXT = frozenset({0x00080060, 0x00280004, 0x00080016, 0x00080018, 0x0020000D, 0x0020000E, 0x00200052})
+
+
 def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity]) -> list[tuple[str, str]]:
     """A value that breaks its VR in a way that can hide other elements must not reach the output.
 
     Binary bytes in a text value are what a length stretched over the next
-    elements leaves behind (their headers are binary); such a value may be
-    removed, emptied or replaced by the policy, but not kept or cleaned (the
-    cleaner keeps what it does not recognise).  Other breaches (a value
-    longer than its VR allows, a UID with letters) are common in real
-    exports and hide nothing; they are returned as events.
+    elements leaves behind (their headers are binary).  When the policy has
+    already removed, emptied or replaced such a value, nothing of it is
+    released.  When it would be kept or cleaned (the cleaner keeps what it
+    does not recognise), the attribute itself is repaired: emptied if its
+    Type is 2, removed otherwise; what it swallowed goes with it.  Only a
+    Type 1 attribute that every object needs (Modality, the instance's
+    UIDs, ...) cannot be repaired that way, and the file is quarantined.
+
+    Other breaches (a value longer than its VR allows, a UID with letters)
+    are common in real exports and hide nothing; they are returned as events
+    with the repairs.
     """
     events = []
+    sop_class = str(ds.get("SOPClassUID", "") or "")
     for finding in findings:
         if not finding.hides_data:
             events.append(("nonconforming-value", finding.describe()))
             continue
-        elem = _element_at(ds, finding.path)
-        if elem is not None and not elem.is_empty:
-            # Repaired like any other attribute (issue 14): removed, emptied or a dummy by its
-            # Type, so the suspect bytes go with it; refused only when no repair is valid.
-            holder = _element_at(ds, finding.path[:-2]) if len(finding.path) > 1 else None
-            items = holder.value if holder is not None else None
-            parent = items[finding.path[-2]] if items else ds
-            repaired = repair_element(parent, finding.path[-1], _path_name(finding.path), sop_class_of(ds),
-                                      "held binary bytes that may hide other elements")
-            if repaired is None:
-                raise QuarantineError(f"{finding.describe()}: such a value may hold the bytes of other "
-                                      "elements and would be released")
-            events.append(repaired.event())
+        parent, elem = _element_at(ds, finding.path)
+        if elem is None or elem.is_empty:
+            continue
+        tag = finding.path[-1]
+        attribute = finding.describe().split(":", 1)[0]
+        kind = load_attribute_types().type_of(tag, sop_class) if len(finding.path) == 1 else None
+        if tag in _TYPE_1_TEXT or kind == 1:
+            raise QuarantineError(f"{finding.describe()}: such a value may hold the bytes of other elements, "
+                                  "and the attribute is required, so it cannot be removed")
+        if kind == 2:
+            elem.value = ""
+            action = "emptied"
+        else:
+            del parent[tag]
+            action = "removed"
+        events.append(("repair", json.dumps({"attribute": attribute, "action": action,
+                                             "why": "binary bytes in a text value (may hide other elements)"},
+                                            sort_keys=True)))
     return events
 
 
-def _path_name(path: tuple[int, ...]) -> str:
-    """``Sequence[0].Keyword`` for a path of tags with item indices between them."""
-    from medveil.engine.vrs import keyword_of
-
-    parts = []
-    for position in range(0, len(path), 2):
-        tag = path[position]
-        name = keyword_of(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
-        parts.append(name if position + 1 >= len(path) else f"{name}[{path[position + 1]}]")
-    return ".".join(parts)
-
-
 def _element_at(ds: Dataset, path: tuple[int, ...]):
-    """The element at *path* (tags with item indices between them) in *ds*, or None."""
+    """``(dataset holding it, element)`` at *path* (tags with item indices between them); element None if absent."""
     current = ds
     for position in range(0, len(path) - 1, 2):
         elem = current.get(path[position])
         items = elem.value if elem is not None and elem.VR == "SQ" else None
         if not items or path[position + 1] >= len(items):
-            return None
+            return current, None
         current = items[path[position + 1]]
-    return current.get(path[-1])
+    return current, current.get(path[-1])
 
 
 def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
@@ -293,17 +300,22 @@ def _encoded_pixel_value(ds: Dataset) -> bytes:
     return value + b"\0" if len(value) % 2 else value
 
 
-def _verify_clean(ds: Dataset, policy: Policy, words: set[str], events: list[tuple[str, str]]) -> None:
+def _verify_clean(ds: Dataset, policy: Policy, words: set[str], pixel_report: PixelReport | None = None,
+                  pixels_before: dict[int, memoryview] | None = None,
+                  events: list[tuple[str, str]] | None = None) -> None:
     """The --verify gate: rescan the cleaned object, OCR included.
 
-    A header attribute found holding PHI is repaired (medveil.engine.repair) and the
-    header scanned again; the file is quarantined only for what no repair fixes.
+    A header attribute found holding PHI is repaired (medveil.engine.repair) and
+    recorded in *events*; pixel text still read as PHI is masked (when the step
+    that cleans pixels ran); then the object is scanned again.  It is refused only
+    for what no repair fixes.  Values the policy keeps on purpose are no finding.
     """
     engines = policy.pixels.engines if "PixelData" in ds or overlay_groups(ds) else None
     matcher = WordMatcher(words)
-    kept = KnownIdentifiers.from_dataset(ds, policy).kept  # what the policy keeps is no finding
+    kept = KnownIdentifiers.from_dataset(ds, policy).kept
+    lines: list = []
     findings = scan_dataset(ds, matcher, ocr_engines=engines, min_confidence=policy.pixels.min_confidence,
-                            kept=kept)
+                            pixel_lines=lines, kept=kept)
     header = [f for f in findings if not f.location.startswith(_PIXEL_LOCATIONS)]
     if header:
         sop_class = sop_class_of(ds)
@@ -311,9 +323,19 @@ def _verify_clean(ds: Dataset, policy: Policy, words: set[str], events: list[tup
             target = resolve(ds, finding.location)
             repaired = target and repair_element(*target, finding.location, sop_class,
                                                  "verification found possible PHI")
-            if repaired:
+            if repaired and events is not None:
                 events.append(repaired.event())
-        findings = [f for f in findings if f not in header] + scan_dataset(ds, matcher, kept=kept)
+    pixel_findings = [f for f in findings if f not in header]
+    if pixel_findings and lines and pixel_report is not None and "PixelData" in ds:
+        from medveil.pixels.clean import mask_found_lines
+
+        mask_found_lines(ds, policy.pixels, lines, pixel_report)
+        if pixels_before is not None and PIXEL_DATA in pixels_before:
+            pixels_before[PIXEL_DATA] = memoryview(_encoded_pixel_value(ds))
+        findings = scan_dataset(ds, matcher, ocr_engines=engines, min_confidence=policy.pixels.min_confidence,
+                                kept=kept)
+    elif header:
+        findings = pixel_findings + scan_dataset(ds, matcher, kept=kept)
     if findings:
         where = ", ".join(str(f) for f in findings[:5])
         raise QuarantineError(f"verification found possible PHI after cleaning in: {where}")
@@ -325,7 +347,10 @@ _PIXEL_LOCATIONS = ("pixels frame", "overlay ")
 def _pixel_events(report: PixelReport) -> list[tuple[str, str]]:
     """Audit events: one per masked box (geometry, engine, confidence; never text)."""
     events = [("pixel-scan", json.dumps({"policy": report.policy, "text_regions": report.text_regions,
-                                         "masked": len(report.masked)}))]
+                                         "masked": len(report.masked), "frames": report.frames_screened,
+                                         "candidates": report.candidates, "crops_read": report.crops_read,
+                                         "crops_reused": report.crops_reused, "fill": report.fill},
+                                        sort_keys=True))]
     events.extend(("pixel-box", json.dumps(record, sort_keys=True)) for record in region_records(report))
     if report.mask is not None and not report.mask.transfer_syntax_kept:
         events.append(("pixel-reencoded", report.mask.note))
