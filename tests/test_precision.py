@@ -346,3 +346,28 @@ def test_binary_bytes_in_a_kept_text_value_are_repaired_not_quarantined(key):
     assert {"attribute": "ReasonForStudy", "action": "removed",
             "why": "binary bytes in a text value (may hide other elements)"} in repairs
     assert b"CHEST PAIN" not in out
+
+
+def test_synth_selection_takes_one_image_of_each_pixel_encoding_first():
+    from pathlib import Path
+
+    from medveil.synth.corpus import Source
+    from medveil.synth.plan import select
+
+    def source(n, encoding, series, text=None):
+        return Source(corpus="c", path=Path(f"{n}.dcm"), relpath=f"{n:03d}.dcm", sop_instance_uid=f"1.{n}",
+                      sop_class_uid="1.2", study_uid="1.9", series_uid=series, modality="OT", instance_number=n,
+                      pixel_text=text, encoding=encoding)
+
+    plain = [source(n, "1.2.840.10008.1.2.1/MONOCHROME2", "1.5") for n in range(30)]
+    rare = [source(100, "1.2.840.10008.1.2.5/PALETTE COLOR", "1.6"),
+            source(101, "1.2.840.10008.1.2.4.90/YBR_RCT", "1.7"),
+            source(102, "1.2.840.10008.1.2.4.80/MONOCHROME2", "1.8"),
+            source(103, "1.2.840.10008.1.2.4.80/RGB", "1.8", text="corpus shows text")]
+    chosen = select(plain + rare, 9)
+    encodings = {s.encoding for s in chosen}
+    assert {"1.2.840.10008.1.2.5/PALETTE COLOR", "1.2.840.10008.1.2.4.90/YBR_RCT",
+            "1.2.840.10008.1.2.4.80/MONOCHROME2"} <= encodings
+    assert len(chosen) == 9
+    first_pass = select(plain + rare[3:], 3)  # an image showing text is no "pixels retained" candidate
+    assert all(s.pixel_text is None for s in first_pass[:1])
