@@ -371,3 +371,28 @@ def test_synth_selection_takes_one_image_of_each_pixel_encoding_first():
     assert len(chosen) == 9
     first_pass = select(plain + rare[3:], 3)  # an image showing text is no "pixels retained" candidate
     assert all(s.pixel_text is None for s in first_pass[:1])
+
+
+def test_verify_gate_repairs_a_header_finding_instead_of_quarantining(key):
+    from dataclasses import replace
+    from io import BytesIO
+
+    from conftest import image_dataset
+    from medveil.runner.core import deidentify_bytes
+
+    ds = image_dataset()
+    del ds.PixelData  # header only: no OCR needed for this test
+    for keyword in ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+                    "SamplesPerPixel", "PhotometricInterpretation"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.ReceiveCoilName = "help@coil-site.org"  # unlisted, kept by the table
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    policy = replace(get_profile("basic"), verify=True)
+    out, record = deidentify_bytes(buffer.getvalue(), policy, key)
+    assert record.status == "written", out
+    repairs = [json.loads(d) for c, d in record.events if c == "repair"]
+    assert {"attribute": "ReceiveCoilName", "action": "removed",
+            "why": "verification found possible PHI"} in repairs
+    assert b"coil-site" not in out
