@@ -396,3 +396,13 @@ def test_verify_gate_repairs_a_header_finding_instead_of_quarantining(key):
     assert {"attribute": "ReceiveCoilName", "action": "removed",
             "why": "verification found possible PHI"} in repairs
     assert b"coil-site" not in out
+
+
+def test_a_clinical_word_beside_hospital_or_center_names_the_place():
+    """Found on held-out seed 9292 ("SECONDARY CAPTURE at SMC" for Sharp Medical Center)."""
+    cleaner = TextCleaner(KnownIdentifiers(institutions=("Sharp Medical Center",)))
+    assert cleaner.clean("SECONDARY CAPTURE at SMC").text == "SECONDARY CAPTURE"
+    assert cleaner.clean("B30f sharp kernel").text == "B30f sharp kernel"  # the word alone stays
+    from medveil.text.known import institution_forms
+
+    assert institution_forms("Department of Radiology") == ([], [])

@@ -313,7 +313,10 @@ def _names_a_place(words: list[str]) -> bool:
     """True when the name has a word that picks out one place: "Price Community Hospital"
     does ("Price", a common word but not a kind of place), "General Hospital" and
     "Department of Radiology" do not.  A lone common word ("Main") does not either."""
-    informative = [w for w in words if w.lower() not in _KIND_WORDS and not is_clinical(w)]
+    institution = any(w.lower() in _GENERIC_LAST for w in words)
+    # Beside "Hospital", "Center" or "Clinic" even a clinical word names the place ("Sharp
+    # Medical Center"); elsewhere it names a specialty ("Radiology", "Nuclear Medicine").
+    informative = [w for w in words if w.lower() not in _KIND_WORDS and (institution or not is_clinical(w))]
     if not informative:
         return False
     return len(words) > 1 or not is_common(words[0])
