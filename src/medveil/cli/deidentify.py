@@ -361,16 +361,15 @@ def print_summary(summary, policy, out: Console | None = None) -> None:
         out.print(f"processed again: {count} (released before, but {why})")
     for notice in summary.notices:
         out.print(f"[yellow]notice:[/] {escape(notice)}")
-    table = RichTable(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    table.add_row("release", escape(str(summary.output)))
+    # Plain lines, never wrapped: paths must survive copy and paste.
+    places = [("release", f"{summary.output}", "")]
     if summary.mappings_dir:
-        table.add_row("mappings", escape(f"{summary.mappings_dir} (original identifiers: keep private)"))
-    table.add_row("workspace", escape(f"{summary.workspace} (private: audit store, quarantine)"))
+        places.append(("mappings", f"{summary.mappings_dir}", " (original identifiers: keep private)"))
+    places.append(("workspace", f"{summary.workspace}", " (private: audit store, quarantine)"))
     if summary.quarantined:
-        table.add_row("quarantine", escape(str(summary.quarantine_dir)))
-    out.print(table)
+        places.append(("quarantine", f"{summary.quarantine_dir}", ""))
+    for label, place, note in places:
+        out.print(f"[bold]{label + ':':<11}[/]{escape(place)}{note}", soft_wrap=True)
     if summary.interrupted:
         out.print("[yellow]interrupted:[/] run the same command again to finish; it resumes where this run "
                   "stopped")
