@@ -37,6 +37,7 @@ from medveil.pixels.mask import overlay_groups
 from medveil.policy import Option, Policy
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
+from medveil.review.capture import HeaderSnapshot, ReviewMaterial, pixel_source, review_material
 from medveil.runner.burned_in import burned_in_reason
 from medveil.runner.encode import encode_file
 from medveil.runner.integrity import check_complete
@@ -67,6 +68,8 @@ class AuditRecord:
     events: list[tuple[str, str]] = field(default_factory=list)
     #: Keyed fingerprints of the input's identifiers (never the identifiers), for ``medveil verify``.
     fingerprints: list[str] = field(default_factory=list, repr=False)
+    #: Header differences and before/after pictures of masked pixels, for the workspace only.
+    review: ReviewMaterial | None = field(default=None, repr=False)
 
 
 def _component(value: str) -> str:
@@ -133,8 +136,10 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     pixels_before = check_complete(data, ds)
     reason = burned_in_reason(ds)
     _ensure_file_meta(ds)
+    snapshot = HeaderSnapshot(ds)
     identifiers = collect_identifiers(ds, policy, sop_class_of(ds))
     words = identifier_words(ds, policy, identifiers)
+    source = pixel_source(ds) if policy.cleans_pixels else None
     pixel_report = _clean_pixels(ds, policy, reason, pixels_before)
     if pixel_report is None and reason and policy.burned_in == "quarantine":
         raise QuarantineError(f"may carry burned-in text ({reason}); turn on the Clean Pixel Data "
@@ -169,6 +174,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
         record.events.extend(_pixel_events(pixel_report))
     elif reason:
         record.events.append(("burned-in-passed", reason))
+    record.review = review_material(snapshot, ds, source, pixel_report.masked if pixel_report else ())
     return out
 
 
