@@ -27,6 +27,8 @@ demo: setup
 	@echo "release tree:"; find $(DEMO)/output -name '*.dcm' | head -n 20
 	$(VENV)/bin/medveil deidentify $(DEMO)/input $(DEMO)/output --profile tcia --key-file $(DEMO)/demo.key --dry-run
 	$(VENV)/bin/medveil verify $(DEMO)/output --key-file $(DEMO)/demo.key
+	$(VENV)/bin/medveil report $(DEMO)/output.medveil-workspace --notable --masked-png $(DEMO)/masked.png
+	@test -s $(DEMO)/masked.png && echo "burned-in text masked, before and after: $(DEMO)/masked.png"
 
 # pytest exits 5 when it collects nothing: that must fail, not pass quietly.
 test: setup

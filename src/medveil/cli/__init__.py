@@ -290,12 +290,13 @@ def _dry_run(input: Path, policy, key) -> None:
 
 def _register_subcommands() -> None:
     """Subcommands that live in their own modules add themselves to ``app``."""
-    from medveil.cli import cxr, synth, validate, verify
+    from medveil.cli import cxr, report, synth, validate, verify
 
     validate.register(app)
     synth.register(app)
     verify.register(app)
     cxr.register(app)
+    report.register(app)
 
 
 _register_subcommands()

@@ -31,6 +31,7 @@ from medveil.errors import MedveilError, safe_reason
 from medveil.policy import Policy
 from medveil.pseudonym import Key, derive
 from medveil.quiet import silenced
+from medveil.review.keep import ReviewKeeper
 from medveil.runner.discover import discover
 from medveil.runner.process import TMP_PREFIX, Job, Outcome, process
 from medveil.store.audit import AuditStore, FileRecord
@@ -139,6 +140,7 @@ class _Coordinator:
         #: when two inputs with one UID land in different series or patients.
         self.claimed: dict[str, str] = {}
         self.quarantine = config.workspace / "quarantine"
+        self.review = ReviewKeeper(config.workspace, config.output, summary.run_id)
 
     def quarantine_copy(self, path: Path, ref: str, reason: str) -> None:
         self.quarantine.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -223,6 +225,7 @@ class _Coordinator:
                 self.store.add_fingerprints(self.config.key.fingerprint(), done.fingerprints)
             self.record(ref, path, status, None, input_sha256=done.input_sha256,
                         output_relpath=done.relpath, output_sha256=done.output_sha256)
+        self.review.keep(ref, done)
 
     def _merge_pairs(self, outcome: Outcome) -> None:
         # All or nothing across both tables, so a refused file leaves no pairs behind:

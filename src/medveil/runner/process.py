@@ -50,6 +50,8 @@ class Outcome:
     events: list[tuple[str, str]] = field(default_factory=list)
     #: Keyed fingerprints of the input's identifiers, for ``medveil verify`` later.
     fingerprints: list[str] = field(default_factory=list)
+    #: Header differences and pictures of masked pixels, for the workspace (medveil.review.keep).
+    review: object = field(default=None, repr=False)
 
 
 def process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
@@ -77,6 +79,7 @@ def _process(job: Job, policy: Policy, key: Key, tmp_dir: Path) -> Outcome:
         outcome.counts = record.counts
         outcome.events = record.events
         outcome.fingerprints = record.fingerprints
+        outcome.review = record.review
     except Exception as exc:  # fail closed: every error ends in quarantine, never a crash
         outcome.status = "quarantined"
         outcome.reason = safe_reason(exc)
