@@ -7,13 +7,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= demo
 
-.PHONY: setup demo test bench bench-scale bench-midi clean tables
+.PHONY: setup demo test bench bench-scale bench-midi clean tables browser
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e ".[test,ocr,scale,cxr]"
+	$(PY) -m pip install --quiet -e ".[test,ocr,scale,cxr,review]"
 	# lung masks for medveil cxr ship inside this wheel; its torchvision dependency is not wanted
 	$(PY) -m pip install --quiet --no-deps torchxrayvision
 	touch $@
@@ -30,8 +30,19 @@ demo: setup
 	$(VENV)/bin/medveil report $(DEMO)/output.medveil-workspace --notable --masked-png $(DEMO)/masked.png
 	@test -s $(DEMO)/masked.png && echo "burned-in text masked, before and after: $(DEMO)/masked.png"
 
+# Headless Chromium and its driver for the review page's browser tests (Debian packages).
+# Idempotent; where apt is missing or fails the tests skip and say why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo -n ); \
+		( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+			--no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null ) \
+		|| echo "warning: chromium could not be installed; the browser tests will be skipped" >&2; \
+	else echo "warning: no apt-get; install chromium and chromedriver for the browser tests" >&2; fi
+
 # pytest exits 5 when it collects nothing: that must fail, not pass quietly.
-test: setup
+test: setup browser
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

@@ -190,6 +190,9 @@ def deidentify(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip inputs already done identically."),
     dry: bool = typer.Option(False, "--dry-run", help="Show what would change for one file; write nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    report: Path | None = typer.Option(
+        None, "--report", help="Also write the run's summary as one self-contained HTML file (no original "
+        "values; masked regions shown from the output)."),
     engine: Engine = typer.Option(
         Engine.local, "--engine", help="local (a process pool) or dask (a cluster; local unless --scheduler)."),
     scheduler: str | None = typer.Option(
@@ -240,6 +243,8 @@ def deidentify(
             raise
         _fail(f"internal error ({type(exc).__name__}); rerun with MEDVEIL_DEBUG=1 for details "
               "(they may show file paths and values)", code=3)
+    if report is not None:
+        _write_report(summary, report, output)
     if as_json:
         typer.echo(json.dumps({
             "run_id": summary.run_id, "files_total": summary.files_total, "written": summary.written,
@@ -250,6 +255,17 @@ def deidentify(
         _print_summary(summary, policy)
     if summary.quarantined:
         raise typer.Exit(1)
+
+
+def _write_report(summary, report: Path, output: str) -> None:
+    from medveil.review.static import write_report
+
+    try:
+        write_report(summary.workspace, report, run_id=summary.run_id,
+                     output=None if is_url(output) else Path(output))
+    except MedveilError as exc:
+        _fail(f"the report could not be written: {exc}")
+    console.print(f"report: {report}")
 
 
 def _print_summary(summary, policy) -> None:
@@ -290,13 +306,14 @@ def _dry_run(input: Path, policy, key) -> None:
 
 def _register_subcommands() -> None:
     """Subcommands that live in their own modules add themselves to ``app``."""
-    from medveil.cli import cxr, report, synth, validate, verify
+    from medveil.cli import cxr, report, review, synth, validate, verify
 
     validate.register(app)
     synth.register(app)
     verify.register(app)
     cxr.register(app)
     report.register(app)
+    review.register(app)
 
 
 _register_subcommands()

@@ -44,6 +44,8 @@ _PIXEL_GROUP = 0x7FE0
 MAX_CHANGES = 1000
 #: Longest side of a frame thumbnail, frames shown per file, box crops per file, crop bounds.
 THUMBNAIL_SIDE = 512
+#: Small frames (a 128-pixel CT) are enlarged to about this size, pixels repeated.
+MIN_SIDE = 256
 MAX_FRAMES = 3
 MAX_CROPS = 6
 CROP_WIDTH, CROP_HEIGHT, CROP_ZOOM = 480, 200, 4.0
@@ -301,14 +303,14 @@ def render_views(before: Dataset, after: Dataset, regions: Iterable) -> list[Fra
         wanted = sorted([0, *wanted])[:MAX_FRAMES]
     if not wanted:
         return []
-    old_frames = _frames_at(before, wanted)
-    new_frames = _frames_at(after, wanted)
+    old_frames = frames_at(before, wanted)
+    new_frames = frames_at(after, wanted)
     views: list[FrameView] = []
     crops_left = MAX_CROPS
     for index in wanted:
         if index not in old_frames or index not in new_frames:
             continue
-        old = _displayable(old_frames[index], before)
+        old = displayable(old_frames[index], before)
         new = _displayed_like(new_frames[index], after, old_frames[index], old)
         if old.shape[:2] != new.shape[:2]:
             continue
@@ -319,12 +321,13 @@ def render_views(before: Dataset, after: Dataset, regions: Iterable) -> list[Fra
             crops.append(_crop(old, new, box))
         crops_left -= len(crops)
         views.append(FrameView(frame=index, rows=rows, columns=columns, boxes=boxes,
-                               whole=_picture(old, new, (0, 0, columns, rows), THUMBNAIL_SIDE, THUMBNAIL_SIDE, 1.0),
+                               whole=_picture(old, new, (0, 0, columns, rows), THUMBNAIL_SIDE, THUMBNAIL_SIDE,
+                                              min(4.0, max(1.0, MIN_SIDE / max(rows, columns)))),
                                crops=tuple(crops)))
     return views
 
 
-def _frames_at(ds: Dataset, wanted: list[int]) -> dict[int, np.ndarray]:
+def frames_at(ds: Dataset, wanted: list[int]) -> dict[int, np.ndarray]:
     """Decode frames up to the last wanted one, keeping only the wanted ones."""
     found: dict[int, np.ndarray] = {}
     last = max(wanted)
@@ -336,7 +339,7 @@ def _frames_at(ds: Dataset, wanted: list[int]) -> dict[int, np.ndarray]:
     return found
 
 
-def _displayable(frame: np.ndarray, ds: Dataset) -> np.ndarray:
+def displayable(frame: np.ndarray, ds: Dataset) -> np.ndarray:
     """8-bit grey as a viewer shows it, or 8-bit RGB as stored."""
     if frame.ndim == 3 and frame.dtype == np.uint8 and frame.shape[2] >= 3:
         return np.ascontiguousarray(frame[..., :3])
@@ -352,7 +355,7 @@ def _displayed_like(frame: np.ndarray, ds: Dataset, reference: np.ndarray, shown
     value by value, by interpolation between the reference's values.
     """
     if frame.ndim != 2 or shown.ndim != 2 or frame.shape != reference.shape:
-        return _displayable(frame, ds)
+        return displayable(frame, ds)
     values, first = np.unique(reference.ravel(), return_index=True)
     levels = shown.ravel()[first].astype(np.float64)
     if values.size == 1:
