@@ -311,7 +311,7 @@ def render_views(before: Dataset, after: Dataset, regions: Iterable) -> list[Fra
         if index not in old_frames or index not in new_frames:
             continue
         old = displayable(old_frames[index], before)
-        new = _displayed_like(new_frames[index], after, old_frames[index], old)
+        new = displayed_like(new_frames[index], after, old_frames[index], old)
         if old.shape[:2] != new.shape[:2]:
             continue
         boxes = tuple(by_frame.get(index, []) + every)
@@ -346,7 +346,7 @@ def displayable(frame: np.ndarray, ds: Dataset) -> np.ndarray:
     return display_view(frame, ds)
 
 
-def _displayed_like(frame: np.ndarray, ds: Dataset, reference: np.ndarray, shown: np.ndarray) -> np.ndarray:
+def displayed_like(frame: np.ndarray, ds: Dataset, reference: np.ndarray, shown: np.ndarray) -> np.ndarray:
     """*frame* through the same grey mapping that turned *reference* into *shown*.
 
     Displaying each frame on its own would stretch the masked one differently

@@ -16,12 +16,22 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import numpy as np
 import pydicom
 
 from medveil.quiet import silenced
 from medveil.review.html import stylesheet, templates
-from medveil.review.capture import CROP_HEIGHT, CROP_WIDTH, CROP_ZOOM, displayable, frames_at, png
-from medveil.review.overview import Overview, load
+from medveil.review.capture import (
+    CROP_HEIGHT,
+    CROP_WIDTH,
+    CROP_ZOOM,
+    MIN_SIDE,
+    displayable,
+    displayed_like,
+    frames_at,
+    png,
+)
+from medveil.review.overview import load
 
 THUMBNAIL_SIDE = 384
 #: Files whose masked regions are pictured; the rest are listed.
@@ -66,10 +76,11 @@ def _output_pictures(root: Path | None, state) -> list[dict]:
             for index in wanted:
                 if index not in frames:
                     continue
-                image = displayable(frames[index], ds)
-                rows, columns = image.shape[:2]
                 boxes = boxes_by_frame[index]
-                out.append(_picture(image, (0, 0, columns, rows), boxes, THUMBNAIL_SIDE, THUMBNAIL_SIDE, 1.0,
+                image = _shown_outside(frames[index], ds, boxes)
+                rows, columns = image.shape[:2]
+                zoom = min(4.0, max(1.0, MIN_SIDE / max(rows, columns)))
+                out.append(_picture(image, (0, 0, columns, rows), boxes, THUMBNAIL_SIDE, THUMBNAIL_SIDE, zoom,
                                     "frame", index))
                 for x1, y1, x2, y2 in boxes[:4]:
                     margin = max(8, (y2 - y1) // 2)
@@ -79,6 +90,25 @@ def _output_pictures(root: Path | None, state) -> list[dict]:
             return out
     except Exception:  # noqa: BLE001  (an unreadable output is reported as having no picture)
         return []
+
+
+def _shown_outside(frame: np.ndarray, ds, boxes) -> np.ndarray:
+    """The output frame for display, its grey levels fitted to the pixels outside the masked boxes.
+
+    The mask's fill value would otherwise stretch the display (a CT masked with
+    its minimum turns the anatomy white); the boxes still show as they are,
+    at the dark end.
+    """
+    if frame.ndim != 2:
+        return displayable(frame, ds)
+    inside = np.zeros(frame.shape, dtype=bool)
+    for x1, y1, x2, y2 in boxes:
+        inside[max(0, y1):y2, max(0, x1):x2] = True
+    if inside.all() or not inside.any():
+        return displayable(frame, ds)
+    filled = frame.copy()
+    filled[inside] = np.median(frame[~inside]).astype(frame.dtype)
+    return displayed_like(frame, ds, filled, displayable(filled, ds))
 
 
 def _picture(image, region, boxes, max_width, max_height, max_zoom, kind, frame) -> dict:
