@@ -208,6 +208,6 @@ class _Guard(BaseHTTPMiddleware):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes browsers send Origin: null
         response.headers["X-Frame-Options"] = "DENY"
         return response
