@@ -5,7 +5,9 @@
 - ``PATIENT_SMITH/MR/mr.dcm``: pydicom's MR, released with header changes only;
 - ``PATIENT_SMITH/MR/broken.dcm``: an MR without Study Instance UID, quarantined
   ("cannot be named") and fixable by adding one: the release test's file;
-- ``PATIENT_SMITH/notes.txt``: not DICOM, quarantined: the drop test's file.
+- ``PATIENT_SMITH/MR/torn.dcm``: a DICOM prefix and nothing readable after it, quarantined:
+  the drop test's file;
+- ``PATIENT_SMITH/notes.txt``: not DICOM, skipped.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def make_run(root: Path) -> ReviewRun:
     mr.SOPInstanceUID = mr.SOPInstanceUID + ".9"
     mr.save_as(source / "MR" / BROKEN)
     (source / "notes.txt").write_text(f"export for {NAME} {MRN}\n")
+    (source / "MR" / "torn.dcm").write_bytes(bytes(128) + b"DICM" + bytes(range(256)) * 4)
     key_file = root / "key"
     key = generate_key_file(key_file)
     summary = deidentify_path(root / "input", root / "output", policy=get_profile("tcia"), key=key,

@@ -59,15 +59,15 @@ def test_no_key_is_refused_with_a_way_forward(export, tmp_path, monkeypatch):
 def test_key_from_environment(export, tmp_path, key_file, monkeypatch):
     monkeypatch.setenv("MEDVEIL_KEY_FILE", str(key_file))
     result = runner.invoke(app, ["deidentify", str(export), str(tmp_path / "out"), "--json"])
-    assert result.exit_code == 1  # the text file is quarantined
+    assert result.exit_code == 0  # the text file is skipped (not DICOM): no change to the exit status
     summary = json.loads(result.stdout)
-    assert summary["written"] == 1 and summary["quarantined"] == 1
+    assert summary["written"] == 1 and summary["quarantined"] == 0 and summary["skipped"] == 1
 
 
 def test_throwaway_key_runs_and_warns(export, tmp_path, monkeypatch):
     monkeypatch.delenv("MEDVEIL_KEY_FILE", raising=False)
     result = runner.invoke(app, ["deidentify", str(export), str(tmp_path / "out"), "--throwaway-key"])
-    assert result.exit_code == 1
+    assert result.exit_code == 0
     assert "throw-away" in result.output
 
 
@@ -96,7 +96,7 @@ def test_recipe_and_options_reach_the_output(export, tmp_path, key_file):
                                       "patient_id": {"prefix": "MV", "digits": 6}}))
     result = runner.invoke(app, ["deidentify", str(export), str(tmp_path / "out"), "-k", str(key_file),
                                  "--recipe", str(recipe), "-o", "retain_long_full_dates"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 0, result.output
     [output] = list((tmp_path / "out").rglob("*.dcm"))
     ds = pydicom.dcmread(output)
     assert ds.PatientSex == "M" and "Modality" not in ds
@@ -137,6 +137,6 @@ def test_sequential_ids_flag(export, tmp_path, key_file):
 
     result = runner.invoke(app, ["deidentify", str(export), str(tmp_path / "out"), "-k", str(key_file),
                                  "--sequential-ids"])
-    assert result.exit_code == 1
+    assert result.exit_code == 0
     [output] = list((tmp_path / "out").rglob("*.dcm"))
     assert pydicom.dcmread(output).PatientID == "000000000001"

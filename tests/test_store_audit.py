@@ -29,7 +29,7 @@ def test_schema_and_pragmas(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"runs", "files", "action_counts", "events"} <= tables

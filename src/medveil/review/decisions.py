@@ -34,10 +34,15 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import pydicom
+
 from medveil._version import __version__
+from medveil.engine.deidentify import patient_key
 from medveil.errors import MedveilError, safe_reason
 from medveil.policy import Policy
-from medveil.pseudonym import Key
+from medveil.policy.fingerprint import settings_fingerprint
+from medveil.pseudonym import Key, derive
+from medveil.quiet import silenced
 from medveil.review.keep import ReviewKeeper
 from medveil.review.overview import DECISION, REVIEW_ENGINE, is_ref
 from medveil.runner.core import deidentify_bytes
@@ -89,8 +94,9 @@ def _record(store: AuditStore, run: dict, ref: str, status: str, detail: dict, *
             done=None) -> str:
     """One decision as a run of its own; returns its run id."""
     run_id = uuid.uuid4().hex
+    recorded = run.get("options") or {}
     options = {"engine": REVIEW_ENGINE, "decision": detail["decision"], "of_run": run["run_id"],
-               "options": (run.get("options") or {}).get("options", [])}
+               "options": recorded.get("options", []), "settings": recorded.get("settings")}
     store.start_run(run_id, tool_version=__version__, table_edition=run.get("table_edition") or "",
                     profile=run.get("profile") or "", options=options,
                     key_fingerprint=run.get("key_fingerprint") or "", input_ref=ref)
@@ -106,7 +112,8 @@ def _record(store: AuditStore, run: dict, ref: str, status: str, detail: dict, *
         store.record_file(run_id, input_ref=ref, status=status, reason=reason,
                           input_sha256=getattr(done, "input_sha256", None),
                           output_relpath=getattr(done, "relpath", None),
-                          output_sha256=getattr(done, "output_sha256", None))
+                          output_sha256=getattr(done, "output_sha256", None),
+                          settings=recorded.get("settings") if status == "written" else None)
     store.finish_run(run_id, files_total=1, files_written=int(status == "written"),
                      files_quarantined=int(status == "quarantined"), files_skipped=int(status == "skipped"))
     return run_id
@@ -166,7 +173,6 @@ def release(workspace: Path, ref: str, reviewer: Reviewer, outputs: dict[str, st
         if record.status != "written":
             reason = record.reason or "unknown"
             _record(store, run, ref, "quarantined", _detail("release-refused", at, reason), reason=reason)
-            (workspace / "quarantine" / f"{ref}.reason.txt").write_text(reason + "\n", encoding="utf-8")
             return Outcome("release-refused", at, reason=reason)
         try:
             # As in the batch runner: pairs go in before the file, so a failure in between
@@ -190,22 +196,34 @@ def release(workspace: Path, ref: str, reviewer: Reviewer, outputs: dict[str, st
 
 
 def _check_same_run_settings(run: dict, reviewer: Reviewer) -> None:
+    """The release must be what the run would have written: same key, same settings."""
     if run.get("key_fingerprint") and reviewer.key.fingerprint() != run["key_fingerprint"]:
         raise DecisionError("the key is not the run's key (its pseudonyms would not match the release)")
-    recorded = sorted((run.get("options") or {}).get("options", []))
-    if run.get("profile") != reviewer.policy.name or recorded != sorted(o.value for o in reviewer.policy.options):
-        raise DecisionError(f"the policy differs from the run's (profile {run.get('profile')}, options "
-                            f"{', '.join(recorded) or 'none'}): start the review with the run's settings")
+    recorded = (run.get("options") or {}).get("settings")
+    if recorded is not None:
+        same = settings_fingerprint(reviewer.policy, reviewer.key) == recorded
+    else:  # runs recorded before settings fingerprints: profile and options must match
+        same = run.get("profile") == reviewer.policy.name and sorted(
+            (run.get("options") or {}).get("options", [])) == sorted(o.value for o in reviewer.policy.options)
+    if not same:
+        names = ", ".join((run.get("options") or {}).get("options", [])) or "none"
+        raise DecisionError(f"the policy differs from the run's (profile {run.get('profile')}, options {names}, "
+                            "pixel settings, recipe or medveil version): start the review with the run's settings")
 
 
 def _patient_number(store: AuditStore, reviewer: Reviewer, path: Path) -> str | None:
-    """The sequential Patient ID the batch runner would give (same workspace numbering)."""
+    """The sequential Patient ID the batch runner would give (the workspace's numbering)."""
     if not reviewer.policy.sequential_patient_ids:
         return None
-    from medveil.runner.batch import RunConfig, _sequential_patient_id
-
-    config = RunConfig(input=path, output=path, policy=reviewer.policy, key=reviewer.key, workspace=path.parent)
-    return _sequential_patient_id(config, store, path)
+    try:
+        with silenced():
+            header = pydicom.dcmread(path, force=True, stop_before_pixels=True,
+                                     specific_tags=["PatientID", "PatientName", "PatientBirthDate",
+                                                    "StudyInstanceUID"])
+    except Exception:  # noqa: BLE001  (the pipeline will refuse the file with its own reason)
+        return None
+    ref = derive(reviewer.key, "sequence", patient_key(header)).hex()
+    return reviewer.policy.patient_id_format.number(store.sequence_number("patient-id", ref))
 
 
 def _check_free(root: Path, relpath: str, sha256: str) -> None:

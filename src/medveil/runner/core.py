@@ -24,6 +24,7 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -40,7 +41,9 @@ from medveil.quiet import silenced
 from medveil.review.capture import HeaderSnapshot, ReviewMaterial, pixel_source, review_material
 from medveil.runner.burned_in import burned_in_reason
 from medveil.runner.encode import encode_file
-from medveil.runner.integrity import check_complete
+from medveil.runner.discover import read_meta_group
+from medveil.runner.integrity import Nonconformity, check_complete, dataset_start, inspect
+from medveil.runner.limits import FILE_FACTOR, check_decode, check_inflated_size, file_limit
 from medveil.text import KnownIdentifiers
 from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset
 
@@ -102,18 +105,22 @@ def _ensure_file_meta(ds: Dataset) -> None:
 
 
 def deidentify_bytes(data: bytes, policy: Policy, key: Key, *,
-                     patient_id: str | None = None) -> tuple[bytes | str, AuditRecord]:
+                     patient_id: str | None = None,
+                     memory_budget: int | None = None) -> tuple[bytes | str, AuditRecord]:
     """De-identify one encoded file: ``(cleaned bytes, record)`` or ``(reason, record)``.
 
     *patient_id* is the sequential Patient ID the engine assigned, when the
     policy numbers patients (numbering needs the whole input, so the engine
-    does it).  Never raises for a bad input: every failure is a quarantine
-    reason that names no value.
+    does it).  *memory_budget* (bytes) refuses a file whose declared sizes
+    (the file, its inflated dataset, its decoded pixels) would need more,
+    before they are inflated or decoded (:mod:`medveil.runner.limits`).
+    Never raises for a bad input: every failure is a quarantine reason that
+    names no value.
     """
     record = AuditRecord()
     with silenced():
         try:
-            out = _deidentify_bytes(data, policy, key, patient_id, record)
+            out = _deidentify_bytes(data, policy, key, patient_id, record, memory_budget)
         except Exception as exc:  # fail closed: every error ends in quarantine, never a crash
             record.status = "quarantined"
             record.reason = safe_reason(exc)
@@ -123,17 +130,22 @@ def deidentify_bytes(data: bytes, policy: Policy, key: Key, *,
 
 
 def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | None,
-                      record: AuditRecord) -> bytes:
+                      record: AuditRecord, memory_budget: int | None) -> bytes:
     record.input_sha256 = hashlib.sha256(data).hexdigest()
     if data[:4] == b"DICM":  # meta group without the 128-byte preamble
         data = bytes(128) + data
+    if memory_budget is not None:
+        _check_budget(data, memory_budget)
     try:
         ds = pydicom.dcmread(BytesIO(data), force=True)
     except Exception as exc:  # any parse failure means we cannot vouch for the file
         raise QuarantineError(f"cannot be parsed as DICOM ({type(exc).__name__})") from None
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         raise QuarantineError("not a composite instance (no SOP Class/Instance UID)")
-    pixels_before = check_complete(data, ds)
+    inspection = inspect(data, ds)
+    pixels_before = inspection.pixels
+    if memory_budget is not None and "PixelData" in ds and (policy.cleans_pixels or policy.visual_features):
+        check_decode(ds, memory_budget)
     reason = burned_in_reason(ds)
     _ensure_file_meta(ds)
     snapshot = HeaderSnapshot(ds)
@@ -156,6 +168,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     if pixel_report is not None and "PixelData" in ds:
         # The text that could identify the patient is gone (PS3.3 C.7.6.1.1.6).
         ds.BurnedInAnnotation = "NO"
+    _refuse_hidden_data(ds, inspection.nonconforming, record)
     if policy.verify:
         _verify_clean(ds, policy, words)
     relpath = output_relpath(ds)
@@ -176,6 +189,56 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
         record.events.append(("burned-in-passed", reason))
     record.review = review_material(snapshot, ds, source, pixel_report.masked if pixel_report else ())
     return out
+
+
+def _check_budget(data: bytes, budget: int) -> None:
+    """Refuse a file (or its inflated dataset) too large for *budget*, before parsing it."""
+    if len(data) > file_limit(budget):
+        raise QuarantineError(f"the file needs about {len(data) * FILE_FACTOR >> 20} MiB, more than a "
+                              f"worker's memory budget ({budget >> 20} MiB); raise --memory-budget to process it")
+    meta = _meta_group(data)
+    if meta is not None and meta.get(0x00020010, b"").rstrip(b"\x00 ") == DeflatedExplicitVRLittleEndian.encode():
+        check_inflated_size(memoryview(data)[dataset_start(data):], budget)
+
+
+def _meta_group(data: bytes) -> dict[int, bytes] | None:
+    if data[128:132] != b"DICM":
+        return None
+    handle = BytesIO(data)
+    handle.seek(132)
+    return read_meta_group(handle)
+
+
+def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity], record: AuditRecord) -> None:
+    """A value that breaks its VR in a way that can hide other elements must not reach the output.
+
+    Binary bytes in a text value are what a length stretched over the next
+    elements leaves behind (their headers are binary); such a value may be
+    removed, emptied or replaced by the policy, but not kept or cleaned (the
+    cleaner keeps what it does not recognise).  Other breaches (a value
+    longer than its VR allows, a UID with letters) are common in real
+    exports and hide nothing; they are recorded as events.
+    """
+    for finding in findings:
+        if not finding.hides_data:
+            record.events.append(("nonconforming-value", finding.describe()))
+            continue
+        elem = _element_at(ds, finding.path)
+        if elem is not None and not elem.is_empty:
+            raise QuarantineError(f"{finding.describe()}: such a value may hold the bytes of other "
+                                  "elements and would be released")
+
+
+def _element_at(ds: Dataset, path: tuple[int, ...]):
+    """The element at *path* (tags with item indices between them) in *ds*, or None."""
+    current = ds
+    for position in range(0, len(path) - 1, 2):
+        elem = current.get(path[position])
+        items = elem.value if elem is not None and elem.VR == "SQ" else None
+        if not items or path[position + 1] >= len(items):
+            return None
+        current = items[path[position + 1]]
+    return current.get(path[-1])
 
 
 def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
