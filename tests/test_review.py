@@ -134,11 +134,11 @@ def test_masked_image_has_before_and_after_pictures_that_differ_in_the_box(revie
 def test_overview_lists_statuses_reasons_and_boxes(review_run):
     view = load(review_run.workspace)
     summary = view.summary_dict()
-    assert summary["files"] == 4
-    assert summary["run_status"] == {"written": 2, "quarantined": 2}
+    assert summary["files"] == 5
+    assert summary["run_status"] == {"written": 2, "quarantined": 2, "skipped": 1}
     assert summary["masked_files"] == 1 and summary["masked_boxes"] >= 1
     reasons = " ".join(summary["quarantine_reasons"])
-    assert "StudyInstanceUID missing" in reasons and "not-dicom" in reasons
+    assert "StudyInstanceUID missing" in reasons and "not a composite instance" in reasons
     assert all(f.in_quarantine for f in view.quarantined)
     assert view.output == str(review_run.output.resolve())
 
@@ -147,7 +147,7 @@ def test_report_json_and_table(review_run):
     result = runner.invoke(cli, ["report", str(review_run.workspace), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert {f["status"] for f in data["files"]} == {"written", "quarantined"}
+    assert {f["status"] for f in data["files"]} == {"written", "quarantined", "skipped"}
     masked = [f for f in data["files"] if f["masked_boxes"]]
     assert len(masked) == 1 and set(masked[0]["masked_boxes"][0]) >= {"box", "source", "reason"}
     assert all("original_path" not in f for f in data["files"])
@@ -201,7 +201,7 @@ def _ref(view, fragment):
 
 def test_drop_removes_the_copy_and_records_a_timestamped_decision(fresh_run):
     view = load(fresh_run.workspace)
-    ref = _ref(view, "not-dicom")
+    ref = _ref(view, "not a composite instance")
     outcome = decisions.drop(fresh_run.workspace, ref)
     assert outcome.decision == "dropped" and re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", outcome.at)
     assert not (fresh_run.workspace / "quarantine" / f"{ref}.dcm").exists()
@@ -352,7 +352,7 @@ def test_app_token(review_run, client_for):
 
 def test_app_decisions_need_the_form_token(fresh_run, client_for):
     client = client_for(fresh_run)
-    ref = _ref(load(fresh_run.workspace), "not-dicom")
+    ref = _ref(load(fresh_run.workspace), "not a composite instance")
     assert client.post(f"/quarantine/{ref}/drop", data={"form_token": "forged"}).status_code == 403
     token = re.search(r'name="form_token" value="([^"]+)"', client.get("/").text).group(1)
     foreign = client.post(f"/quarantine/{ref}/drop", data={"form_token": token},
