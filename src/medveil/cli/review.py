@@ -94,7 +94,7 @@ def _is_loopback(host: str) -> bool:
 def _reviewer(key_file, profile, option, without, recipe, sequential_ids, output, mappings, reviewer_type):
     from dataclasses import replace
 
-    from medveil.cli import KEY_ENV, _policy
+    from medveil.cli.deidentify import KEY_ENV, _policy
     from medveil.pseudonym import load_key
 
     if key_file is None and os.environ.get(KEY_ENV):

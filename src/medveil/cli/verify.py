@@ -36,6 +36,7 @@ def verify(
     from medveil.runner.batch import default_workspace
     from medveil.store.audit import AuditStore
     from medveil.verify import Fingerprints, scan_dataset
+    from medveil.verify.structure import structural_findings
 
     if not output_dir.is_dir():
         fail(f"not a folder: {output_dir}")
@@ -48,7 +49,8 @@ def verify(
     if key_file is None and os.environ.get("MEDVEIL_KEY_FILE"):
         key_file = Path(os.environ["MEDVEIL_KEY_FILE"])
     matcher = None
-    note = "generic PHI patterns only (no key given)"
+    note = ("the de-identification structure and generic PHI patterns only: without the run's key the "
+            "files' own identifiers cannot be matched (pass --key-file for that)")
     workspace = workspace or default_workspace(output_dir)
     try:
         if key_file is not None:
@@ -77,7 +79,7 @@ def verify(
                 results[relpath] = ["file (not readable DICOM)"]
                 continue
             try:
-                findings = scan_dataset(ds, matcher, ocr_engines=engines)
+                findings = structural_findings(ds) + scan_dataset(ds, matcher, ocr_engines=engines)
             except Exception as exc:
                 results[relpath] = [f"file (could not be checked: {type(exc).__name__})"]
                 continue
@@ -87,12 +89,12 @@ def verify(
         typer.echo(json.dumps({"checked": checked, "failed": len(results), "against": note,
                                "ocr": engines or [], "files": results}, indent=2, sort_keys=True))
     else:
-        out = Console()
+        out = Console(soft_wrap=True)
         out.print(f"checked {checked} files against {note}; OCR: {', '.join(engines) if engines else 'off'}")
         if results:
             table = Table(title=f"{len(results)} files still carry possible PHI")
-            table.add_column("file")
-            table.add_column("where (what)")
+            table.add_column("file", overflow="fold")
+            table.add_column("where (what)", overflow="fold")
             for relpath, findings in sorted(results.items()):
                 table.add_row(relpath, "; ".join(findings))
             out.print(table)

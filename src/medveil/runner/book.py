@@ -106,6 +106,8 @@ class RunSummary:
     skipped_inputs: list[tuple[str, str]] = field(default_factory=list)
     #: Inputs whose pixels were masked (their paths within INPUT).
     masked_inputs: list[str] = field(default_factory=list)
+    #: Inputs that gave the same output as an earlier input of this run: (input, the earlier input).
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
     #: Memory budget per worker, in bytes.
     memory_budget: int | None = None
     #: True when the run was stopped (Ctrl-C, SIGTERM) before every input was handled.
@@ -196,10 +198,10 @@ class RunBook:
     """Everything a runner records about one run; a context manager around the run."""
 
     def __init__(self, config: RunConfig, *, local_output: bool = True,
-                 progress: Callable[[int], None] | None = None):
+                 progress: Callable[[str], None] | None = None):
         self.config = config
         self.local_output = local_output
-        self.progress = progress or (lambda n: None)
+        self.progress = progress or (lambda status: None)
         self.run_id = uuid.uuid4().hex
         self.summary = RunSummary(run_id=self.run_id, quarantine_dir=config.workspace / "quarantine",
                                   workspace=config.workspace, output=config.output,
@@ -212,6 +214,8 @@ class RunBook:
         #: new SOP Instance UID -> output hash, for this run: one instance, one file, even
         #: when two inputs with one UID land in different series or patients.
         self.claimed: dict[str, str] = {}
+        #: new SOP Instance UID -> the input of this run that first released it (path within INPUT).
+        self.first_input: dict[str, str] = {}
         self.lock = RunLock()
         self.store: AuditStore | None = None
         self.journal: PairJournal | None = None
@@ -409,7 +413,7 @@ class RunBook:
             summary.written += 1
         elif status == "unchanged":
             summary.unchanged += 1
-        self.progress(1)
+        self.progress(status)
 
     def skip(self, ref: str, path: Path | str, reason: str) -> None:
         self.record(ref, path, "skipped", reason)
@@ -488,6 +492,13 @@ class RunBook:
         self.claimed[instance_of(relpath)] = output_sha256
         return None
 
+    def note_release(self, relpath: str, path: Path | str, status: str) -> None:
+        """Remember which input released an instance first; a later identical one is its duplicate."""
+        shown = self.display(path)
+        first = self.first_input.setdefault(instance_of(relpath), shown)
+        if status == "unchanged" and first != shown:
+            self.summary.duplicates.append((shown, first))
+
     def sync(self) -> None:
         """Make the journaled pairs durable: call before releasing the files they belong to."""
         if self.journal is not None:
@@ -526,6 +537,8 @@ class RunBook:
         self.review.keep(ref, done)
         if masked:
             summary.masked_inputs.append(self.display(path))
+        if done.relpath:
+            self.note_release(done.relpath, path, status)
 
     def sequential_patient_id(self, source: Path | BinaryIO) -> str | None:
         """Number the file's patient in input order, when the policy asks for sequential IDs.

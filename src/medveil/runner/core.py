@@ -43,7 +43,7 @@ from medveil.runner.burned_in import burned_in_reason
 from medveil.runner.encode import encode_file
 from medveil.runner.discover import read_meta_group
 from medveil.runner.integrity import Nonconformity, check_complete, dataset_start, inspect
-from medveil.runner.limits import FILE_FACTOR, check_decode, check_inflated_size, file_limit
+from medveil.runner.limits import check_decode, check_inflated_size, file_limit, human
 from medveil.text import KnownIdentifiers
 from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset
 
@@ -168,7 +168,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     if pixel_report is not None and "PixelData" in ds:
         # The text that could identify the patient is gone (PS3.3 C.7.6.1.1.6).
         ds.BurnedInAnnotation = "NO"
-    _refuse_hidden_data(ds, inspection.nonconforming, record)
+    nonconforming = _refuse_hidden_data(ds, inspection.nonconforming)
     if policy.verify:
         _verify_clean(ds, policy, words)
     relpath = output_relpath(ds)
@@ -181,12 +181,15 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     record.uid_pairs = result.uid_pairs
     record.patient_pairs = result.patient_pairs
     record.counts = result.counts
-    record.events = result.events
+    record.events = result.events + nonconforming
     record.fingerprints = Fingerprints(key).digests_of(words)
     if pixel_report is not None:
         record.events.extend(_pixel_events(pixel_report))
     elif reason:
         record.events.append(("burned-in-passed", reason))
+    elif policy.cleans_pixels and "PixelData" in ds:
+        # --pixel-scan flagged trusted the header: the run's summary warns how many were not read.
+        record.events.append(("pixel-not-scanned", "not presumed to carry burned-in text"))
     record.review = review_material(snapshot, ds, source, pixel_report.masked if pixel_report else ())
     return out
 
@@ -194,8 +197,8 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
 def _check_budget(data: bytes, budget: int) -> None:
     """Refuse a file (or its inflated dataset) too large for *budget*, before parsing it."""
     if len(data) > file_limit(budget):
-        raise QuarantineError(f"the file needs about {len(data) * FILE_FACTOR >> 20} MiB, more than a "
-                              f"worker's memory budget ({budget >> 20} MiB); raise --memory-budget to process it")
+        raise QuarantineError(f"the file ({human(len(data))}) is larger than a worker's memory budget allows "
+                              f"for one file ({human(file_limit(budget))}); raise --memory-budget to process it")
     meta = _meta_group(data)
     if meta is not None and meta.get(0x00020010, b"").rstrip(b"\x00 ") == DeflatedExplicitVRLittleEndian.encode():
         check_inflated_size(memoryview(data)[dataset_start(data):], budget)
@@ -209,7 +212,7 @@ def _meta_group(data: bytes) -> dict[int, bytes] | None:
     return read_meta_group(handle)
 
 
-def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity], record: AuditRecord) -> None:
+def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity]) -> list[tuple[str, str]]:
     """A value that breaks its VR in a way that can hide other elements must not reach the output.
 
     Binary bytes in a text value are what a length stretched over the next
@@ -217,16 +220,18 @@ def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity], record: Audi
     removed, emptied or replaced by the policy, but not kept or cleaned (the
     cleaner keeps what it does not recognise).  Other breaches (a value
     longer than its VR allows, a UID with letters) are common in real
-    exports and hide nothing; they are recorded as events.
+    exports and hide nothing; they are returned as events.
     """
+    events = []
     for finding in findings:
         if not finding.hides_data:
-            record.events.append(("nonconforming-value", finding.describe()))
+            events.append(("nonconforming-value", finding.describe()))
             continue
         elem = _element_at(ds, finding.path)
         if elem is not None and not elem.is_empty:
             raise QuarantineError(f"{finding.describe()}: such a value may hold the bytes of other "
                                   "elements and would be released")
+    return events
 
 
 def _element_at(ds: Dataset, path: tuple[int, ...]):

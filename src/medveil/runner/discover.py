@@ -245,8 +245,10 @@ def read_regular(path: Path | str, limit: int | None = None) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise MedveilError("not a regular file (device, FIFO or socket; never read)")
         if limit is not None and info.st_size > limit:
-            raise InputTooLarge(f"the file is {info.st_size >> 20} MiB, more than this run may hold "
-                                f"in memory ({limit >> 20} MiB); raise --memory-budget to process it")
+            from medveil.runner.limits import human
+
+            raise InputTooLarge(f"the file ({human(info.st_size)}) is larger than a worker's memory budget "
+                                f"allows for one file ({human(limit)}); raise --memory-budget to process it")
         data = os.read(fd, info.st_size) if info.st_size else b""  # one read: no second copy
         if len(data) == info.st_size:
             return data

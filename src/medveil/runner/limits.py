@@ -70,13 +70,17 @@ def default_memory_budget(workers: int) -> int:
     return max(MINIMUM, int(available_memory() * _FRACTION) // max(1, workers))
 
 
-def _mib(size: int) -> str:
-    return f"{size / (1 << 20):,.0f} MiB"
+def human(size: int) -> str:
+    """A byte count for people: "512 KiB", "3.2 GiB"."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift:
+            return f"{size / (1 << shift):,.1f} {unit}".replace(".0 ", " ")
+    return f"{size} bytes"
 
 
 def _refuse(what: str, need: int, budget: int) -> QuarantineError:
-    return QuarantineError(f"{what} needs about {_mib(need)}, more than a worker's memory budget "
-                           f"({_mib(budget)}); raise --memory-budget to process it")
+    return QuarantineError(f"{what} needs about {human(need)}, more than a worker's memory budget "
+                           f"({human(budget)}); raise --memory-budget to process it")
 
 
 def file_limit(budget: int) -> int:
@@ -119,8 +123,11 @@ def check_decode(ds: Dataset, budget: int) -> None:
     need = decoded_size(ds) * DECODED_FACTOR
     if need > budget:
         raise _refuse("decoding the pixels", need, budget)
-    element = ds.get("PixelData")
-    if element is None or not getattr(element, "is_undefined_length", False):
+    element = ds["PixelData"] if "PixelData" in ds else None
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    encapsulated = bool(getattr(syntax, "is_encapsulated", False)) or getattr(element, "is_undefined_length", False)
+    if element is None or not encapsulated:
         return
     from pydicom.encaps import generate_fragments
 
