@@ -66,13 +66,14 @@ def profiles() -> None:
 
 def _register_subcommands() -> None:
     """Subcommands that live in their own modules add themselves to ``app``."""
-    from medveil.cli import cxr, deidentify, report, review, synth, validate, verify
+    from medveil.cli import cxr, deidentify, gateway, report, review, synth, validate, verify
 
     deidentify.register(app)
     validate.register(app)
     synth.register(app)
     verify.register(app)
     cxr.register(app)
+    gateway.register(app)
     report.register(app)
     review.register(app)
 

@@ -55,6 +55,12 @@ class PixelScan(str, Enum):
     flagged = "flagged"
 
 
+class PixelScreen(str, Enum):
+    recall = "recall"
+    balanced = "balanced"
+    off = "off"
+
+
 class Overlays(str, Enum):
     text = "text"
     all = "all"
@@ -78,8 +84,11 @@ def _policy(profile: str, recipe: Path | None, option: list[str], burned_in: Bur
     return policy
 
 
-def _pixel_settings(policy, pixel_policy, pixel_scan, ocr, pixel_rules, overlays, pixel_padding):
+def _pixel_settings(policy, pixel_policy, pixel_scan, ocr, pixel_rules, overlays, pixel_padding,
+                    pixel_screen=None):
     changes = {}
+    if pixel_screen is not None:
+        changes["screen"] = pixel_screen.value
     if pixel_policy is not None:
         changes["policy"] = pixel_policy.value
     if pixel_scan is not None:
@@ -167,9 +176,12 @@ def deidentify(
     pixel_policy: PixelPolicy | None = typer.Option(None, "--pixel-policy", rich_help_panel=PIXELS,
                                                     help="Text to mask (default auto)."),
     pixel_scan: PixelScan | None = typer.Option(None, "--pixel-scan", rich_help_panel=PIXELS,
-                                                help="all: every image (default); flagged: trust the header."),
+                                                help="all: screen every image (default); flagged: trust the header."),
+    pixel_screen: PixelScreen | None = typer.Option(None, "--pixel-screen", rich_help_panel=PIXELS,
+                                                    help="Text screen before OCR (default recall; off: OCR "
+                                                         "whole frames)."),
     ocr: str | None = typer.Option(None, "--ocr", metavar="ENGINES", rich_help_panel=PIXELS,
-                                   help="rapidocr (default), tesseract or auto; comma-separated."),
+                                   help="ppocr (default), rapidocr, tesseract or auto; comma-separated."),
     pixel_rules: Path | None = typer.Option(None, "--pixel-rules", exists=True, dir_okay=False, metavar="FILE",
                                             rich_help_panel=PIXELS, help="Your devices' text locations."),
     overlays: Overlays | None = typer.Option(None, "--overlays", rich_help_panel=PIXELS,
@@ -240,7 +252,8 @@ def deidentify(
                              visual_features_model=str(cxr_model) if cxr_model else None)
         if sequential_ids:
             policy = replace(policy, sequential_patient_ids=True)
-        policy = _pixel_settings(policy, pixel_policy, pixel_scan, ocr, pixel_rules, overlays, pixel_padding)
+        policy = _pixel_settings(policy, pixel_policy, pixel_scan, ocr, pixel_rules, overlays, pixel_padding,
+                                 pixel_screen)
         if verify:
             policy = replace(policy, verify=True)
         _check_ocr(policy)

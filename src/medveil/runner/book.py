@@ -26,7 +26,8 @@ import os
 import stat
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -257,6 +258,27 @@ class RunBook:
             self.close()
             raise
         return self
+
+    @contextmanager
+    def running(self) -> Iterator[RunBook]:
+        """Close the book however the run ends: "finished", "interrupted" (Ctrl-C, SIGTERM) or "failed".
+
+        An interrupted run re-raises :class:`KeyboardInterrupt` carrying the
+        summary of what was done (``exc.summary``) after its records and
+        mapping files are written.
+        """
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            self.close("interrupted")
+            interrupt = KeyboardInterrupt()
+            interrupt.summary = self.summary  # type: ignore[attr-defined]
+            raise interrupt from None
+        except BaseException:
+            self.close("failed")
+            raise
+        self.close("finished")
 
     def _refuse_foreign_output(self) -> None:
         """OUTPUT may hold only what runs of this workspace wrote (and medveil's temporaries)."""

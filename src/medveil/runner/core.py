@@ -42,7 +42,7 @@ from medveil.review.capture import HeaderSnapshot, ReviewMaterial, pixel_source,
 from medveil.runner.burned_in import burned_in_reason
 from medveil.runner.encode import encode_file
 from medveil.runner.discover import read_meta_group
-from medveil.runner.integrity import Nonconformity, check_complete, dataset_start, inspect
+from medveil.runner.integrity import Nonconformity, check_complete, dataset_start, inspect, zero_padding_start
 from medveil.runner.limits import check_decode, check_inflated_size, file_limit, human
 from medveil.text import KnownIdentifiers
 from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset
@@ -136,6 +136,9 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
         data = bytes(128) + data
     if memory_budget is not None:
         _check_budget(data, memory_budget)
+    padding = zero_padding_start(data)
+    if padding is not None:
+        data = data[:padding]  # trailing zeros are no elements; parsing them took minutes
     try:
         ds = pydicom.dcmread(BytesIO(data), force=True)
     except Exception as exc:  # any parse failure means we cannot vouch for the file
@@ -170,7 +173,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
         ds.BurnedInAnnotation = "NO"
     nonconforming = _refuse_hidden_data(ds, inspection.nonconforming)
     if policy.verify:
-        _verify_clean(ds, policy, words)
+        _verify_clean(ds, policy, words, pixel_report, pixels_before)
     relpath = output_relpath(ds)
     _resolve_implicit_vrs(ds)
     _share_unchanged_pixels(ds, pixels_before)
@@ -273,11 +276,25 @@ def _encoded_pixel_value(ds: Dataset) -> bytes:
     return value + b"\0" if len(value) % 2 else value
 
 
-def _verify_clean(ds: Dataset, policy: Policy, words: set[str]) -> None:
-    """The --verify gate: rescan the cleaned object, OCR included; PHI found means quarantine."""
+def _verify_clean(ds: Dataset, policy: Policy, words: set[str], pixel_report: PixelReport | None = None,
+                  pixels_before: dict[int, memoryview] | None = None) -> None:
+    """The --verify gate: rescan the cleaned object, OCR included; PHI found means quarantine.
+
+    Pixel text still read as PHI is masked (when the step that cleans pixels
+    ran) and the object scanned again: it is refused only when that fails.
+    """
     engines = policy.pixels.engines if "PixelData" in ds or overlay_groups(ds) else None
+    lines: list = []
     findings = scan_dataset(ds, WordMatcher(words), ocr_engines=engines,
-                            min_confidence=policy.pixels.min_confidence)
+                            min_confidence=policy.pixels.min_confidence, pixel_lines=lines)
+    if findings and lines and pixel_report is not None and "PixelData" in ds:
+        from medveil.pixels.clean import mask_found_lines
+
+        mask_found_lines(ds, policy.pixels, lines, pixel_report)
+        if pixels_before is not None and PIXEL_DATA in pixels_before:
+            pixels_before[PIXEL_DATA] = memoryview(_encoded_pixel_value(ds))
+        findings = scan_dataset(ds, WordMatcher(words), ocr_engines=engines,
+                                min_confidence=policy.pixels.min_confidence)
     if findings:
         where = ", ".join(str(f) for f in findings[:5])
         raise QuarantineError(f"verification found possible PHI after cleaning in: {where}")
@@ -286,7 +303,10 @@ def _verify_clean(ds: Dataset, policy: Policy, words: set[str]) -> None:
 def _pixel_events(report: PixelReport) -> list[tuple[str, str]]:
     """Audit events: one per masked box (geometry, engine, confidence; never text)."""
     events = [("pixel-scan", json.dumps({"policy": report.policy, "text_regions": report.text_regions,
-                                         "masked": len(report.masked)}))]
+                                         "masked": len(report.masked), "frames": report.frames_screened,
+                                         "candidates": report.candidates, "crops_read": report.crops_read,
+                                         "crops_reused": report.crops_reused, "fill": report.fill},
+                                        sort_keys=True))]
     events.extend(("pixel-box", json.dumps(record, sort_keys=True)) for record in region_records(report))
     if report.mask is not None and not report.mask.transfer_syntax_kept:
         events.append(("pixel-reencoded", report.mask.note))

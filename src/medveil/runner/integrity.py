@@ -124,6 +124,8 @@ class _Walker:
         self.size = len(data)
         self.regions: dict[int, tuple[int, int]] = {}
         self.findings: list[Nonconformity] = []
+        #: Where trailing zero padding begins, if the file ends with some (see :func:`zero_padding_start`).
+        self.padding: int | None = None
 
     def _unpack(self, fmt: str, offset: int) -> tuple:
         layout = _LAYOUTS[fmt]
@@ -141,6 +143,9 @@ class _Walker:
         while offset < limit:
             group, element = self._unpack(order + "HH", offset)
             tag = group << 16 | element
+            if tag == 0 and depth == 0 and self.data.count(0, offset) == self.size - offset:
+                self.padding = offset  # nothing but zeros to the end: padding, not elements
+                return offset
             if tag == _ITEM_END and stop_at_item_end:
                 return offset + 8
             if group == 0xFFFE:
@@ -317,6 +322,37 @@ def inspect(data: bytes, ds: Dataset) -> Inspection:
     view = memoryview(data)
     return Inspection({tag: view[begin:end] for tag, (begin, end) in walker.regions.items()},
                       walker.findings)
+
+
+def zero_padding_start(data: bytes) -> int | None:
+    """Where zero bytes that fill the file to its end begin, at a top-level element boundary.
+
+    Some writers (and disk images) pad files with zeros.  Read as elements,
+    every 8 zero bytes are an empty (0000,0000) element: 200 MB of padding
+    would be 25 million of them, and parsing took minutes.  The padding
+    carries nothing (group 0000 is not part of a stored dataset), so it is
+    cut off before parsing.  None when the file does not end in padding, or
+    its structure cannot be walked (:func:`inspect` then says why).
+    """
+    if len(data) < 16 or data[-8:] != bytes(8):
+        return None
+    try:
+        start = dataset_start(data)
+        meta = data[132:start] if data[128:132] == b"DICM" else b""
+        little = _EXPLICIT_BIG_ENDIAN not in meta
+        vr = data[start + 4:start + 6]
+        implicit = not (len(vr) == 2 and vr.isalpha() and vr.isupper())
+        if _DEFLATED in meta:
+            return None
+        walker = _Walker(data)
+        walker.dataset(start, None, implicit, little, 0)
+    except (_Truncated, _Broken, struct.error):
+        return None
+    return walker.padding
+
+
+_EXPLICIT_BIG_ENDIAN = b"1.2.840.10008.1.2.2\x00"
+_DEFLATED = b"1.2.840.10008.1.2.1.99"
 
 
 def check_complete(data: bytes, ds: Dataset) -> dict[int, memoryview]:

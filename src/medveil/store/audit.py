@@ -108,6 +108,9 @@ _VERSION_3 = (
     "ALTER TABLE runs ADD COLUMN outcome TEXT",
 )
 
+#: An index for :meth:`AuditStore.last_event` (the gateway's resume); created on open, old stores included.
+_EVENTS_BY_INPUT = "CREATE INDEX IF NOT EXISTS events_by_input ON events(input_ref, category, seq)"
+
 _RUN_COLUMNS = ("run_id", "started_at", "finished_at", "tool_version", "table_edition",
                 "profile", "options", "key_fingerprint", "input_ref", "files_total",
                 "files_written", "files_quarantined", "files_skipped", "outcome")
@@ -168,6 +171,10 @@ class AuditStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             _ensure_schema(db)
+            try:
+                db.execute(_EVENTS_BY_INPUT)
+            except sqlite3.OperationalError:
+                pass  # a read-only store: lookups scan instead
         except sqlite3.DatabaseError as exc:
             db.close()
             raise AuditStoreError(
@@ -332,6 +339,17 @@ class AuditStore:
         """Every release-tree path any run recorded as written (to tell medveil's files from others)."""
         rows = self._db.execute("SELECT DISTINCT output_relpath FROM files WHERE output_relpath IS NOT NULL")
         return {row[0] for row in rows}
+
+    def last_event(self, input_ref: str, category: str) -> str | None:
+        """The detail of the latest *category* event recorded for *input_ref*, over all runs.
+
+        The gateway asks whether a file was forwarded (and where to) before it
+        skips a re-sent instance on resume.
+        """
+        row = self._db.execute(
+            "SELECT detail FROM events WHERE input_ref = ? AND category = ? ORDER BY seq DESC LIMIT 1",
+            (input_ref, category)).fetchone()
+        return None if row is None else row[0]
 
     def run_summary(self, run_id: str) -> dict[str, Any]:
         """The run's row plus per-status file counts, action counts and event counts."""
