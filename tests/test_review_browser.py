@@ -137,9 +137,12 @@ def test_file_page_shows_before_after_and_header_differences(browser, served):
     run, server = served
     state = load(run.workspace).masked[0]
     browser.get(server.url)
+    from selenium.webdriver.support.ui import WebDriverWait
+
     browser.find_element(By.CSS_SELECTOR, f"#masked a[href='/file/{state.input_ref}']").click()
+    WebDriverWait(browser, 300, poll_frequency=0.5).until(  # bounds a hang; no time is asserted
+        lambda d: d.current_url.endswith(f"/file/{state.input_ref}") and d.find_elements(By.ID, "header-diff"))
     _shot(browser, "file")
-    assert browser.current_url.endswith(f"/file/{state.input_ref}")
     rows = browser.find_elements(By.CSS_SELECTOR, "#header-diff table tr")
     assert len(rows) > 10
     diff = browser.find_element(By.ID, "header-diff").text
