@@ -123,7 +123,9 @@ class ReviewDatabase:
         if stat.S_IMODE(path.stat().st_mode) & 0o077:
             os.chmod(path, 0o600)
         try:
-            db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            # The gateway's runner may write from a worker thread and close from another;
+            # calls never overlap (one keeper per run), so sharing the connection is safe.
+            db = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")

@@ -47,7 +47,10 @@ class ReviewKeeper:
 
     def close(self) -> None:
         if self._db is not None:
-            self._db.close()
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
             self._db = None
 
     def __del__(self) -> None:  # the coordinator has no close step; the connection closes with it

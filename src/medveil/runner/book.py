@@ -364,6 +364,8 @@ class RunBook:
             if self.store is not None:
                 self.store.close()
                 self.store = None
+            if getattr(self, "review", None) is not None:  # opened with the run (medveil.review.keep)
+                self.review.close()
             self.clean_temporaries()
             self.lock.release()
 
