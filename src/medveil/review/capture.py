@@ -162,6 +162,8 @@ class HeaderSnapshot:
         """tag -> the raw element itself, ("seq", [item snapshots]) or ("value", digest)."""
         out: dict = {}
         for tag, elem in ds._dict.items():
+            if tag >> 16 == _PIXEL_GROUP:
+                continue  # never compared; a reference would keep pydicom's copy of the pixels alive
             if isinstance(elem, RawDataElement):
                 out[int(tag)] = elem
             elif elem.VR == "SQ":
