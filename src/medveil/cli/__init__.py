@@ -64,7 +64,7 @@ def profiles() -> None:
 
 def _register_subcommands() -> None:
     """Subcommands that live in their own modules add themselves to ``app``."""
-    from medveil.cli import cxr, deidentify, gateway, synth, validate, verify
+    from medveil.cli import cxr, deidentify, gateway, report, review, synth, validate, verify
 
     deidentify.register(app)
     validate.register(app)
@@ -72,6 +72,8 @@ def _register_subcommands() -> None:
     verify.register(app)
     cxr.register(app)
     gateway.register(app)
+    report.register(app)
+    review.register(app)
 
 
 _register_subcommands()

@@ -227,6 +227,9 @@ def deidentify(
                                          help="Off a terminal: a progress line this often (0: never)."),
     as_json: bool = typer.Option(False, "--json", metavar="", rich_help_panel=OUTPUT,
                                  help="Print the summary as JSON on stdout."),
+    report: Path | None = typer.Option(None, "--report", metavar="FILE.html", rich_help_panel=OUTPUT,
+                                       help="Also write the summary as one self-contained HTML file "
+                                       "(docs/review.md)."),
 ) -> None:
     """De-identify INPUT into OUTPUT.
 
@@ -287,6 +290,8 @@ def deidentify(
             raise
         fail(f"internal error ({type(exc).__name__}); rerun with MEDVEIL_DEBUG=1 for details "
              "(they may show file paths and values)", code=3)
+    if report is not None and not summary.interrupted:
+        _write_report(summary, report, output)
     if as_json:
         typer.echo(json.dumps(summary_dict(summary, policy), indent=2, sort_keys=True))
     else:
@@ -295,6 +300,19 @@ def deidentify(
         raise typer.Exit(EXIT_INTERRUPTED)
     if summary.quarantined:
         raise typer.Exit(1)
+
+
+def _write_report(summary, report: Path, output: str) -> None:
+    """The run's summary as HTML, masked regions read back from the release tree (docs/review.md)."""
+    from medveil.review.static import write_report
+    from medveil.runner.locations import is_url
+
+    try:
+        write_report(summary.workspace, report, run_id=summary.run_id,
+                     output=None if is_url(output) else Path(output))
+    except MedveilError as exc:
+        fail(f"the report could not be written: {exc}")
+    console.print(f"report: {escape(str(report))}")
 
 
 def summary_dict(summary, policy) -> dict:
