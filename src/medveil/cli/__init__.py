@@ -57,27 +57,22 @@ def profiles() -> None:
     for name, spec in PROFILES.items():
         table.add_row(name, ", ".join(sorted(o.value for o in spec["options"])) or "(Basic Profile only)")
     out.print(table)
-    options = RichTable(title="Options (-o NAME adds one, --without NAME drops one)")
-    options.add_column("option", no_wrap=True)
-    options.add_column("what it does")
+    out.print("options (-o NAME adds one, --without NAME drops one):")
+    width = max(len(option.value) for option in Option)
     for option in Option:
-        options.add_row(option.value, option.summary)
-    out.print(options)
-    conventions = RichTable(title="Profile conventions (where a curator's practice differs from the table; "
-                                  "docs/precision.md)")
-    for column in ("profile", "attribute", "action", "why"):
-        conventions.add_column(column)
+        out.print(f"  {option.value:<{width}}  {option.summary}", soft_wrap=True)
     for name, spec in PROFILES.items():
-        for tag, convention in spec.get("conventions", {}).items():
-            conventions.add_row(name, keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})",
-                                convention.decision.action, convention.reason)
-    if conventions.row_count:
-        out.print(conventions)
+        conventions = spec.get("conventions", {})
+        if conventions:
+            out.print(f"{name} conventions (where the curators' practice differs from the table; docs/precision.md):")
+        for tag, convention in conventions.items():
+            attribute = keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+            out.print(f"  {attribute} {convention.decision.action}: {convention.reason}", soft_wrap=True)
 
 
 def _register_subcommands() -> None:
     """Subcommands that live in their own modules add themselves to ``app``."""
-    from medveil.cli import cxr, deidentify, gateway, synth, validate, verify
+    from medveil.cli import cxr, deidentify, gateway, report, review, synth, validate, verify
 
     deidentify.register(app)
     validate.register(app)
@@ -85,6 +80,8 @@ def _register_subcommands() -> None:
     verify.register(app)
     cxr.register(app)
     gateway.register(app)
+    report.register(app)
+    review.register(app)
 
 
 _register_subcommands()

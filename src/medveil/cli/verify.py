@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from medveil.cli.common import fail
 from medveil.policy import PixelSettings
@@ -94,12 +94,10 @@ def verify(
         out = Console(soft_wrap=True)
         out.print(f"checked {checked} files against {note}; OCR: {', '.join(engines) if engines else 'off'}")
         if results:
-            table = Table(title=f"{len(results)} files still carry possible PHI")
-            table.add_column("file", overflow="fold")
-            table.add_column("where (what)", overflow="fold")
+            # One plain line per file, never wrapped: paths must survive copy and paste.
+            out.print(f"{len(results)} files still carry possible PHI (file: where (what)):")
             for relpath, findings in sorted(results.items()):
-                table.add_row(relpath, "; ".join(findings))
-            out.print(table)
+                out.print(f"  {escape(relpath)}: {escape('; '.join(findings))}", soft_wrap=True)
         else:
             out.print("[green]no PHI found[/]")
     if results:

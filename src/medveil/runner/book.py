@@ -42,6 +42,7 @@ from medveil.policy import Policy
 from medveil.policy.fingerprint import settings_fingerprint
 from medveil.pseudonym import Key, derive
 from medveil.quiet import silenced
+from medveil.review.keep import ReviewKeeper
 from medveil.runner.discover import read_meta_group
 from medveil.runner.lock import LOCK_FILE, RunLock, locked_directory
 from medveil.store.audit import AuditStore, AuditStoreError, FileRecord
@@ -255,6 +256,7 @@ class RunBook:
                                  if isinstance(config.input, Path) else
                                  derive(config.key, "input-path", str(config.input)).hex()[:32])
             self._started = True
+            self.review = ReviewKeeper(config.workspace, config.output, self.run_id)
         except BaseException:
             self.close()
             raise
@@ -365,6 +367,8 @@ class RunBook:
             if self.store is not None:
                 self.store.close()
                 self.store = None
+            if getattr(self, "review", None) is not None:  # opened with the run (medveil.review.keep)
+                self.review.close()
             self.clean_temporaries()
             self.lock.release()
 
@@ -559,6 +563,7 @@ class RunBook:
         except AuditStoreError as exc:
             raise WorkspaceError(f"the audit store in {self.config.workspace} cannot be written "
                                  f"({exc})") from None
+        self.review.keep(ref, done)
         if masked:
             summary.masked_inputs.append(self.display(path))
         if done.relpath:

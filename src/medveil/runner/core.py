@@ -40,6 +40,7 @@ from medveil.policy import Option, Policy
 from medveil.policy.iod import load_attribute_types
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
+from medveil.review.capture import HeaderSnapshot, ReviewMaterial, pixel_source, review_material
 from medveil.runner.burned_in import burned_in_reason
 from medveil.runner.encode import encode_file
 from medveil.runner.discover import read_meta_group
@@ -72,6 +73,8 @@ class AuditRecord:
     events: list[tuple[str, str]] = field(default_factory=list)
     #: Keyed fingerprints of the input's identifiers (never the identifiers), for ``medveil verify``.
     fingerprints: list[str] = field(default_factory=list, repr=False)
+    #: Header differences and before/after pictures of masked pixels, for the workspace only.
+    review: ReviewMaterial | None = field(default=None, repr=False)
 
 
 def _component(value: str) -> str:
@@ -150,8 +153,10 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
         check_decode(ds, memory_budget)
     reason = burned_in_reason(ds)
     _ensure_file_meta(ds)
+    snapshot = HeaderSnapshot(ds)
     identifiers = collect_identifiers(ds, policy, sop_class_of(ds))
     words = identifier_words(ds, policy, identifiers)
+    source = pixel_source(ds) if policy.cleans_pixels else None
     pixel_report = _clean_pixels(ds, policy, reason, pixels_before)
     if pixel_report is None and reason and policy.burned_in == "quarantine":
         raise QuarantineError(f"may carry burned-in text ({reason}); turn on the Clean Pixel Data "
@@ -190,6 +195,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     elif policy.cleans_pixels and "PixelData" in ds:
         # --pixel-scan flagged trusted the header: the run's summary warns how many were not read.
         record.events.append(("pixel-not-scanned", "not presumed to carry burned-in text"))
+    record.review = review_material(snapshot, ds, source, pixel_report.masked if pixel_report else ())
     return out
 
 
