@@ -248,14 +248,14 @@ def test_hidden_dates_stay_under_full_dates(key):
 
 @pytest.mark.parametrize("text, shifted", [
     ("Sep1999", "Oct1999"), ("Sept. 1999", "Oct. 1999"), ("September '99", "October '99"),
-    ("1999-09", "1999-10"), ("09/1999", "10/1999"), ("Q3 1999", "Q3 1999"),
+    ("1999-09", "1999-10"), ("09/1999", "10/1999"), ("Q3 1999", None),
 ])
 def test_month_year_and_partial_dates_shift_at_their_precision(text, shifted):
     from medveil.text.dates import find_dates, shift_date_text
 
     spans = find_dates(f"prior study {text} compared")
     assert [f"prior study {text} compared"[s.start:s.end] for s in spans] == [text]
-    assert shift_date_text(text, 30) == shifted  # a quarter's middle (Aug 15) + 30 days is still Q3
+    assert shift_date_text(text, 30) == shifted  # Aug 15 + 30 days is still Q3: not shifted, removed
     assert shift_date_text("Q3 1999", 60) == "Q4 1999"
 
 
@@ -406,3 +406,11 @@ def test_a_clinical_word_beside_hospital_or_center_names_the_place():
     from medveil.text.known import institution_forms
 
     assert institution_forms("Department of Radiology") == ([], [])
+
+
+def test_a_partial_date_the_shift_does_not_move_is_removed():
+    from medveil.text.dates import shift_date_text
+
+    assert shift_date_text("Q2 2011", 10) is None  # mid-May + 10 days: still Q2 2011
+    assert shift_date_text("Q2 2011", 60) == "Q3 2011"
+    assert TextCleaner(date_offset=10).clean("prior Q2 2011").text == "prior"

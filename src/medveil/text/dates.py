@@ -213,7 +213,11 @@ def shift_date_text(text: str, days: int) -> str | None:
             return None
         if m.groupdict().get("y") and not 1900 <= new.year <= 2099 and len(m.group("y")) == 4:
             return None
-        return _render(fmt, m, new)
+        rendered = _render(fmt, m, new)
+        if days and rendered == text:
+            # A month or quarter the shift did not leave would show the true one: removed instead.
+            return None
+        return rendered
     return None
 
 
