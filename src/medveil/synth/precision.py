@@ -104,4 +104,4 @@ def plant(ds: Dataset, ctx, expects: list[Expect]) -> None:
             expects.append(Expect(_top(0x00081110), "tag_retained", E.UID_CONSISTENT))
     if wanted("name-as-lo") and patient.sex != "F":
         ds.add_new(0x00101001, "LO", patient.pn)  # Other Patient Names (PN) written as LO
-        expects.append(Expect(_top(0x00101001), "text_removed", E.NAME, action_text=patient.name.given))
+        expects.append(Expect(_top(0x00101001), "text_removed", E.NAME, action_text=patient.pn))
