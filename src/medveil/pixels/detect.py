@@ -177,6 +177,7 @@ def scan_frames(
     settings = (tuple((engine.name, id(engine)) for engine in readers), min_confidence, upscale_small,
                 both_polarities, screen)
     seen: dict[bytes, list[TextBox]] = {}
+    multi_frame = _frame_count(ds) > 1
     kept = 0
     for index, frame in enumerate(iter_frames(ds)):
         scan.frames_screened += 1
@@ -187,13 +188,21 @@ def scan_frames(
             low, high = float(frame.min()), float(frame.max())
             scan.darkest = low if scan.darkest is None else min(scan.darkest, low)
             scan.brightest = high if scan.brightest is None else max(scan.brightest, high)
-        digest = frame_digest(frame)
+        # Identical frames (a cine loop's still) are read once; one frame needs no digest.
+        digest = frame_digest(frame) if multi_frame else b""
         if digest not in seen:
             seen[digest] = _read_frame(frame, readers, settings, cache, scan, min_confidence=min_confidence,
                                        upscale_small=upscale_small, both_polarities=both_polarities,
                                        screen=screen)
         scan.boxes.extend(replace(box, frame=index) for box in seen[digest])
     return scan
+
+
+def _frame_count(ds: Dataset) -> int:
+    try:
+        return int(ds.get("NumberOfFrames") or 1)
+    except (TypeError, ValueError):
+        return 2  # unreadable: treat as many, which only costs a digest per frame
 
 
 def _read_frame(frame: np.ndarray, readers: Sequence[OcrEngine], settings: tuple, cache: ReadingCache,
