@@ -70,6 +70,10 @@ class TextBox:
 KEEP_FRAMES_BYTES = 256 * 1024 * 1024
 #: Glyphs are enlarged towards this height: recognisers read 20-30 pixel glyphs best.
 GLYPH_TARGET = 24
+#: The most a candidate region is enlarged.
+MAX_ENLARGE = 4
+#: Frames no larger than this (rows and columns) have their candidate regions enlarged the most.
+SMALL_FRAME = 320
 
 
 @dataclass
@@ -222,7 +226,8 @@ def _read_frame(frame: np.ndarray, readers: Sequence[OcrEngine], settings: tuple
             found.extend(reading)
             continue
         scan.crops_read += 1
-        pending.append((key, candidate, _crop_views(crop, candidate, upscale_small, both_polarities)))
+        pending.append((key, candidate, _crop_views(crop, candidate, upscale_small, both_polarities,
+                                                    small_frame=max(frame.shape[:2]) <= SMALL_FRAME)))
     for (key, candidate, _views), boxes in zip(pending, _read_crops(pending, readers, min_confidence),
                                                strict=True):
         height, width = frame.shape[:2]
@@ -274,7 +279,7 @@ def _crop_key(settings: tuple, candidate: Candidate, crop: np.ndarray) -> bytes:
 
 
 def _crop_views(crop: np.ndarray, candidate: Candidate, upscale_small: bool,
-                both_polarities: bool | None) -> list[tuple[np.ndarray, int]]:
+                both_polarities: bool | None, *, small_frame: bool = False) -> list[tuple[np.ndarray, int]]:
     """The 8-bit images a crop is read in, each with its enlargement factor.
 
     The crop is stretched over its own range (text drawn at the top of a
@@ -287,7 +292,10 @@ def _crop_views(crop: np.ndarray, candidate: Candidate, upscale_small: bool,
     if not upscale_small:
         factors: tuple[int, ...] = (1,)
     elif candidate.glyph:
-        factors = (max(1, min(4, round(GLYPH_TARGET / candidate.glyph))),)
+        # On a small frame (a 256-pixel MR slice) labels are 4 to 6 pixels tall whatever strokes
+        # of anatomy the region also holds, and enlarging its small crops is cheap.
+        floor = MAX_ENLARGE if small_frame else 1
+        factors = (max(floor, min(MAX_ENLARGE, round(GLYPH_TARGET / candidate.glyph))),)
     else:
         factors = upscale_factors(grey.shape)
     views = []
