@@ -56,6 +56,8 @@ BOX_THRESHOLD = 0.5
 UNCLIP_RATIO = 1.6
 #: Detection inputs are padded to multiples of this (the network's stride).
 STRIDE = 32
+#: Background added on every side of a detection input, in pixels.
+MARGIN = 8
 #: Word crops of one resized width per recognition run.
 REC_BATCH = 16
 
@@ -167,14 +169,19 @@ class PpOcrEngine:
         height, width = image.shape[:2]
         if height < 4 or width < 4:
             return []
-        padded_h = max(STRIDE, math.ceil(height / STRIDE) * STRIDE)
-        padded_w = max(STRIDE, math.ceil(width / STRIDE) * STRIDE)
+        # A margin of background all round: a line cropped tight to its glyphs, touching the
+        # input's edge, is found only in part.
+        margin = MARGIN
+        padded_h = max(STRIDE, math.ceil((height + 2 * margin) / STRIDE) * STRIDE)
+        padded_w = max(STRIDE, math.ceil((width + 2 * margin) / STRIDE) * STRIDE)
         canvas = np.full((padded_h, padded_w), _background(image), dtype=np.uint8)
-        canvas[:height, :width] = image
+        canvas[margin:margin + height, margin:margin + width] = image
         tensor = (canvas.astype(np.float32) / 127.5 - 1.0)[np.newaxis, np.newaxis]
         tensor = np.repeat(tensor, 3, axis=1)
         session = self._models.det
-        probability = session.run(None, {session.get_inputs()[0].name: tensor})[0][0, 0, :height, :width]
+        probability = session.run(None, {session.get_inputs()[0].name: tensor})[0][0, 0,
+                                                                               margin:margin + height,
+                                                                               margin:margin + width]
         binary = (probability > DET_THRESHOLD).astype(np.uint8)
         binary = cv2.dilate(binary, np.ones((2, 2), np.uint8))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=4)
