@@ -110,7 +110,9 @@ def test_candidates_of_small_frames_are_enlarged_the_most():
     crop = np.zeros((20, 60), dtype=np.uint16)
     crop[5:15, 5:55] = 4000
     large_glyph = Candidate(0, 0, 60, 20, glyph=16)
+    (_view, factor), *_ = detect._crop_views(crop, Candidate(0, 0, 60, 20, glyph=8), True, False)
+    assert factor == 3  # 24 / 8
     (_view, factor), *_ = detect._crop_views(crop, large_glyph, True, False)
-    assert factor == 2  # 24 / 16, rounded
+    assert factor == 1  # read at its own size
     (_view, factor), *_ = detect._crop_views(crop, large_glyph, True, False, small_frame=True)
     assert factor == detect.MAX_ENLARGE

@@ -72,6 +72,10 @@ KEEP_FRAMES_BYTES = 256 * 1024 * 1024
 GLYPH_TARGET = 24
 #: The most a candidate region is enlarged.
 MAX_ENLARGE = 4
+#: Glyphs this tall are read at their own size: the detector finds them as they are, the
+#: recogniser resizes every line to its own height anyway, and enlarging a region by 2 costs
+#: the detector 4 times as much (most such regions on CT are anatomy, not text).
+NATIVE_GLYPH = 14
 #: Frames no larger than this (rows and columns) have their candidate regions enlarged the most.
 SMALL_FRAME = 320
 
@@ -295,7 +299,8 @@ def _crop_views(crop: np.ndarray, candidate: Candidate, upscale_small: bool,
         # On a small frame (a 256-pixel MR slice) labels are 4 to 6 pixels tall whatever strokes
         # of anatomy the region also holds, and enlarging its small crops is cheap.
         floor = MAX_ENLARGE if small_frame else 1
-        factors = (max(floor, min(MAX_ENLARGE, round(GLYPH_TARGET / candidate.glyph))),)
+        wanted = 1 if candidate.glyph >= NATIVE_GLYPH else round(GLYPH_TARGET / candidate.glyph)
+        factors = (max(floor, min(MAX_ENLARGE, wanted)),)
     else:
         factors = upscale_factors(grey.shape)
     views = []

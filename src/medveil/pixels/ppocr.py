@@ -56,8 +56,8 @@ BOX_THRESHOLD = 0.5
 UNCLIP_RATIO = 1.6
 #: Detection inputs are padded to multiples of this (the network's stride).
 STRIDE = 32
-#: Background added on every side of a detection input, in pixels.
-MARGIN = 8
+#: Background added on every side of a detection input, at least, in pixels.
+MARGIN = 4
 #: Word crops of one resized width per recognition run.
 REC_BATCH = 16
 
@@ -171,17 +171,19 @@ class PpOcrEngine:
             return []
         # A margin of background all round: a line cropped tight to its glyphs, touching the
         # input's edge, is found only in part.
-        margin = MARGIN
-        padded_h = max(STRIDE, math.ceil((height + 2 * margin) / STRIDE) * STRIDE)
-        padded_w = max(STRIDE, math.ceil((width + 2 * margin) / STRIDE) * STRIDE)
+        # The input is centred in its padding to the network's stride, which is margin enough
+        # where it is wide (the detector's cost grows with every padded pixel).
+        padded_h = max(STRIDE, math.ceil((height + 2 * MARGIN) / STRIDE) * STRIDE)
+        padded_w = max(STRIDE, math.ceil((width + 2 * MARGIN) / STRIDE) * STRIDE)
+        top, left = (padded_h - height) // 2, (padded_w - width) // 2
         canvas = np.full((padded_h, padded_w), _background(image), dtype=np.uint8)
-        canvas[margin:margin + height, margin:margin + width] = image
+        canvas[top:top + height, left:left + width] = image
         tensor = (canvas.astype(np.float32) / 127.5 - 1.0)[np.newaxis, np.newaxis]
         tensor = np.repeat(tensor, 3, axis=1)
         session = self._models.det
         probability = session.run(None, {session.get_inputs()[0].name: tensor})[0][0, 0,
-                                                                               margin:margin + height,
-                                                                               margin:margin + width]
+                                                                               top:top + height,
+                                                                               left:left + width]
         binary = (probability > DET_THRESHOLD).astype(np.uint8)
         binary = cv2.dilate(binary, np.ones((2, 2), np.uint8))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=4)
