@@ -383,3 +383,31 @@ def test_text_too_long_to_clean_falls_back_to_the_basic_action():
     released = pydicom.dcmread(io.BytesIO(out)) if record.status == "written" else None
     assert released is not None and "StudyDescription" not in released
     assert ("text-too-long-to-clean", "StudyDescription") in record.events
+
+
+def test_a_kept_value_hiding_binary_bytes_is_removed_and_the_file_released():
+    """Smallest unit: the attribute goes (with whatever it swallowed), not the file."""
+    from medveil.policy import Option
+
+    ds = pydicom.dcmread(CT)
+    ds.StudyDescription = "CT HEAD\x08\x00\x80\x00LO\x06\x00GENRL"  # a header inside the value
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    tcia = medveil.get_profile("tcia")
+    tcia = replace(tcia, options=tcia.options - {Option.CLEAN_PIXEL_DATA})
+    out, record = deidentify_bytes(buffer.getvalue(), tcia, KEY)
+    assert record.status == "written"
+    assert "StudyDescription" not in pydicom.dcmread(io.BytesIO(out))
+    repairs = [detail for category, detail in record.events if category == "repair"]
+    assert repairs == ['{"action": "removed", "attribute": "StudyDescription", '
+                       '"why": "binary bytes in a text value (may hide other elements)"}']
+    assert b"GENRL" not in out
+
+
+def test_a_required_attribute_hiding_binary_bytes_quarantines_the_file():
+    ds = pydicom.dcmread(CT)
+    ds.Modality = "CT\x08\x00\x80\x00"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    _, record = deidentify_bytes(buffer.getvalue(), BASIC, KEY)
+    assert record.status == "quarantined" and record.reason.startswith("Modality: binary bytes")

@@ -56,17 +56,15 @@ def profiles() -> None:
     for name, spec in PROFILES.items():
         table.add_row(name, ", ".join(sorted(o.value for o in spec["options"])) or "(Basic Profile only)")
     out.print(table)
-    options = RichTable(title="Options (-o NAME adds one, --without NAME drops one)")
-    options.add_column("option", no_wrap=True)
-    options.add_column("what it does")
+    out.print("options (-o NAME adds one, --without NAME drops one):")
+    width = max(len(option.value) for option in Option)
     for option in Option:
-        options.add_row(option.value, option.summary)
-    out.print(options)
+        out.print(f"  {option.value:<{width}}  {option.summary}", soft_wrap=True)
 
 
 def _register_subcommands() -> None:
     """Subcommands that live in their own modules add themselves to ``app``."""
-    from medveil.cli import cxr, deidentify, gateway, synth, validate, verify
+    from medveil.cli import cxr, deidentify, gateway, report, review, synth, validate, verify
 
     deidentify.register(app)
     validate.register(app)
@@ -74,6 +72,8 @@ def _register_subcommands() -> None:
     verify.register(app)
     cxr.register(app)
     gateway.register(app)
+    report.register(app)
+    review.register(app)
 
 
 _register_subcommands()

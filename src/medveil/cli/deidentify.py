@@ -227,6 +227,9 @@ def deidentify(
                                          help="Off a terminal: a progress line this often (0: never)."),
     as_json: bool = typer.Option(False, "--json", metavar="", rich_help_panel=OUTPUT,
                                  help="Print the summary as JSON on stdout."),
+    report: Path | None = typer.Option(None, "--report", metavar="FILE.html", rich_help_panel=OUTPUT,
+                                       help="Also write the summary as one self-contained HTML file "
+                                       "(docs/review.md)."),
 ) -> None:
     """De-identify INPUT into OUTPUT.
 
@@ -287,6 +290,8 @@ def deidentify(
             raise
         fail(f"internal error ({type(exc).__name__}); rerun with MEDVEIL_DEBUG=1 for details "
              "(they may show file paths and values)", code=3)
+    if report is not None and not summary.interrupted:
+        _write_report(summary, report, output)
     if as_json:
         typer.echo(json.dumps(summary_dict(summary, policy), indent=2, sort_keys=True))
     else:
@@ -295,6 +300,19 @@ def deidentify(
         raise typer.Exit(EXIT_INTERRUPTED)
     if summary.quarantined:
         raise typer.Exit(1)
+
+
+def _write_report(summary, report: Path, output: str) -> None:
+    """The run's summary as HTML, masked regions read back from the release tree (docs/review.md)."""
+    from medveil.review.static import write_report
+    from medveil.runner.locations import is_url
+
+    try:
+        write_report(summary.workspace, report, run_id=summary.run_id,
+                     output=None if is_url(output) else Path(output))
+    except MedveilError as exc:
+        fail(f"the report could not be written: {exc}")
+    console.print(f"report: {escape(str(report))}")
 
 
 def summary_dict(summary, policy) -> dict:
@@ -361,16 +379,15 @@ def print_summary(summary, policy, out: Console | None = None) -> None:
         out.print(f"processed again: {count} (released before, but {why})")
     for notice in summary.notices:
         out.print(f"[yellow]notice:[/] {escape(notice)}")
-    table = RichTable(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    table.add_row("release", escape(str(summary.output)))
+    # Plain lines, never wrapped: paths must survive copy and paste.
+    places = [("release", f"{summary.output}", "")]
     if summary.mappings_dir:
-        table.add_row("mappings", escape(f"{summary.mappings_dir} (original identifiers: keep private)"))
-    table.add_row("workspace", escape(f"{summary.workspace} (private: audit store, quarantine)"))
+        places.append(("mappings", f"{summary.mappings_dir}", " (original identifiers: keep private)"))
+    places.append(("workspace", f"{summary.workspace}", " (private: audit store, quarantine)"))
     if summary.quarantined:
-        table.add_row("quarantine", escape(str(summary.quarantine_dir)))
-    out.print(table)
+        places.append(("quarantine", f"{summary.quarantine_dir}", ""))
+    for label, place, note in places:
+        out.print(f"[bold]{label + ':':<11}[/]{escape(place)}{note}", soft_wrap=True)
     if summary.interrupted:
         out.print("[yellow]interrupted:[/] run the same command again to finish; it resumes where this run "
                   "stopped")

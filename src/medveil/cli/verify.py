@@ -9,9 +9,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from medveil.cli.common import fail
+from medveil.policy import PixelSettings
 from medveil.errors import MedveilError
 
 
@@ -21,10 +22,11 @@ def verify(
         None, "--workspace", help="The run's private workspace (default: beside OUTPUT_DIR); its keyed "
         "fingerprints of the input identifiers are what the output is checked against."),
     key_file: Path | None = typer.Option(
-        None, "--key-file", "-k", help="The run's key (or set MEDVEIL_KEY_FILE); without it only generic "
-        "PHI patterns are checked."),
-    ocr: str = typer.Option("rapidocr", "--ocr", help="OCR engines for pixels and overlays, comma-separated "
-                            "(rapidocr, tesseract, auto)."),
+        None, "--key-file", "-k", help="The run's key (or set MEDVEIL_KEY_FILE); without it the files' own "
+        "identifiers cannot be matched: only the de-identification structure and generic PHI patterns are checked."),
+    ocr: str = typer.Option(",".join(PixelSettings().engines), "--ocr",
+                            help="OCR engines for pixels and overlays, comma-separated "
+                            "(ppocr, rapidocr, tesseract, auto)."),
     no_ocr: bool = typer.Option(False, "--no-ocr", help="Check header text only."),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON on stdout."),
 ) -> None:
@@ -92,12 +94,10 @@ def verify(
         out = Console(soft_wrap=True)
         out.print(f"checked {checked} files against {note}; OCR: {', '.join(engines) if engines else 'off'}")
         if results:
-            table = Table(title=f"{len(results)} files still carry possible PHI")
-            table.add_column("file", overflow="fold")
-            table.add_column("where (what)", overflow="fold")
+            # One plain line per file, never wrapped: paths must survive copy and paste.
+            out.print(f"{len(results)} files still carry possible PHI (file: where (what)):")
             for relpath, findings in sorted(results.items()):
-                table.add_row(relpath, "; ".join(findings))
-            out.print(table)
+                out.print(f"  {escape(relpath)}: {escape('; '.join(findings))}", soft_wrap=True)
         else:
             out.print("[green]no PHI found[/]")
     if results:

@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from medveil.store.private import fsync_dir
+from medveil.store.private import write_durably
 
 TMP_PREFIX = ".medveil-tmp-"
 _NAME = re.compile(r"^(\d{12})-([0-9a-f]{1,64})-([0-9a-f]{64})\.dcm$")
@@ -61,18 +61,7 @@ class Outbox:
             seq = self._next
             self._next += 1
         path = self.directory / f"{seq:012d}-{input_ref}-{output_sha256}.dcm"
-        tmp = self.directory / f"{TMP_PREFIX}{path.name}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(self.directory)
+        write_durably(path, data, TMP_PREFIX)
         return Entry(seq, path, input_ref, output_sha256)
 
     def pending(self) -> list[Entry]:

@@ -41,7 +41,7 @@ from medveil.runner.book import (  # noqa: F401  (RunConfig and friends are this
 )
 from medveil.runner.discover import DICOM, DICOMDIR, SKIPPED, UNREADABLE, discover
 from medveil.runner.limits import default_memory_budget
-from medveil.runner.pool import Interrupted, LocalPool
+from medveil.runner.pool import LocalPool
 from medveil.runner.process import Job, Outcome
 
 #: Files whose pairs share one journal fsync, and the longest a finished file waits for its group.
@@ -65,30 +65,17 @@ def run(config: RunConfig, *, progress: Callable[[int], None] | None = None,
     budget = config.memory_budget or default_memory_budget(config.workers)
     book = RunBook(config, progress=progress).open()
     book.summary.memory_budget = budget
-    outcome = "interrupted"
-    try:
-        with _stop_on_sigterm():
-            with silenced():
-                found = list(discover(config.input, follow_symlinks=config.follow_symlinks,
-                                      protected=config.protected))
-            book.summary.files_total = len(found)
-            if on_total:
-                on_total(len(found))
-            jobs = _plan(book, config, found)
-            pool = LocalPool(config.workers, config.policy, config.key, book.temporary_dir(), budget,
-                             tag=book.run_id[:8] + "-")
-            _finish_in_order(book, pool.results([job for job, _ in jobs]), {job.index: path for job, path in jobs})
-        outcome = "finished"
-    except (KeyboardInterrupt, Interrupted):
-        book.summary.interrupted = True
-        book.close("interrupted")
-        interrupt = KeyboardInterrupt()
-        interrupt.summary = book.summary  # type: ignore[attr-defined]
-        raise interrupt from None
-    except BaseException:
-        book.close("failed")
-        raise
-    book.close(outcome)
+    with book.running(), _stop_on_sigterm():
+        with silenced():
+            found = list(discover(config.input, follow_symlinks=config.follow_symlinks,
+                                  protected=config.protected))
+        book.summary.files_total = len(found)
+        if on_total:
+            on_total(len(found))
+        jobs = _plan(book, config, found)
+        pool = LocalPool(config.workers, config.policy, config.key, book.temporary_dir(), budget,
+                         tag=book.run_id[:8] + "-")
+        _finish_in_order(book, pool.results([job for job, _ in jobs]), {job.index: path for job, path in jobs})
     return book.summary
 
 

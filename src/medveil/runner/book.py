@@ -26,7 +26,8 @@ import os
 import stat
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -40,6 +41,7 @@ from medveil.policy import Policy
 from medveil.policy.fingerprint import settings_fingerprint
 from medveil.pseudonym import Key, derive
 from medveil.quiet import silenced
+from medveil.review.keep import ReviewKeeper
 from medveil.runner.discover import read_meta_group
 from medveil.runner.lock import LOCK_FILE, RunLock, locked_directory
 from medveil.store.audit import AuditStore, AuditStoreError, FileRecord
@@ -251,10 +253,32 @@ class RunBook:
                                  if isinstance(config.input, Path) else
                                  derive(config.key, "input-path", str(config.input)).hex()[:32])
             self._started = True
+            self.review = ReviewKeeper(config.workspace, config.output, self.run_id)
         except BaseException:
             self.close()
             raise
         return self
+
+    @contextmanager
+    def running(self) -> Iterator[RunBook]:
+        """Close the book however the run ends: "finished", "interrupted" (Ctrl-C, SIGTERM) or "failed".
+
+        An interrupted run re-raises :class:`KeyboardInterrupt` carrying the
+        summary of what was done (``exc.summary``) after its records and
+        mapping files are written.
+        """
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            self.close("interrupted")
+            interrupt = KeyboardInterrupt()
+            interrupt.summary = self.summary  # type: ignore[attr-defined]
+            raise interrupt from None
+        except BaseException:
+            self.close("failed")
+            raise
+        self.close("finished")
 
     def _refuse_foreign_output(self) -> None:
         """OUTPUT may hold only what runs of this workspace wrote (and medveil's temporaries)."""
@@ -340,6 +364,8 @@ class RunBook:
             if self.store is not None:
                 self.store.close()
                 self.store = None
+            if getattr(self, "review", None) is not None:  # opened with the run (medveil.review.keep)
+                self.review.close()
             self.clean_temporaries()
             self.lock.release()
 
@@ -532,6 +558,7 @@ class RunBook:
         except AuditStoreError as exc:
             raise WorkspaceError(f"the audit store in {self.config.workspace} cannot be written "
                                  f"({exc})") from None
+        self.review.keep(ref, done)
         if masked:
             summary.masked_inputs.append(self.display(path))
         if done.relpath:

@@ -36,8 +36,10 @@ from medveil.errors import QuarantineError, safe_reason
 from medveil.pixels.clean import PixelReport, clean_pixels, region_records
 from medveil.pixels.mask import overlay_groups
 from medveil.policy import Option, Policy
+from medveil.policy.iod import load_attribute_types
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
+from medveil.review.capture import HeaderSnapshot, ReviewMaterial, pixel_source, review_material
 from medveil.runner.burned_in import burned_in_reason
 from medveil.runner.encode import encode_file
 from medveil.runner.discover import read_meta_group
@@ -70,6 +72,8 @@ class AuditRecord:
     events: list[tuple[str, str]] = field(default_factory=list)
     #: Keyed fingerprints of the input's identifiers (never the identifiers), for ``medveil verify``.
     fingerprints: list[str] = field(default_factory=list, repr=False)
+    #: Header differences and before/after pictures of masked pixels, for the workspace only.
+    review: ReviewMaterial | None = field(default=None, repr=False)
 
 
 def _component(value: str) -> str:
@@ -148,8 +152,10 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
         check_decode(ds, memory_budget)
     reason = burned_in_reason(ds)
     _ensure_file_meta(ds)
+    snapshot = HeaderSnapshot(ds)
     identifiers = collect_identifiers(ds, policy, sop_class_of(ds))
     words = identifier_words(ds, policy, identifiers)
+    source = pixel_source(ds) if policy.cleans_pixels else None
     pixel_report = _clean_pixels(ds, policy, reason, pixels_before)
     if pixel_report is None and reason and policy.burned_in == "quarantine":
         raise QuarantineError(f"may carry burned-in text ({reason}); turn on the Clean Pixel Data "
@@ -188,6 +194,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     elif policy.cleans_pixels and "PixelData" in ds:
         # --pixel-scan flagged trusted the header: the run's summary warns how many were not read.
         record.events.append(("pixel-not-scanned", "not presumed to carry burned-in text"))
+    record.review = review_material(snapshot, ds, source, pixel_report.masked if pixel_report else ())
     return out
 
 
@@ -209,38 +216,65 @@ def _meta_group(data: bytes) -> dict[int, bytes] | None:
     return read_meta_group(handle)
 
 
+#: Type 1 text attributes of the modules every image carries (General Series, Image Pixel, SOP
+#: Common, ...): an object without them is not what it claims to be, so one of these holding
+#: hidden bytes cannot be repaired by removal.
+_TYPE_1_TEXT = frozenset({0x00080060, 0x00280004, 0x00080016, 0x00080018, 0x0020000D, 0x0020000E, 0x00200052})
+
+
 def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity]) -> list[tuple[str, str]]:
     """A value that breaks its VR in a way that can hide other elements must not reach the output.
 
     Binary bytes in a text value are what a length stretched over the next
-    elements leaves behind (their headers are binary); such a value may be
-    removed, emptied or replaced by the policy, but not kept or cleaned (the
-    cleaner keeps what it does not recognise).  Other breaches (a value
-    longer than its VR allows, a UID with letters) are common in real
-    exports and hide nothing; they are returned as events.
+    elements leaves behind (their headers are binary).  When the policy has
+    already removed, emptied or replaced such a value, nothing of it is
+    released.  When it would be kept or cleaned (the cleaner keeps what it
+    does not recognise), the attribute itself is repaired: emptied if its
+    Type is 2, removed otherwise; what it swallowed goes with it.  Only a
+    Type 1 attribute that every object needs (Modality, the instance's
+    UIDs, ...) cannot be repaired that way, and the file is quarantined.
+
+    Other breaches (a value longer than its VR allows, a UID with letters)
+    are common in real exports and hide nothing; they are returned as events
+    with the repairs.
     """
     events = []
+    sop_class = str(ds.get("SOPClassUID", "") or "")
     for finding in findings:
         if not finding.hides_data:
             events.append(("nonconforming-value", finding.describe()))
             continue
-        elem = _element_at(ds, finding.path)
-        if elem is not None and not elem.is_empty:
-            raise QuarantineError(f"{finding.describe()}: such a value may hold the bytes of other "
-                                  "elements and would be released")
+        parent, elem = _element_at(ds, finding.path)
+        if elem is None or elem.is_empty:
+            continue
+        tag = finding.path[-1]
+        attribute = finding.describe().split(":", 1)[0]
+        kind = load_attribute_types().type_of(tag, sop_class) if len(finding.path) == 1 else None
+        if tag in _TYPE_1_TEXT or kind == 1:
+            raise QuarantineError(f"{finding.describe()}: such a value may hold the bytes of other elements, "
+                                  "and the attribute is required, so it cannot be removed")
+        if kind == 2:
+            elem.value = ""
+            action = "emptied"
+        else:
+            del parent[tag]
+            action = "removed"
+        events.append(("repair", json.dumps({"attribute": attribute, "action": action,
+                                             "why": "binary bytes in a text value (may hide other elements)"},
+                                            sort_keys=True)))
     return events
 
 
 def _element_at(ds: Dataset, path: tuple[int, ...]):
-    """The element at *path* (tags with item indices between them) in *ds*, or None."""
+    """``(dataset holding it, element)`` at *path* (tags with item indices between them); element None if absent."""
     current = ds
     for position in range(0, len(path) - 1, 2):
         elem = current.get(path[position])
         items = elem.value if elem is not None and elem.VR == "SQ" else None
         if not items or path[position + 1] >= len(items):
-            return None
+            return current, None
         current = items[path[position + 1]]
-    return current.get(path[-1])
+    return current, current.get(path[-1])
 
 
 def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,

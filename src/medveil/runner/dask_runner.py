@@ -214,7 +214,7 @@ def run_dask(config: RunConfig, *, scheduler: str | None = None, batch_size: int
     budget = config.memory_budget or (default_memory_budget(config.workers) if not scheduler else None)
     book = RunBook(config, local_output=target.local, progress=progress).open()
     book.summary.memory_budget = budget
-    try:
+    with book.running():
         if target.local:
             target.clean_temporaries()
         manifest = _manifest(config, source)
@@ -244,16 +244,6 @@ def run_dask(config: RunConfig, *, scheduler: str | None = None, batch_size: int
                     cluster_cm.close()
         if target.local:
             target.clean_temporaries()
-    except KeyboardInterrupt:
-        book.summary.interrupted = True
-        book.close("interrupted")
-        interrupt = KeyboardInterrupt()
-        interrupt.summary = book.summary  # type: ignore[attr-defined]
-        raise interrupt from None
-    except BaseException:
-        book.close("failed")
-        raise
-    book.close("finished")
     return book.summary
 
 

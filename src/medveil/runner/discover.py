@@ -152,27 +152,22 @@ def _walk(root: Path, rules: _Rules) -> Iterator[Discovered]:
         except OSError as exc:
             yield Discovered(path, UNREADABLE, _os_reason(exc))
             continue
+        real = path.resolve() if is_link else path
+        if is_link and _is_dir_target(path):
+            if not rules.follow_symlinks:
+                yield Discovered(path, SKIPPED, REASON_OUTSIDE_DIR)
+                continue
+            if _identity(real) in visited:
+                yield Discovered(path, SKIPPED, REASON_LOOP)
+                continue
+            is_real_dir = True
         if is_real_dir:
-            visited.add(_identity(path))
+            visited.add(_identity(real))
             listing = _sorted_entries(path)
             if isinstance(listing, Discovered):
                 yield listing
             else:
                 stack.append(iter(listing))
-            continue
-        real = path.resolve() if is_link else path
-        if is_link and _is_dir_target(path):
-            if not rules.follow_symlinks:
-                yield Discovered(path, SKIPPED, REASON_OUTSIDE_DIR)
-            elif _identity(real) in visited:
-                yield Discovered(path, SKIPPED, REASON_LOOP)
-            else:
-                visited.add(_identity(real))
-                listing = _sorted_entries(path)
-                if isinstance(listing, Discovered):
-                    yield listing
-                else:
-                    stack.append(iter(listing))
             continue
         if is_link and not rules.follow_symlinks and not _inside(real, rules.root):
             yield Discovered(path, SKIPPED, REASON_OUTSIDE)

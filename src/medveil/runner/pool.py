@@ -34,8 +34,8 @@ from medveil.runner.process import Job, Outcome, process
 _GRACE_SECONDS = 2.0
 
 
-class Interrupted(Exception):
-    """The run was asked to stop (Ctrl-C or SIGTERM)."""
+class Interrupted(KeyboardInterrupt):
+    """The run was asked to stop (Ctrl-C or SIGTERM) while files were in the workers."""
 
 
 _STATE: dict = {}

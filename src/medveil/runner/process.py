@@ -56,6 +56,8 @@ class Outcome:
     fingerprints: list[str] = field(default_factory=list)
     #: The output's file system is full: no later file can be written either.
     fatal: bool = False
+    #: Header differences and pictures of masked pixels, for the workspace (medveil.review.keep).
+    review: object = field(default=None, repr=False)
 
 
 def process(job: Job, policy: Policy, key: Key, tmp_dir: Path, memory_budget: int | None = None,
@@ -94,6 +96,7 @@ def process(job: Job, policy: Policy, key: Key, tmp_dir: Path, memory_budget: in
         outcome.counts = record.counts
         outcome.events = record.events
         outcome.fingerprints = record.fingerprints
+        outcome.review = record.review
     except Exception as exc:  # fail closed: every error ends in quarantine, never a crash
         outcome.status = "quarantined"
         outcome.reason = safe_reason(exc)

@@ -378,6 +378,21 @@ class AuditStore:
             f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs ORDER BY started_at, rowid")
         return [_run_dict(r) for r in rows]
 
+    def file_rows(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Every file row in recording order (of one run, or of all); for reports."""
+        query = ("SELECT seq, run_id, input_ref, input_sha256, status, reason, output_relpath, output_sha256,"
+                 " original_path FROM files")
+        rows = self._db.execute(query + " WHERE run_id = ? ORDER BY seq", (run_id,)) if run_id else \
+            self._db.execute(query + " ORDER BY seq")
+        return [dict(r) for r in rows]
+
+    def event_rows(self, input_ref: str | None = None) -> list[dict[str, Any]]:
+        """Every event in recording order (of one input, or of all); for reports."""
+        query = "SELECT seq, run_id, input_ref, category, detail FROM events"
+        rows = self._db.execute(query + " WHERE input_ref = ? ORDER BY seq", (input_ref,)) if input_ref else \
+            self._db.execute(query + " ORDER BY seq")
+        return [dict(r) for r in rows]
+
 
 def _ensure_schema(db: sqlite3.Connection) -> None:
     version = db.execute("PRAGMA user_version").fetchone()[0]

@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from medveil.errors import MedveilError
-from medveil.store.private import fsync_dir, private_dir
+from medveil.store.private import private_dir, write_durably
 
 HEADER = ("id_old", "id_new")
 UID_FILE = "uid_mapping.csv"
@@ -171,7 +169,7 @@ class MappingTable:
         return buffer.getvalue()
 
     def _dump(self, path: Path) -> None:
-        _atomic_write(path, self.to_csv().encode("utf-8"))
+        write_durably(path, self.to_csv().encode("utf-8"), TMP_PREFIX)
 
 
 def read_pairs(path: Path | str, *, skip_blank: bool = False) -> list[tuple[str, str]]:
@@ -236,21 +234,3 @@ def write_mappings(directory: Path | str, uid_pairs: Pairs,
 
 def _kind_for(path: Path) -> str:
     return "patid" if path.name.lower().startswith("patid") else "uid"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write *data* to *path* so readers see the old file or the new one, never half."""
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".csv", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from medveil.errors import MedveilError
@@ -84,6 +85,26 @@ def write_private(path: Path, data: bytes) -> None:
     fd = open_private(path)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+
+
+def write_durably(path: Path, data: bytes, tmp_prefix: str = ".medveil-tmp-") -> None:
+    """Write *data* to *path* (0600) so that readers see the old file or the new one, never half,
+    and the new one survives a power cut: a temporary beside it, fsync, rename, fsync of the folder."""
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=tmp_prefix, suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:  # mkstemp creates the file 0600
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except OSError:
+            pass
+        raise
+    fsync_dir(path.parent)
 
 
 def fsync_dir(directory: Path) -> None:
