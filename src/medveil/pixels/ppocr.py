@@ -170,8 +170,6 @@ class PpOcrEngine:
         if height < 4 or width < 4:
             return []
         # A margin of background all round: a line cropped tight to its glyphs, touching the
-        # input's edge, is found only in part.
-        # A margin of background all round: a line cropped tight to its glyphs, touching the
         # input's edge, is found only in part. (Centring the input in its stride padding instead,
         # which is cheaper, found 4 fewer of the 530 annotated boxes.)
         padded_h = max(STRIDE, math.ceil((height + 2 * MARGIN) / STRIDE) * STRIDE)
