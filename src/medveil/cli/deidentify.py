@@ -181,7 +181,7 @@ def deidentify(
                                                     help="Text screen before OCR (default recall; off: OCR "
                                                          "whole frames)."),
     ocr: str | None = typer.Option(None, "--ocr", metavar="ENGINES", rich_help_panel=PIXELS,
-                                   help="ppocr (default), rapidocr, tesseract or auto; comma-separated."),
+                                   help="ppocr (default), ppocr-v5, ppocr-v6, rapidocr, tesseract or auto; comma-separated."),
     pixel_rules: Path | None = typer.Option(None, "--pixel-rules", exists=True, dir_okay=False, metavar="FILE",
                                             rich_help_panel=PIXELS, help="Your devices' text locations."),
     overlays: Overlays | None = typer.Option(None, "--overlays", rich_help_panel=PIXELS,

@@ -135,7 +135,7 @@ class PixelSettings:
     first.  ``screen``: the text-presence screen that decides which regions
     of a frame OCR reads (``recall``, the default, tuned so no text is
     missed; ``balanced``, fewer false candidates; ``off``, every frame read
-    whole, slowly).  ``engines``: OCR engines (``ppocr``, the default,
+    whole, slowly).  ``engines``: OCR engines (``ppocr``, the default; ``ppocr-v5``, ``ppocr-v6``,
     ``rapidocr``, ``tesseract``, ``auto`` for every installed one).  ``padding`` grows each
     box by that many pixels.  ``overlays``: ``text`` removes overlay planes
     OCR reads text in, ``all`` removes every overlay, ``keep`` none.

@@ -290,7 +290,8 @@ def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
         return None
     if policy.pixels.scan == "flagged" and not reason:
         return None
-    report = clean_pixels(ds, policy.pixels, known=KnownIdentifiers.from_dataset(ds, policy),
+    # The identifiers are collected only if text is found: most frames hold none.
+    report = clean_pixels(ds, policy.pixels, known=lambda: KnownIdentifiers.from_dataset(ds, policy),
                           burned_in_reason=reason)
     if report.pixels_changed and PIXEL_DATA in pixels_before:
         pixels_before[PIXEL_DATA] = memoryview(_encoded_pixel_value(ds))
