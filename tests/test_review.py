@@ -23,7 +23,7 @@ from medveil.engine import deidentify_dataset
 from medveil.policy import get_profile
 from medveil.pseudonym import load_key
 from medveil.review import decisions
-from medveil.review.capture import HeaderSnapshot
+from medveil.review.capture import HeaderSnapshot, as_png, pack, png, render_views, unpack
 from medveil.review.database import ReviewDatabase, location
 from medveil.review.overview import DECISION, load
 from medveil.review.static import write_report
@@ -129,6 +129,56 @@ def test_masked_image_has_before_and_after_pictures_that_differ_in_the_box(revie
     assert inside_after.std() < 5  # masked: one value
     below = slice(min(after.shape[0] - 1, y2 + 8), after.shape[0])
     assert np.abs(before[below].astype(int) - after[below].astype(int)).mean() < 2  # same display outside
+
+
+def test_pictures_are_kept_packed_and_become_the_same_png_on_demand():
+    rng = np.random.default_rng(4)
+    before = rng.integers(0, 256, (40, 60), dtype=np.uint8)
+    after = before.copy()
+    after[10:20, 5:30] = 0  # a masked box
+    kept_before, kept_after = pack(before, (240, 160)), pack(after, (240, 160), base=before)
+    assert len(kept_after) < len(kept_before) / 4  # the difference is zero outside the box
+    shown = np.asarray(Image.open(io.BytesIO(as_png(kept_after, kept_before))))
+    assert shown.shape == (160, 240)  # enlarged when the PNG is made, pixels repeated
+    assert np.array_equal(shown[::4, ::4], after)
+    assert np.array_equal(unpack(kept_before)[0], before) and unpack(kept_before)[1] == (240, 160)
+    colour = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(as_png(pack(colour, (8, 8)))))), colour)
+    legacy = png(before)  # workspaces of earlier versions hold PNGs: they pass through
+    assert as_png(legacy) == legacy
+    with pytest.raises(ValueError):
+        unpack(kept_after)  # a difference without its before picture
+
+
+def test_after_picture_maps_only_the_masked_pixels_and_matches_the_whole_frame_mapping():
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    def image(pixels):
+        ds = Dataset()
+        ds.Rows, ds.Columns = pixels.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated = ds.BitsStored = 16
+        ds.HighBit, ds.PixelRepresentation = 15, 0
+        ds.PixelData = pixels.tobytes()
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPInstanceUID = generate_uid()
+        return ds
+
+    rng = np.random.default_rng(5)
+    old = rng.integers(100, 3000, (64, 64)).astype(np.uint16)
+    new = old.copy()
+    new[5:15, 5:40] = old.min()  # filled with the darkest value the image uses
+    region = type("Region", (), {"frame": 0, "x1": 5, "y1": 5, "x2": 40, "y2": 15})
+    (view,) = render_views(image(old), image(new), [region])
+    before = np.asarray(Image.open(io.BytesIO(view.whole.before_png)))
+    after = np.asarray(Image.open(io.BytesIO(view.whole.after_png)))
+    scale = view.whole.width // 64
+    inside = (slice(5 * scale, 15 * scale), slice(5 * scale, 40 * scale))
+    assert after[inside].max() == after[inside].min() == before.min()  # the fill shown as the darkest grey
+    outside = np.ones(after.shape, dtype=bool)
+    outside[inside] = False
+    assert np.array_equal(after[outside], before[outside])
 
 
 def test_overview_lists_statuses_reasons_and_boxes(review_run):

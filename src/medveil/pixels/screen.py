@@ -45,6 +45,10 @@ class Candidate:
 
     ``glyph`` is the typical glyph height found there, which tells the
     recogniser how far to enlarge the crop; 0 when unknown (the whole frame).
+    ``lines`` are the lines of glyphs the region was made from, (x1, y1, x2,
+    y2) each, tight round their glyphs (the region itself is padded): where
+    a recogniser reads a word on one of them, the line says how far the
+    text runs (see :func:`medveil.pixels.detect.fit_to_lines`).
     """
 
     x1: int
@@ -52,6 +56,7 @@ class Candidate:
     x2: int
     y2: int
     glyph: int = 0
+    lines: tuple[tuple[int, int, int, int], ...] = ()
 
     @property
     def area(self) -> int:
@@ -363,7 +368,8 @@ def _lines_in(cv2, binary: np.ndarray, ox: int, oy: int, full: tuple[int, int], 
         pad_x, pad_y = max(4, tall), max(3, tall // 2)
         candidates.append(Candidate(max(0, ox + lx - pad_x), max(0, oy + ly - pad_y),
                                     min(full_columns, ox + lx + lw + pad_x),
-                                    min(full_rows, oy + ly + lh + pad_y), tall))
+                                    min(full_rows, oy + ly + lh + pad_y), tall,
+                                    ((ox + lx, oy + ly, ox + lx + lw, oy + ly + lh),)))
     return candidates
 
 
@@ -386,7 +392,7 @@ def merge_candidates(candidates: list[Candidate]) -> list[Candidate]:
                         and candidate.y1 < other.y2 and other.y1 < candidate.y2):
                     result[index] = Candidate(min(candidate.x1, other.x1), min(candidate.y1, other.y1),
                                               max(candidate.x2, other.x2), max(candidate.y2, other.y2),
-                                              max(candidate.glyph, other.glyph))
+                                              max(candidate.glyph, other.glyph), other.lines + candidate.lines)
                     merged = True
                     break
             else:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medveil.errors import MedveilError
-from medveil.review.capture import ReviewMaterial
+from medveil.review.capture import ReviewMaterial, as_png
 from medveil.store.audit import utc_now
 
 FOLDER = "review"
@@ -178,8 +178,8 @@ class ReviewDatabase:
                         "INSERT INTO pictures (input_ref, number, frame, kind, frame_rows, frame_columns, region,"
                         " boxes, width, height, before_png, after_png) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (input_ref, number, view.frame, kind, view.rows, view.columns, json.dumps(picture.region),
-                         json.dumps(view.boxes), picture.width, picture.height, picture.before_png,
-                         picture.after_png))
+                         json.dumps(view.boxes), picture.width, picture.height, picture.before,
+                         picture.after))
                     number += 1
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -210,11 +210,20 @@ class ReviewDatabase:
                             height=r["height"]) for r in rows]
 
     def picture_png(self, input_ref: str, number: int, side: str) -> bytes | None:
-        """The PNG of one picture, ``side`` "before" (original pixels) or "after"."""
-        column = {"before": "before_png", "after": "after_png"}[side]
-        row = self._db.execute(f"SELECT {column} FROM pictures WHERE input_ref = ? AND number = ?",
+        """The PNG of one picture, ``side`` "before" (original pixels) or "after".
+
+        The columns hold packed pixels (:func:`medveil.review.capture.pack`;
+        an after picture as its difference from the before one), or PNGs in
+        workspaces of earlier versions: either way a PNG comes out.
+        """
+        if side not in ("before", "after"):
+            raise KeyError(side)
+        row = self._db.execute("SELECT before_png, after_png FROM pictures WHERE input_ref = ? AND number = ?",
                                (input_ref, number)).fetchone()
-        return None if row is None else bytes(row[0])
+        if row is None:
+            return None
+        before = bytes(row[0])
+        return as_png(before) if side == "before" else as_png(bytes(row[1]), before)
 
     def refs_with_pictures(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT DISTINCT input_ref FROM pictures")}
