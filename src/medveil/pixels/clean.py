@@ -48,7 +48,7 @@ from medveil.pixels.mask import (
     remove_icon,
     remove_overlay,
 )
-from medveil.pixels.rules import LocationRule, load_rules, matching_boxes, shipped_rules
+from medveil.pixels.rules import LocationRule, RuleMatcher, load_rules, shipped_rules
 from medveil.pixels.select import ALL_TEXT, PHI_ONLY, select, ultrasound_regions
 from medveil.policy.profile import PixelSettings
 from medveil.text import KnownIdentifiers
@@ -147,11 +147,16 @@ def clean_pixels(
     return report
 
 
-def _rules(settings: PixelSettings) -> tuple[LocationRule, ...]:
-    rules = shipped_rules() if settings.shipped_rules else ()
-    if settings.rules_file:
-        rules = rules + _site_rules(settings.rules_file)
-    return rules
+def _rules(settings: PixelSettings) -> RuleMatcher:
+    return _matcher(settings.shipped_rules, settings.rules_file)
+
+
+@cache
+def _matcher(shipped: bool, rules_file: str | None) -> RuleMatcher:
+    rules: tuple[LocationRule, ...] = shipped_rules() if shipped else ()
+    if rules_file:
+        rules = rules + _site_rules(rules_file)
+    return RuleMatcher(rules)
 
 
 @cache
@@ -162,7 +167,7 @@ def _site_rules(path: str) -> tuple[LocationRule, ...]:
 def _mask_text(ds: Dataset, settings: PixelSettings, policy: str,
                known: KnownIdentifiers | Callable[[], KnownIdentifiers] | None, report: PixelReport) -> None:
     boxes: list[MaskBox] = []
-    for label, (x1, y1, x2, y2) in matching_boxes(ds, _rules(settings)):
+    for label, (x1, y1, x2, y2) in _rules(settings).boxes(ds):
         boxes.append(MaskBox(x1, y1, x2, y2, None))
         report.masked.append(MaskedRegion(None, x1, y1, x2, y2, "rule", label))
     scan = scan_frames(ds, engines=list(settings.engines), min_confidence=settings.min_confidence,

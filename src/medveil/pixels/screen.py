@@ -85,6 +85,35 @@ PRESETS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Level:
+    """The plane an extreme layer was taken from, its range, and which extreme (``bright``: the
+    maximum) the layer holds."""
+
+    image: np.ndarray
+    low: float
+    high: float
+    bright: bool
+
+    def share_near(self, pixels: np.ndarray) -> float:
+        """The share of *pixels* (values of the plane) within :data:`FLAT_BAND` of the extreme."""
+        if not pixels.size:
+            return 0.0
+        band = FLAT_BAND * (self.high - self.low)
+        near = pixels >= self.high - band if self.bright else pixels <= self.low + band
+        return float(np.count_nonzero(near)) / pixels.size
+
+
+#: Burned-in text is drawn in one value, at an extreme: most of the pixels of a line found in an
+#: extreme layer lie within FLAT_BAND of the extreme (of the range) -- measured 0.73 or more on the
+#: annotated images, 0.52 or more after JPEG compression at quality 50 -- while bone, contrast or
+#: metal that merely reaches the top tenth of the range has its values spread over it (0.26 or
+#: less on the CT benchmark series). A line with fewer than FLAT_SHARE is not text; its region
+#: would only cost a reading.
+FLAT_BAND = 0.05
+FLAT_SHARE = 0.35
+
+
 def whole_frame(frame: np.ndarray) -> list[Candidate]:
     """The whole frame as the one candidate (screen ``off``, or no OpenCV)."""
     return [Candidate(0, 0, int(frame.shape[1]), int(frame.shape[0]), 0)]
@@ -111,8 +140,11 @@ def screen_frame(frame: np.ndarray, setting: str = "recall") -> list[Candidate]:
         image = _workable(frame)
         planes = ((image, True), (image, False))
     found: list[Candidate] = []
-    for binary, strict in stroke_maps(cv2, planes, kernel, settings):
-        found.extend(_lines(cv2, binary, settings, scale, strict))
+    for binary, level in stroke_maps(cv2, planes, kernel, settings):
+        if isinstance(binary, Background):
+            found.extend(BACKGROUNDS.lines(cv2, binary, kernel, settings, scale, level))
+        else:
+            found.extend(_lines(cv2, binary, settings, scale, level))
     return merge_candidates(found)
 
 
@@ -126,8 +158,10 @@ def _opencv():
 
 
 def stroke_maps(cv2, planes, kernel, settings: ScreenSettings):
-    """Binary maps of pixels that may belong to a glyph stroke, one per cue, with whether the
-    cue needs the stricter line test (see :func:`_lines`).
+    """Binary maps of pixels that may belong to a glyph stroke, one per cue, each with the
+    :class:`Level` it was taken at (extreme layers) or None (local-contrast layers, which need
+    the stricter line test, see :func:`_lines`). An extreme layer that is mostly background
+    comes as a :class:`Background`, to be reduced to its strokes.
 
     * the extreme layers: pixels at (or within a hair of) the frame's own
       maximum or minimum. Modalities draw text in one value, nearly always
@@ -150,34 +184,43 @@ def stroke_maps(cv2, planes, kernel, settings: ScreenSettings):
         if high <= low:
             continue
         if settings.cues != "contrast":
-            yield _extreme_layer(cv2, image, low, high, bright, settings, kernel), False
+            yield _extreme_layer(cv2, image, low, high, bright, settings, kernel), Level(image, low, high, bright)
         if settings.cues == "extreme":
             continue
         if contrast is None:
             threshold = _threshold(image, settings.contrast)
-            smooth = _smooth(cv2, image) if threshold is not None else None
-            contrast = (threshold, smooth, _noise(image, smooth) if smooth is not None else 0.0)
+            smooth, times = _smooth(cv2, image, low, high) if threshold is not None else (None, 1)
+            contrast = (threshold, smooth, _noise(image, smooth, times, low) if smooth is not None else 0.0, times)
             measured[key] = (low, high, contrast)
-        threshold, smooth, noise = contrast
+        threshold, smooth, noise, times = contrast
         if threshold is None:
             continue
         strokes = cv2.morphologyEx(smooth, cv2.MORPH_TOPHAT if bright else cv2.MORPH_BLACKHAT, kernel)
-        yield _above(cv2, strokes, max(threshold, 4.0 * noise)), True
+        yield _above(cv2, strokes, max(threshold, 4.0 * noise) * times), None
 
 
-def _smooth(cv2, image: np.ndarray) -> np.ndarray:
-    """The 3x3 mean of a plane, in float32: many 16-bit frames hold an 8-bit range, where
-    faint text is a level or two above its background and rounding would lose it."""
-    return cv2.blur(image.astype(np.float32), (3, 3))
+def _smooth(cv2, image: np.ndarray, low: float, high: float) -> tuple[np.ndarray, int]:
+    """The 3x3 mean of a plane, *times* over: ``(smoothed, times)``.
+
+    Exact, never rounded: many 16-bit frames hold an 8-bit range, where
+    faint text is a level or two above its background. An integer plane
+    whose range allows it is summed over 3x3 into 16 bits above its minimum
+    (nine times the mean, exactly; the morphology that follows runs twice as
+    fast on 16 bits as on 32); any other plane is averaged in float32.
+    """
+    if image.dtype.kind in "iu" and (high - low) * 9 <= np.iinfo(np.uint16).max:
+        base = image if low == 0 and image.dtype == np.uint16 else cv2.subtract(image, (low,), dtype=cv2.CV_16U)
+        return cv2.boxFilter(base, cv2.CV_16U, (3, 3), normalize=False), 9
+    return cv2.blur(image.astype(np.float32), (3, 3)), 1
 
 
 def _above(cv2, strokes: np.ndarray, threshold: float) -> np.ndarray:
-    """A 0/1 map of the pixels of *strokes* above *threshold*."""
-    return (strokes > threshold).view(np.uint8)
+    """A map of the pixels of *strokes* above *threshold* (255 where above, 0 elsewhere)."""
+    return cv2.compare(strokes, float(threshold), cv2.CMP_GT)
 
 
 def _extreme_layer(cv2, image: np.ndarray, low: float, high: float, bright: bool,
-                   settings: ScreenSettings, kernel: np.ndarray) -> np.ndarray:
+                   settings: ScreenSettings, kernel: np.ndarray) -> np.ndarray | Background:
     """Pixels within a hair of the maximum (or minimum): the widest hair that keeps the layer sparse.
 
     Anti-aliased text has its core at the extreme and its edges a little
@@ -185,24 +228,81 @@ def _extreme_layer(cv2, image: np.ndarray, low: float, high: float, bright: bool
     background (air at the minimum of an MR slice) a wide layer is mostly
     noise, and text there has no contrast to find anyway. Text covers a few
     percent of a frame at most. Where even the extreme value alone covers
-    more (a CT's padding, a saturated page), the layer's solid areas are
-    taken away (a binary top-hat, the kernel of the contrast layers): what
-    is left are strokes thinner than the kernel, glyphs included, also where
-    they touch the background, and labelling a frame-sized background costs
-    more than everything else the screen does.
+    more (a CT's padding, a saturated page), the layer is a
+    :class:`Background`.
     """
+    sample = image[::4, ::4]  # a hair whose layer covers twice the sparse share of it is not tried
     layer = None
     for share in (settings.extreme, settings.extreme / 5, 0.0):
         hair = (high - low) * share
-        layer = ((image >= high - hair) if bright else (image <= low + hair)).view(np.uint8)
+        if share and np.count_nonzero((sample >= high - hair) if bright else (sample <= low + hair)) \
+                > 2 * settings.sparse * sample.size:
+            continue
+        layer = cv2.compare(image, high - hair, cv2.CMP_GE) if bright else cv2.compare(image, low + hair, cv2.CMP_LE)
         if cv2.countNonZero(layer) <= settings.sparse * layer.size:
             return layer
-    return cv2.morphologyEx(layer, cv2.MORPH_TOPHAT, kernel)
+    return Background(layer)
 
 
-def _noise(image: np.ndarray, smooth: np.ndarray) -> float:
+@dataclass(frozen=True, slots=True)
+class Background:
+    """An extreme layer at the extreme value alone that is still mostly background (a CT's padding,
+    a saturated page)."""
+
+    layer: np.ndarray
+
+
+class BackgroundLines:
+    """The lines of background layers, the last one kept for each frame size and polarity.
+
+    A background layer's solid areas are taken away (a binary top-hat, the
+    kernel of the contrast layers): what is left are strokes thinner than
+    the kernel, glyphs included, also where they touch the background
+    (labelling a frame-sized background would cost more than everything
+    else the screen does). The lines found are a function of the layer
+    alone (every pixel of it holds the extreme value, so the line tests see
+    nothing else), and the slices of a series share one: the padding outside
+    a CT's field of view is the same on every slice. A layer identical to the
+    last one of its size and polarity reuses its lines (a comparison costs a
+    tenth of the top-hat). Kept per process, a few layers at most, no PHI
+    (a map of where the padding is).
+    """
+
+    def __init__(self, capacity: int = 4) -> None:
+        self.capacity = capacity
+        self._last: dict[tuple, tuple[np.ndarray, list[Candidate]]] = {}
+
+    def lines(self, cv2, background: Background, kernel: np.ndarray, settings: ScreenSettings, scale: int,
+              level: Level) -> list[Candidate]:
+        layer = background.layer
+        key = (layer.shape, level.bright, scale, settings)
+        last = self._last.get(key)
+        if last is not None and np.array_equal(last[0], layer):
+            return list(last[1])
+        found = _lines(cv2, cv2.morphologyEx(layer, cv2.MORPH_TOPHAT, kernel), settings, scale, level)
+        self._last.pop(key, None)
+        while len(self._last) >= self.capacity:
+            self._last.pop(next(iter(self._last)))
+        self._last[key] = (layer.copy(), found)
+        return list(found)
+
+    def clear(self) -> None:
+        self._last.clear()
+
+
+#: This process's background layers.
+BACKGROUNDS = BackgroundLines()
+
+
+def _noise(image: np.ndarray, smooth: np.ndarray, times: int, low: float) -> float:
     """Pixel noise: the median absolute difference from the 3x3 mean, on a sparse sample."""
-    return float(np.median(np.abs(image[::4, ::4].astype(np.float32) - smooth[::4, ::4].astype(np.float32))))
+    sample = image[::4, ::4].astype(np.float32)
+    mean = smooth[::4, ::4].astype(np.float32) / times
+    if times != 1:
+        mean += low  # the sums are taken above the plane's minimum
+    deviations = np.abs(sample - mean).ravel()
+    middle = deviations.size // 2
+    return float(np.partition(deviations, middle)[middle]) if deviations.size else 0.0  # the (upper) median
 
 
 def _workable(plane: np.ndarray) -> np.ndarray:
@@ -238,101 +338,188 @@ def _threshold(image: np.ndarray, share: float) -> float | None:
     return max(share * (high - low), 0.5 if image.dtype.kind in "iu" else 0.0)
 
 
-#: Side of the cells of the occupancy grid that splits a stroke map into regions worth labelling.
+#: Side of the cells of the occupancy grid that splits a glyph map into regions worth joining.
 CELL = 16
-#: A region with fewer set pixels cannot hold a line (two glyphs of four pixels, or one word).
-MIN_LINE_PIXELS = 6
 
 
-def _lines(cv2, binary: np.ndarray, settings: ScreenSettings, scale: int, strict: bool) -> list[Candidate]:
+@dataclass(frozen=True, slots=True)
+class _Glyphs:
+    """The glyph-shaped components of a stroke map: boxes, fill, and the labels they carry."""
+
+    labels: np.ndarray  # component labels (0: background) of the map's window at *origin*
+    origin: tuple[int, int]  # (x, y) of the labelled window in the map
+    count: int  # labels, background included
+    index: np.ndarray  # each glyph's label
+    x: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    h: np.ndarray
+    fill: np.ndarray
+
+
+def _lines(cv2, binary: np.ndarray, settings: ScreenSettings, scale: int,
+           level: Level | None = None) -> list[Candidate]:
     """Line regions from a stroke map: glyph-shaped components joined side by side.
 
-    Labelling costs per pixel labelled, and most maps are nearly empty or
-    hold a few clusters (a text block, some bone): only the regions of an
-    occupancy grid that hold enough set pixels to make a line are labelled.
-    A line needs two glyphs of one height (three on one baseline where
-    *strict*), or one word-shaped component (letters that touch).
+    A line needs two glyphs of one height, or one word-shaped component
+    (letters that touch). In a local-contrast map (no *level*) it needs three
+    glyphs on one baseline, since anatomy has thin bright and dark structures
+    too; in an extreme layer, most of its pixels at the extreme itself (see
+    :data:`FLAT_SHARE`). Most maps
+    of a frame without text hold no glyph at all, or too few for a line:
+    they cost one labelling of the map (without per-pixel statistics, which
+    cost four times as much; the boxes come from the set pixels alone) and
+    nothing more. Only where glyphs are is anything joined.
     """
     if not cv2.countNonZero(binary):
         return []
-    full_rows, full_columns = binary.shape
+    strict = level is None
+    rows, columns = binary.shape
     max_glyph = (settings.max_glyph // 2 if strict else settings.max_glyph) * scale
     # Burned-in text is small beside its frame: a 512-pixel slice's labels are 8-16 pixels tall.
-    max_glyph = min(max_glyph, max(20, min(full_rows, full_columns) // 24))
+    max_glyph = min(max_glyph, max(20, min(rows, columns) // 24))
+    glyphs = _glyphs(cv2, binary, settings.min_glyph, max_glyph)
+    if glyphs is None or not (glyphs.index.size >= (3 if strict else 2) or _word_shaped(glyphs, strict).any()):
+        return []
+    # Join only where glyphs are: the window round them, wide enough for the widest join.
+    reach = math.ceil(1.5 * max_glyph)
+    wx1, wx2 = max(0, int(glyphs.x.min()) - reach), min(columns, int((glyphs.x + glyphs.w).max()) + reach)
+    wy1, wy2 = int(glyphs.y.min()), int((glyphs.y + glyphs.h).max())
+    keep = np.zeros(glyphs.count, dtype=np.uint8)
+    keep[glyphs.index] = 255
+    mask = np.zeros((wy2 - wy1, wx2 - wx1), dtype=np.uint8)
+    lx0, ly0 = glyphs.origin
+    lx1, ly1 = max(wx1, lx0), max(wy1, ly0)  # the part of the window that was labelled
+    lx2 = min(wx2, lx0 + glyphs.labels.shape[1])
+    ly2 = min(wy2, ly0 + glyphs.labels.shape[0])
+    labels = glyphs.labels[ly1 - ly0:ly2 - ly0, lx1 - lx0:lx2 - lx0]
+    mask[ly1 - wy1:ly2 - wy1, lx1 - wx1:lx2 - wx1] = keep[labels]
+    centre_x, centre_y = glyphs.x + glyphs.w // 2 - wx1, glyphs.y + glyphs.h // 2 - wy1
     candidates: list[Candidate] = []
-    for ox, oy, ow, oh, whole in _regions(cv2, binary, reach=math.ceil(1.5 * max_glyph / CELL) + 1):
-        candidates.extend(_lines_in(cv2, binary[oy:oy + oh, ox:ox + ow], ox, oy, (full_rows, full_columns),
-                                    settings, strict, max_glyph, whole))
+    for ox, oy, ow, oh in _regions(cv2, mask, reach=math.ceil(reach / CELL) + 1):
+        inside = np.flatnonzero((centre_x >= ox) & (centre_x < ox + ow) & (centre_y >= oy) & (centre_y < oy + oh))
+        if inside.size:
+            candidates.extend(_lines_in(cv2, mask[oy:oy + oh, ox:ox + ow], wx1 + ox, wy1 + oy, (rows, columns),
+                                        glyphs, inside, level))
     return candidates
 
 
-def _regions(cv2, binary: np.ndarray, reach: int) -> list[tuple[int, int, int, int, bool]]:
-    """(x, y, w, h, whole) regions of a 0/1 map that may hold a line, each with a cell of margin;
-    *whole* when the region is the bounding rectangle of every set pixel (nothing is cut).
+def _glyphs(cv2, binary: np.ndarray, min_glyph: int, max_glyph: int) -> _Glyphs | None:
+    """The components of *binary* shaped like glyphs (None when there is none).
+
+    Glyphs are strokes a few pixels tall, neither specks nor long edges; a
+    wide, tall component that fills its box is a blob of anatomy (bone,
+    contrast, a marker), not a letter ("I" and "l" are narrow, so they pass).
+    """
+    x0, y0, width, height = cv2.boundingRect(binary)
+    if height < min_glyph:
+        return None  # no component can be tall enough
+    if width * height > WINDOW_PIXELS:
+        # A component spans consecutive rows that all hold set pixels: only runs of at least
+        # min_glyph such rows can hold a glyph (scattered specks rarely make one).
+        points = cv2.findNonZero(binary).reshape(-1, 2)
+        occupied = np.zeros(binary.shape[0] + 2, dtype=np.int8)
+        occupied[points[:, 1] + 1] = 1
+        edges = np.diff(occupied)
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        long = (ends - starts) >= min_glyph
+        if not long.any():
+            return None
+        in_run = np.zeros(binary.shape[0] + 1, dtype=np.int8)
+        np.add.at(in_run, starts[long], 1)
+        np.add.at(in_run, ends[long], -1)
+        kept = points[np.cumsum(in_run)[points[:, 1]] > 0]
+        x0, y0 = int(kept[:, 0].min()), int(kept[:, 1].min())
+        width, height = int(kept[:, 0].max()) - x0 + 1, int(kept[:, 1].max()) - y0 + 1
+    if width * height <= WINDOW_PIXELS:
+        # Set pixels close together (a text block, a piece of bone): label their window with statistics.
+        count, window, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+            binary[y0:y0 + height, x0:x0 + width], 8, cv2.CV_32S, cv2.CCL_GRANA)
+        if count <= 1:
+            return None
+        labels, origin = window, (x0, y0)
+        x1, y1, w, h, area = (stats[1:, i] for i in range(5))
+        x1, y1 = x1 + x0, y1 + y0
+    else:
+        # Spread over the frame: statistics per pixel labelled cost four times the labelling, so the
+        # boxes come from the set pixels alone.
+        count, labels = cv2.connectedComponentsWithAlgorithm(binary, 8, cv2.CV_32S, cv2.CCL_GRANA)
+        origin = (0, 0)
+        if count <= 1:
+            return None
+        points = cv2.findNonZero(binary).reshape(-1, 2)
+        xs, ys = points[:, 0], points[:, 1]
+        owner = labels[ys, xs]
+        first_x = np.full(count, np.iinfo(np.int32).max, dtype=np.int32)
+        first_y = first_x.copy()
+        last_x = np.zeros(count, dtype=np.int32)
+        last_y = last_x.copy()
+        np.minimum.at(first_x, owner, xs)
+        np.minimum.at(first_y, owner, ys)
+        np.maximum.at(last_x, owner, xs)
+        np.maximum.at(last_y, owner, ys)
+        x1, y1 = first_x[1:], first_y[1:]
+        w, h = (last_x - first_x + 1)[1:], (last_y - first_y + 1)[1:]
+        area = np.bincount(owner, minlength=count)[1:]
+    fill = area / np.maximum(w * h, 1)
+    solid = (fill > 0.75) & (w >= 0.4 * h) & (h >= 8)
+    glyph = (h >= min_glyph) & (h <= max_glyph) & (area >= 4) & (fill >= 0.08) & (w <= 40 * h) & ~solid
+    index = np.flatnonzero(glyph)
+    if not index.size:
+        return None
+    return _Glyphs(labels, origin, count, index + 1, x1[index], y1[index], w[index], h[index], fill[index])
+
+
+#: Stroke maps whose set pixels lie within a window this small are labelled with statistics.
+WINDOW_PIXELS = 128 * 128
+
+
+def _word_shaped(glyphs: _Glyphs, strict: bool) -> np.ndarray:
+    """Which glyphs could be a word on their own (letters that touch): wide, of a text height,
+    neither hollow nor solid. The line they make must pass :func:`_lines_in` as well."""
+    w, h, fill = glyphs.w, glyphs.h, glyphs.fill
+    return ((w >= (2 if strict else 1.5) * h) & (h >= 5) & (h <= (30 if strict else 40))
+            & (fill >= (0.2 if strict else 0.15)) & (fill <= (0.7 if strict else 0.75)))
+
+
+def _regions(cv2, mask: np.ndarray, reach: int) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) regions of a glyph map that may each hold lines, with a cell of margin.
 
     The map is counted in CELL x CELL cells; occupied cells within *reach*
     cells side by side (the farthest two glyphs of a line can be apart) or
-    one cell up or down are one region, so every component and every line
-    lies wholly inside the region of its own cells. Regions with fewer than
-    :data:`MIN_LINE_PIXELS` set pixels are left out.
+    one cell up or down are one region, so every glyph and every line lies
+    wholly inside the region of its own cells.
     """
-    rows, columns = binary.shape
-    x0, y0, width, height = cv2.boundingRect(binary)
-    if width * height <= 16 * CELL * CELL:
-        return [(x0, y0, width, height, True)]  # small enough to label at once
-    grid_w, grid_h = math.ceil(width / CELL), math.ceil(height / CELL)
-    window = binary[y0:y0 + height, x0:x0 + width]
-    if grid_w * CELL != width or grid_h * CELL != height:
-        window = cv2.copyMakeBorder(window, 0, grid_h * CELL - height, 0, grid_w * CELL - width,
+    rows, columns = mask.shape
+    if rows * columns <= 16 * CELL * CELL:
+        return [(0, 0, columns, rows)]  # small enough to join at once
+    grid_w, grid_h = math.ceil(columns / CELL), math.ceil(rows / CELL)
+    window = mask
+    if grid_w * CELL != columns or grid_h * CELL != rows:
+        window = cv2.copyMakeBorder(mask, 0, grid_h * CELL - rows, 0, grid_w * CELL - columns,
                                     cv2.BORDER_CONSTANT, value=0)
-    counts = cv2.resize(window.astype(np.float32), (grid_w, grid_h), interpolation=cv2.INTER_AREA) * (CELL * CELL)
-    occupied = (counts > 0.5).view(np.uint8)
+    counts = cv2.resize(window, (grid_w, grid_h), interpolation=cv2.INTER_AREA)
+    occupied = (counts > 0).view(np.uint8)
     joined = cv2.dilate(occupied, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * reach + 1, 3)))
-    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(joined, 8, cv2.CV_32S, cv2.CCL_GRANA)
-    if count <= 1:
-        return []
-    totals = np.bincount(labels.ravel(), weights=(counts * occupied).ravel(), minlength=count)
+    count, _labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(joined, 8, cv2.CV_32S, cv2.CCL_GRANA)
     regions = []
     for index in range(1, count):
-        if totals[index] < MIN_LINE_PIXELS - 0.5:
-            continue
         gx, gy, gw, gh = (int(v) for v in stats[index, :4])
-        x1, y1 = max(0, x0 + (gx - 1) * CELL), max(0, y0 + (gy - 1) * CELL)
-        x2, y2 = min(columns, x0 + (gx + gw + 1) * CELL), min(rows, y0 + (gy + gh + 1) * CELL)
-        regions.append((x1, y1, x2 - x1, y2 - y1, False))
+        x1, y1 = max(0, (gx - 1) * CELL), max(0, (gy - 1) * CELL)
+        x2, y2 = min(columns, (gx + gw + 1) * CELL), min(rows, (gy + gh + 1) * CELL)
+        regions.append((x1, y1, x2 - x1, y2 - y1))
     return regions
 
 
-def _lines_in(cv2, binary: np.ndarray, ox: int, oy: int, full: tuple[int, int], settings: ScreenSettings,
-              strict: bool, max_glyph: int, whole: bool) -> list[Candidate]:
-    """Lines of one region of a stroke map at (ox, oy) in a frame of *full* (rows, columns).
-
-    A component cut by the region's edge (inside the frame) belongs to a
-    neighbouring region, where it is whole: it is left to that region.
-    """
-    oh, ow = binary.shape
+def _lines_in(cv2, mask: np.ndarray, ox: int, oy: int, full: tuple[int, int], glyphs: _Glyphs,
+              members_of: np.ndarray, level: Level | None) -> list[Candidate]:
+    """Lines of one region of a glyph map at (ox, oy) in a frame of *full* (rows, columns);
+    *members_of* are the glyphs (indices into *glyphs*) whose centre lies in the region."""
+    strict = level is None
+    oh, ow = mask.shape
     full_rows, full_columns = full
-    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(binary, 8, cv2.CV_32S,
-                                                                           cv2.CCL_GRANA)
-    if count <= 1:
-        return []
-    x, y, w, h, area = (stats[1:, i] for i in range(5))
-    min_glyph = settings.min_glyph
-    fill = area / np.maximum(w * h, 1)
-    # Glyphs are strokes: a wide, tall component that fills its box is a blob of anatomy
-    # (bone, contrast, a marker), not a letter ("I" and "l" are narrow, so they pass).
-    solid = (fill > 0.75) & (w >= 0.4 * h) & (h >= 8)
-    glyph = (h >= min_glyph) & (h <= max_glyph) & (area >= 4) & (fill >= 0.08) & (w <= 40 * h) & ~solid
-    cut = (((x == 0) & (ox > 0)) | ((y == 0) & (oy > 0)) | ((x + w == ow) & (ox + ow < full_columns))
-           | ((y + h == oh) & (oy + oh < full_rows)))
-    if not whole:
-        glyph &= ~cut
-    if not glyph.any():
-        return []
-    keep = np.zeros(count, dtype=np.uint8)
-    keep[1:][glyph] = 255
-    mask = keep[labels]
-    x, y, w, h, fill = x[glyph], y[glyph], w[glyph], h[glyph], fill[glyph]
+    x, y = glyphs.x[members_of] - ox, glyphs.y[members_of] - oy
+    w, h, fill = glyphs.w[members_of], glyphs.h[members_of], glyphs.fill[members_of]
     # Glyphs of one line sit within about a glyph width of each other; join them.
     gap = max(4, int(1.5 * np.median(h)))
     joined = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (gap, 1)))
@@ -365,11 +552,15 @@ def _lines_in(cv2, binary: np.ndarray, ox: int, oy: int, full: tuple[int, int], 
                 similar &= np.abs(bottoms - base) <= max(2, tall // 4)
             if np.count_nonzero(similar) < (3 if strict else 2):
                 continue  # glyphs of one line share a height (and, strictly, a baseline)
+        if level is not None:
+            inked = mask[ly:ly + lh, lx:lx + lw] > 0
+            values = level.image[oy + ly:oy + ly + lh, ox + lx:ox + lx + lw][inked]
+            if level.share_near(values) < FLAT_SHARE:
+                continue  # spread over the top of the range: anatomy, not text drawn in one value
         pad_x, pad_y = max(4, tall), max(3, tall // 2)
         candidates.append(Candidate(max(0, ox + lx - pad_x), max(0, oy + ly - pad_y),
                                     min(full_columns, ox + lx + lw + pad_x),
-                                    min(full_rows, oy + ly + lh + pad_y), tall,
-                                    ((ox + lx, oy + ly, ox + lx + lw, oy + ly + lh),)))
+                                    min(full_rows, oy + ly + lh + pad_y), tall))
     return candidates
 
 
