@@ -23,7 +23,7 @@ from medveil.engine import deidentify_dataset
 from medveil.policy import get_profile
 from medveil.pseudonym import load_key
 from medveil.review import decisions
-from medveil.review.capture import HeaderSnapshot, as_png, pack, png, render_views, unpack
+from medveil.review.capture import HeaderSnapshot, as_png, crop_regions, pack, png, render_views, unpack
 from medveil.review.database import ReviewDatabase, location
 from medveil.review.overview import DECISION, load
 from medveil.review.static import write_report
@@ -127,8 +127,13 @@ def test_masked_image_has_before_and_after_pictures_that_differ_in_the_box(revie
     inside_before, inside_after = before[y1:y2, x1:x2], after[y1:y2, x1:x2]
     assert inside_before.std() > 20  # the burned-in text
     assert inside_after.std() < 5  # masked: one value
-    below = slice(min(after.shape[0] - 1, y2 + 8), after.shape[0])
-    assert np.abs(before[below].astype(int) - after[below].astype(int)).mean() < 2  # same display outside
+    outside = np.ones(before.shape[:2], dtype=bool)
+    for box in frame.boxes:  # every masked line, with the padding masking adds
+        bx1, by1, bx2, by2 = (round(v * scale) for v in box)
+        pad = round(8 * scale)
+        outside[max(0, by1 - pad):by2 + pad, max(0, bx1 - pad):bx2 + pad] = False
+    assert outside.mean() > 0.25
+    assert np.abs(before[outside].astype(int) - after[outside].astype(int)).mean() < 2  # same display outside
 
 
 def test_pictures_are_kept_packed_and_become_the_same_png_on_demand():
@@ -148,6 +153,12 @@ def test_pictures_are_kept_packed_and_become_the_same_png_on_demand():
     assert as_png(legacy) == legacy
     with pytest.raises(ValueError):
         unpack(kept_after)  # a difference without its before picture
+
+
+def test_lines_of_one_block_are_one_enlarged_picture():
+    lines = [(10, 10, 120, 20), (10, 24, 90, 34), (10, 38, 100, 48)]  # masked line by line
+    elsewhere = (300, 400, 340, 410)
+    assert crop_regions(lines + [elsewhere], 512, 512) == [(2, 2, 128, 56), (292, 392, 348, 418)]
 
 
 def test_after_picture_maps_only_the_masked_pixels_and_matches_the_whole_frame_mapping():

@@ -37,6 +37,7 @@ from pydicom.uid import JPEGBaseline8Bit, JPEGExtended12Bit
 
 from medveil.errors import QuarantineError, safe_reason
 from medveil.pixels.detect import Scan, TextBox, detect_in_image, scan_frames
+from medveil.pixels.fit import line_masks
 from medveil.pixels.frames import iter_frames
 from medveil.pixels.layout import MaskingNotSupported, PixelLayout
 from medveil.pixels.mask import (
@@ -178,18 +179,11 @@ def _mask_text(ds: Dataset, settings: PixelSettings, policy: str,
     report.text_regions = len(found)
     protected = ultrasound_regions(ds) if str(ds.get("Modality", "")).upper() == "US" else []
     width = int(ds.Columns)
-    if found and callable(known):
-        known = known()
-    for decision in select(found, policy, known=known if isinstance(known, KnownIdentifiers) else None,
-                           protected=protected) if found else ():
-        box = decision.box
-        # Engines clip a line's first and last glyphs by a stroke or two, and a glyph
-        # half read is still half legible: widen by half a line height each side.
-        grow = (box.y2 - box.y1) // (2 * _lines_in(box))
-        x1, x2 = max(0, box.x1 - grow), min(width, box.x2 + grow)
-        boxes.append(MaskBox(x1, box.y1, x2, box.y2, box.frame))
-        report.masked.append(MaskedRegion(box.frame, x1, box.y1, x2, box.y2, "ocr",
-                                          decision.reason, box.engine, box.confidence))
+    decisions = select(found, policy, known=known, protected=protected) if found else []
+    for mask in line_masks(decisions, scan.frames, width):
+        boxes.append(MaskBox(mask.x1, mask.y1, mask.x2, mask.y2, mask.frame))
+        report.masked.append(MaskedRegion(mask.frame, mask.x1, mask.y1, mask.x2, mask.y2, "ocr", mask.reason,
+                                          mask.engine, mask.confidence))
     if not boxes:
         return  # nothing to mask: Pixel Data, transfer syntax and photometric stay as they came
     apply_masks(ds, settings, boxes, report, scan)
@@ -272,11 +266,6 @@ def fill_value(ds: Dataset, settings: PixelSettings, scan: Scan | None) -> str |
         used = max(values) if layout.photometric == "MONOCHROME1" else min(values)
     value = int(used)
     return value if layout.stored_min <= value <= layout.stored_max else "min"
-
-
-def _lines_in(box: TextBox) -> int:
-    """About how many text lines a (block) box spans, from its aspect: blocks are taller."""
-    return max(1, round((box.y2 - box.y1) / max(8, min(box.y2 - box.y1, 24))))
 
 
 def _pixel_copy(ds: Dataset) -> Dataset:

@@ -193,7 +193,7 @@ def scan_frames(
             kept += frame.nbytes
             scan.frames = scan.frames + [frame] if kept <= KEEP_FRAMES_BYTES else None
         if frame.ndim == 2 and frame.size:
-            low, high = float(frame.min()), float(frame.max())
+            low, high = _value_range(frame)
             scan.darkest = low if scan.darkest is None else min(scan.darkest, low)
             scan.brightest = high if scan.brightest is None else max(scan.brightest, high)
         # Identical frames (a cine loop's still) are read once; one frame needs no digest.
@@ -204,6 +204,19 @@ def scan_frames(
                                        screen=screen)
         scan.boxes.extend(replace(box, frame=index) for box in seen[digest])
     return scan
+
+
+def _value_range(frame: np.ndarray) -> tuple[float, float]:
+    """The lowest and highest value of a greyscale frame, in one pass where OpenCV can."""
+    if frame.dtype in (np.uint8, np.int8, np.uint16, np.int16, np.float32, np.float64):
+        try:
+            import cv2
+        except ImportError:
+            pass
+        else:
+            low, high = cv2.minMaxLoc(np.ascontiguousarray(frame))[:2]
+            return float(low), float(high)
+    return float(frame.min()), float(frame.max())
 
 
 def _frame_count(ds: Dataset) -> int:
@@ -240,7 +253,7 @@ def _read_frame(frame: np.ndarray, readers: Sequence[OcrEngine], settings: tuple
                                   for b in boxes) if box.area > 0]
         cache.put(key, placed)
         found.extend(placed)
-    return join_lines(merge_boxes(found))
+    return join_lines(found)
 
 
 def join_lines(boxes: list[TextBox]) -> list[TextBox]:
@@ -250,9 +263,11 @@ def join_lines(boxes: list[TextBox]) -> list[TextBox]:
     Recognisers split a line at spaces unevenly; a name split in two leaves
     the gap between its halves unmasked, and masking a gap hides nothing
     clinical. Boxes join when they overlap vertically by half the smaller
-    height.
+    height; boxes of two lines that merely touch (a detector's boxes reach a
+    pixel or two into the next line) stay apart, so each line can be masked
+    on its own.
     """
-    result = merge_boxes(boxes)
+    result = merge_boxes(boxes, same_line=True)
     joined = True
     while joined:
         joined = False
@@ -471,12 +486,14 @@ def _clip(box: TextBox, width: int, height: int) -> TextBox:
     return replace(box, x1=max(0, box.x1), y1=max(0, box.y1), x2=min(width, box.x2), y2=min(height, box.y2))
 
 
-def merge_boxes(boxes: Iterable[TextBox]) -> list[TextBox]:
+def merge_boxes(boxes: Iterable[TextBox], *, same_line: bool = False) -> list[TextBox]:
     """Overlapping boxes of one frame joined into their union, until none overlap.
 
     The same word is found in several views, polarities, tiles and engines;
     one box per place is what masking needs. Texts of merged boxes are joined
-    in reading order, engines by name.
+    in reading order, engines by name. With *same_line*, overlapping boxes
+    join only when they also share a line (overlap vertically by half the
+    smaller height).
     """
     groups: list[list[TextBox]] = [[box] for box in boxes]
     merged = True
@@ -486,7 +503,8 @@ def merge_boxes(boxes: Iterable[TextBox]) -> list[TextBox]:
         for group in groups:
             bounds = _bounds(group)
             for other in result:
-                if other[0].frame == group[0].frame and _overlaps(bounds, _bounds(other)):
+                if other[0].frame == group[0].frame and _overlaps(bounds, _bounds(other)) \
+                        and (not same_line or _share_line(bounds, _bounds(other))):
                     other.extend(group)
                     merged = True
                     break
@@ -503,6 +521,11 @@ def _bounds(group: list[TextBox]) -> tuple[int, int, int, int]:
 
 def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _share_line(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    height = min(a[3] - a[1], b[3] - b[1])
+    return height > 0 and min(a[3], b[3]) - max(a[1], b[1]) >= height / 2
 
 
 def _union(group: list[TextBox]) -> TextBox:

@@ -196,21 +196,29 @@ def stroke_maps(cv2, planes, kernel, settings: ScreenSettings):
         if threshold is None:
             continue
         strokes = cv2.morphologyEx(smooth, cv2.MORPH_TOPHAT if bright else cv2.MORPH_BLACKHAT, kernel)
-        yield _above(cv2, strokes, max(threshold, 4.0 * noise) * times), None
+        yield _above(cv2, strokes, max(threshold, 4.0 * noise) * abs(times)), None
 
 
 def _smooth(cv2, image: np.ndarray, low: float, high: float) -> tuple[np.ndarray, int]:
-    """The 3x3 mean of a plane, *times* over: ``(smoothed, times)``.
+    """The 3x3 mean of a plane, ``abs(times)`` over: ``(smoothed, times)``.
 
     Exact, never rounded: many 16-bit frames hold an 8-bit range, where
-    faint text is a level or two above its background. An integer plane
-    whose range allows it is summed over 3x3 into 16 bits above its minimum
-    (nine times the mean, exactly; the morphology that follows runs twice as
-    fast on 16 bits as on 32); any other plane is averaged in float32.
+    faint text is a level or two above its background. An integer plane is
+    summed over 3x3 (nine times the mean, exactly) in 16 bits: in its own
+    type where the sums fit (8-bit planes, a CT's -2000..3071), else above
+    its minimum (*times* is then negative); the morphology that follows runs
+    twice as fast on 16 bits as on 32. Any other plane is averaged in
+    float32 (*times* 1).
     """
+    if image.dtype == np.uint8:
+        return cv2.boxFilter(image, cv2.CV_16U, (3, 3), normalize=False), 9
+    if image.dtype in (np.int16, np.uint16):
+        limits = np.iinfo(image.dtype)
+        if limits.min <= 9 * low and 9 * high <= limits.max:  # the sums fit the plane's own type (a CT)
+            return cv2.boxFilter(image, -1, (3, 3), normalize=False), 9
     if image.dtype.kind in "iu" and (high - low) * 9 <= np.iinfo(np.uint16).max:
-        base = image if low == 0 and image.dtype == np.uint16 else cv2.subtract(image, (low,), dtype=cv2.CV_16U)
-        return cv2.boxFilter(base, cv2.CV_16U, (3, 3), normalize=False), 9
+        return cv2.boxFilter(cv2.subtract(image, (low,), dtype=cv2.CV_16U), cv2.CV_16U, (3, 3),
+                             normalize=False), -9  # the sums are taken above the plane's minimum
     return cv2.blur(image.astype(np.float32), (3, 3)), 1
 
 
@@ -297,8 +305,8 @@ BACKGROUNDS = BackgroundLines()
 def _noise(image: np.ndarray, smooth: np.ndarray, times: int, low: float) -> float:
     """Pixel noise: the median absolute difference from the 3x3 mean, on a sparse sample."""
     sample = image[::4, ::4].astype(np.float32)
-    mean = smooth[::4, ::4].astype(np.float32) / times
-    if times != 1:
+    mean = smooth[::4, ::4].astype(np.float32) / abs(times)
+    if times < 0:
         mean += low  # the sums are taken above the plane's minimum
     deviations = np.abs(sample - mean).ravel()
     middle = deviations.size // 2
@@ -349,6 +357,7 @@ class _Glyphs:
     labels: np.ndarray  # component labels (0: background) of the map's window at *origin*
     origin: tuple[int, int]  # (x, y) of the labelled window in the map
     count: int  # labels, background included
+    pixels: tuple[np.ndarray, np.ndarray, np.ndarray]  # (x, y, label) of each set pixel labelled
     index: np.ndarray  # each glyph's label
     x: np.ndarray
     y: np.ndarray
@@ -381,6 +390,8 @@ def _lines(cv2, binary: np.ndarray, settings: ScreenSettings, scale: int,
     glyphs = _glyphs(cv2, binary, settings.min_glyph, max_glyph)
     if glyphs is None or not (glyphs.index.size >= (3 if strict else 2) or _word_shaped(glyphs, strict).any()):
         return []
+    if level is not None and not _any_flat(glyphs, level):
+        return []
     # Join only where glyphs are: the window round them, wide enough for the widest join.
     reach = math.ceil(1.5 * max_glyph)
     wx1, wx2 = max(0, int(glyphs.x.min()) - reach), min(columns, int((glyphs.x + glyphs.w).max()) + reach)
@@ -410,68 +421,67 @@ def _glyphs(cv2, binary: np.ndarray, min_glyph: int, max_glyph: int) -> _Glyphs 
     Glyphs are strokes a few pixels tall, neither specks nor long edges; a
     wide, tall component that fills its box is a blob of anatomy (bone,
     contrast, a marker), not a letter ("I" and "l" are narrow, so they pass).
+
+    Only the window round the set pixels that can belong to a glyph is
+    labelled, and without OpenCV's per-pixel statistics (they cost four
+    times the labelling): each component's box comes from its set pixels.
     """
-    x0, y0, width, height = cv2.boundingRect(binary)
-    if height < min_glyph:
-        return None  # no component can be tall enough
-    if width * height > WINDOW_PIXELS:
-        # A component spans consecutive rows that all hold set pixels: only runs of at least
-        # min_glyph such rows can hold a glyph (scattered specks rarely make one).
-        points = cv2.findNonZero(binary).reshape(-1, 2)
-        occupied = np.zeros(binary.shape[0] + 2, dtype=np.int8)
-        occupied[points[:, 1] + 1] = 1
-        edges = np.diff(occupied)
-        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        long = (ends - starts) >= min_glyph
-        if not long.any():
-            return None
+    points = cv2.findNonZero(binary)
+    if points is None:
+        return None
+    points = points.reshape(-1, 2)
+    # A component spans consecutive rows that all hold set pixels: only runs of at least
+    # min_glyph such rows can hold a glyph (scattered specks rarely make one).
+    occupied = np.zeros(binary.shape[0] + 2, dtype=np.int8)
+    occupied[points[:, 1] + 1] = 1
+    edges = np.diff(occupied)
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    long = (ends - starts) >= min_glyph
+    if not long.any():
+        return None
+    if not long.all():
         in_run = np.zeros(binary.shape[0] + 1, dtype=np.int8)
         np.add.at(in_run, starts[long], 1)
         np.add.at(in_run, ends[long], -1)
-        kept = points[np.cumsum(in_run)[points[:, 1]] > 0]
-        x0, y0 = int(kept[:, 0].min()), int(kept[:, 1].min())
-        width, height = int(kept[:, 0].max()) - x0 + 1, int(kept[:, 1].max()) - y0 + 1
-    if width * height <= WINDOW_PIXELS:
-        # Set pixels close together (a text block, a piece of bone): label their window with statistics.
-        count, window, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
-            binary[y0:y0 + height, x0:x0 + width], 8, cv2.CV_32S, cv2.CCL_GRANA)
-        if count <= 1:
-            return None
-        labels, origin = window, (x0, y0)
-        x1, y1, w, h, area = (stats[1:, i] for i in range(5))
-        x1, y1 = x1 + x0, y1 + y0
-    else:
-        # Spread over the frame: statistics per pixel labelled cost four times the labelling, so the
-        # boxes come from the set pixels alone.
-        count, labels = cv2.connectedComponentsWithAlgorithm(binary, 8, cv2.CV_32S, cv2.CCL_GRANA)
-        origin = (0, 0)
-        if count <= 1:
-            return None
-        points = cv2.findNonZero(binary).reshape(-1, 2)
-        xs, ys = points[:, 0], points[:, 1]
-        owner = labels[ys, xs]
-        first_x = np.full(count, np.iinfo(np.int32).max, dtype=np.int32)
-        first_y = first_x.copy()
-        last_x = np.zeros(count, dtype=np.int32)
-        last_y = last_x.copy()
-        np.minimum.at(first_x, owner, xs)
-        np.minimum.at(first_y, owner, ys)
-        np.maximum.at(last_x, owner, xs)
-        np.maximum.at(last_y, owner, ys)
-        x1, y1 = first_x[1:], first_y[1:]
-        w, h = (last_x - first_x + 1)[1:], (last_y - first_y + 1)[1:]
-        area = np.bincount(owner, minlength=count)[1:]
+        points = points[np.cumsum(in_run)[points[:, 1]] > 0]
+    xs, ys = points[:, 0], points[:, 1]
+    x0, y0 = int(xs.min()), int(ys.min())
+    window = binary[y0:int(ys.max()) + 1, x0:int(xs.max()) + 1]
+    count, labels = cv2.connectedComponentsWithAlgorithm(window, 8, cv2.CV_32S, cv2.CCL_GRANA)
+    if count <= 1:
+        return None
+    xs, ys = xs - x0, ys - y0
+    owner = labels[ys, xs]
+    first_x = np.full(count, np.iinfo(np.int32).max, dtype=np.int32)
+    first_y = first_x.copy()
+    last_x = np.zeros(count, dtype=np.int32)
+    last_y = last_x.copy()
+    np.minimum.at(first_x, owner, xs)
+    np.minimum.at(first_y, owner, ys)
+    np.maximum.at(last_x, owner, xs)
+    np.maximum.at(last_y, owner, ys)
+    w, h = (last_x - first_x + 1)[1:], (last_y - first_y + 1)[1:]
+    area = np.bincount(owner, minlength=count)[1:]
     fill = area / np.maximum(w * h, 1)
     solid = (fill > 0.75) & (w >= 0.4 * h) & (h >= 8)
     glyph = (h >= min_glyph) & (h <= max_glyph) & (area >= 4) & (fill >= 0.08) & (w <= 40 * h) & ~solid
     index = np.flatnonzero(glyph)
     if not index.size:
         return None
-    return _Glyphs(labels, origin, count, index + 1, x1[index], y1[index], w[index], h[index], fill[index])
+    return _Glyphs(labels, (x0, y0), count, (xs + x0, ys + y0, owner), index + 1, first_x[1:][index] + x0,
+                   first_y[1:][index] + y0, w[index], h[index], fill[index])
 
 
-#: Stroke maps whose set pixels lie within a window this small are labelled with statistics.
-WINDOW_PIXELS = 128 * 128
+def _any_flat(glyphs: _Glyphs, level: Level) -> bool:
+    """Whether any glyph has :data:`FLAT_SHARE` of its pixels at the extreme; a line's share is that
+    of its glyphs together, so where none has, no line has (bone in a CT's top tenth)."""
+    xs, ys, owner = glyphs.pixels
+    values = level.image[ys, xs]
+    band = FLAT_BAND * (level.high - level.low)
+    near = values >= level.high - band if level.bright else values <= level.low + band
+    pixels = np.bincount(owner, minlength=glyphs.count)[glyphs.index]
+    at_extreme = np.bincount(owner[near], minlength=glyphs.count)[glyphs.index]
+    return bool((at_extreme >= FLAT_SHARE * pixels).any())
 
 
 def _word_shaped(glyphs: _Glyphs, strict: bool) -> np.ndarray:

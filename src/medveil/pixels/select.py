@@ -21,12 +21,14 @@ is masked whole.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pydicom import Dataset
 
 from medveil.pixels.detect import TextBox
+from medveil.pixels.misread import MisreadMatcher
 from medveil.text import KnownIdentifiers, TextCleaner
 
 ALL_TEXT = "all-text"
@@ -46,10 +48,15 @@ _AGE = re.compile(r"^\s*\d{1,3}\s?[YMWD]\s*$", re.IGNORECASE)
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """A box to mask and why (``all-text``, ``phi``, ``label``); never the text itself."""
+    """A line (or word) to mask and why (``all-text``, ``phi``, ``label``); never the text itself.
+
+    ``block`` numbers the block of stacked lines the line belongs to: the
+    geometry of a mask follows its block (:mod:`medveil.pixels.fit`).
+    """
 
     box: TextBox
     reason: str
+    block: int = 0
 
 
 def modality_default(ds: Dataset, burned_in_reason: str | None) -> str:
@@ -107,9 +114,13 @@ def group_blocks(lines: Sequence[list[TextBox]]) -> list[list[list[TextBox]]]:
     return blocks
 
 
-def is_phi_line(text: str, cleaner: TextCleaner) -> str | None:
-    """Why a line of recognised text is PHI (``phi`` or ``label``), or None."""
-    if cleaner.find(text):
+def is_phi_line(text: str, cleaner: TextCleaner, misread: MisreadMatcher | None = None) -> str | None:
+    """Why a line of recognised text is PHI (``phi`` or ``label``), or None.
+
+    *misread* finds the file's own identifiers as OCR misreads them
+    (:mod:`medveil.pixels.misread`).
+    """
+    if cleaner.find(text) or (misread is not None and misread.found_in(text)):
         return "phi"
     if _LABEL.search(text) or _AGE.match(text):
         return "label"
@@ -120,45 +131,63 @@ def select(
     boxes: Sequence[TextBox],
     policy: str,
     *,
-    known: KnownIdentifiers | None = None,
+    known: KnownIdentifiers | Callable[[], KnownIdentifiers] | None = None,
     protected: Sequence[tuple[int, int, int, int]] = (),
 ) -> list[Decision]:
-    """The boxes to mask under *policy*.
+    """The lines (and, in blocks that say nothing about the patient, the words) to mask under
+    *policy*, each as the box round its words; how far each mask reaches is
+    :func:`medveil.pixels.fit.line_masks`'s business.
 
-    *protected* rectangles (ultrasound clinical regions) are judged
+    *known*: the file's identifiers, or a function that collects them (called only when some
+    text must be judged). *protected* rectangles (ultrasound clinical regions) are judged
     ``phi-only`` even under ``all-text``: a box counts as inside one when
     most of its area is.
     """
     if policy not in PIXEL_POLICIES:
         raise ValueError(f"pixel policy must be one of {', '.join(PIXEL_POLICIES)}")
-    cleaner = TextCleaner(known) if known is not None else TextCleaner()
     decisions: list[Decision] = []
     judged: list[TextBox] = []
     free: list[TextBox] = []
     for box in boxes:
         (free if policy == ALL_TEXT and not _inside_any(box, protected) else judged).append(box)
-    for block in group_blocks(group_lines(free)):
-        decisions.append(Decision(_union(block), ALL_TEXT))
-    for block in group_blocks(group_lines(judged)):
-        reasons = [is_phi_line(" ".join(box.text for box in line), cleaner) for line in block]
-        whole = is_phi_line(" ".join(box.text for line in block for box in line), cleaner)
+    if judged:  # the file's identifiers are collected, and the detectors built, only to judge text
+        known = known() if callable(known) else known
+        cleaner, misread = _judges(known if known is not None else KnownIdentifiers())
+    blocks = group_blocks(group_lines(free))
+    for number, block in enumerate(blocks):
+        decisions.extend(Decision(_line(line), ALL_TEXT, number) for line in block)
+    for number, block in enumerate(group_blocks(group_lines(judged)), start=len(blocks)):
+        reasons = [is_phi_line(" ".join(box.text for box in line), cleaner, misread) for line in block]
+        whole = is_phi_line(" ".join(box.text for line in block for box in line), cleaner, misread)
         if any(reasons) or whole:
-            # A PHI line takes its block with it: wrapped values continue on the next lines,
-            # and the block's rectangle also covers words OCR lost where the text runs over
-            # bright anatomy.
-            decisions.append(Decision(_union(block), next((r for r in reasons if r), whole)))
+            # A PHI line takes its block with it: wrapped values continue on the next lines, and
+            # a label's value may sit on a line OCR read apart from it.
+            reason = next((r for r in reasons if r), whole)
+            decisions.extend(Decision(_line(line), reason, number) for line in block)
             continue
         for line in block:
             # A word may be PHI that its neighbours hide from the line's reading.
             for box in line:
-                why = is_phi_line(box.text, cleaner)
+                why = is_phi_line(box.text, cleaner, misread)
                 if why:
-                    decisions.append(Decision(box, why))
+                    decisions.append(Decision(box, why, number))
     return decisions
 
 
+@lru_cache(maxsize=8)
+def _judges(known: KnownIdentifiers) -> tuple[TextCleaner, MisreadMatcher]:
+    """The detectors for one set of identifiers, built once for the files of a series (they share
+    their patient's); kept in this process's memory only, a few sets at most."""
+    return TextCleaner(known), MisreadMatcher(known)
+
+
+def _line(line: list[TextBox]) -> TextBox:
+    """One box round the words of a line."""
+    return _union([line])
+
+
 def _union(block: list[list[TextBox]]) -> TextBox:
-    """One box around a block of lines (engines joined, the lowest confidence kept)."""
+    """One box around lines of words (engines joined, the lowest confidence kept)."""
     boxes = [box for line in block for box in line]
     if len(boxes) == 1:
         return boxes[0]

@@ -339,9 +339,8 @@ def render_views(before: Dataset, after: Dataset, regions: Iterable) -> list[Fra
             continue
         boxes = tuple(by_frame.get(index, []) + every)
         rows, columns = old.shape[:2]
-        crops = []
-        for box in boxes[:crops_left]:
-            crops.append(_crop(old, new, box))
+        crops = [_picture(old, new, region, CROP_WIDTH, CROP_HEIGHT, CROP_ZOOM)
+                 for region in crop_regions(boxes, rows, columns)[:crops_left]]
         crops_left -= len(crops)
         views.append(FrameView(frame=index, rows=rows, columns=columns, boxes=boxes,
                                whole=_picture(old, new, (0, 0, columns, rows), THUMBNAIL_SIDE, THUMBNAIL_SIDE,
@@ -412,12 +411,28 @@ def shown_after(frame: np.ndarray, ds: Dataset, reference: np.ndarray, shown: np
     return out
 
 
-def _crop(old: np.ndarray, new: np.ndarray, box: tuple[int, int, int, int]) -> Picture:
-    rows, columns = old.shape[:2]
-    x1, y1, x2, y2 = box
-    margin = max(8, (y2 - y1) // 2)
-    region = (max(0, x1 - margin), max(0, y1 - margin), min(columns, x2 + margin), min(rows, y2 + margin))
-    return _picture(old, new, region, CROP_WIDTH, CROP_HEIGHT, CROP_ZOOM)
+def crop_regions(boxes, rows: int, columns: int) -> list[tuple[int, int, int, int]]:
+    """The regions shown enlarged: each box with a margin of half its height (8 pixels at least),
+    boxes whose regions overlap shown together (the lines of one block of text, masked line by
+    line, are one picture)."""
+    regions = []
+    for x1, y1, x2, y2 in boxes:
+        margin = max(8, (y2 - y1) // 2)
+        regions.append([max(0, x1 - margin), max(0, y1 - margin), min(columns, x2 + margin), min(rows, y2 + margin)])
+    joined = True
+    while joined:
+        joined = False
+        for i, a in enumerate(regions):
+            for j in range(i + 1, len(regions)):
+                b = regions[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    regions[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del regions[j]
+                    joined = True
+                    break
+            if joined:
+                break
+    return [tuple(region) for region in regions]
 
 
 def _picture(old: np.ndarray, new: np.ndarray, region: tuple[int, int, int, int], max_width: int,
