@@ -62,6 +62,30 @@ def burned_in_cases(folder: Path) -> list[tuple[str, Path, list[tuple[int, int, 
     return cases
 
 
+def wrapped_value_lines(folder: Path) -> dict[str, list[tuple[int, int, int, int]]]:
+    """Text the burned_in annotations leave outside every box: the upper lines of wrapped values.
+
+    Where a value wraps ("Nielsen, Jimenez / and Aguilar / Community Hospital"), its annotated
+    box lies on the value's LAST line, as wide as its widest line; the lines above it, from the
+    key's line down, are in no box. Derived from the annotation alone (a value box that starts
+    right of its key and lies below the key's line): the rectangle from the key's top to the
+    value box's top, over the value box's width. Keyed like :func:`burned_in_cases`' names.
+    """
+    found: dict[str, list[tuple[int, int, int, int]]] = {}
+    for note in sorted(folder.glob("*.json")):
+        boxes = []
+        for pair in json.loads(note.read_text())["annotation"]:
+            key, value = pair.get("key") or {}, pair.get("value") or {}
+            if not (key.get("bbox") and value.get("bbox") and str(value.get("text", "")).strip()):
+                continue
+            kx1, ky1, kx2, ky2 = (int(v) for v in key["bbox"])
+            vx1, vy1, vx2, _vy2 = (int(v) for v in value["bbox"])
+            if vy1 > ky2 and vx1 >= kx2:
+                boxes.append((vx1, ky1, vx2 + 1, vy1))
+        found[f"burned_in/{note.with_suffix('.dcm').name}"] = boxes
+    return found
+
+
 def presidio_cases(folder: Path) -> list[tuple[str, Path, list[tuple[int, int, int, int]]]]:
     """Presidio's ground truth names sample_dicom/N_ORIGINAL.dcm; the copies here are N_ORIGINAL*.dcm."""
     truth_file = folder / "ground_truth.json"

@@ -359,3 +359,54 @@ def test_identifiers_are_collected_only_when_text_is_found(counting):
     SERIES_CACHE.clear()
     clean_pixels(series(1)[0], settings, known=collect)
     assert calls == [1]
+
+
+# -- what the screen leaves out, and what it reuses --------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [10, 12, 16])
+@pytest.mark.parametrize("bright", [True, False], ids=["bright", "dark"])
+def test_screen_finds_text_after_lossy_jpeg(size, bright):
+    frame, box = burn(anatomy(8), 8, size, "bottom-left", bright)
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=50)
+    compressed = np.asarray(Image.open(buffer))
+    assert covered(screen_frame(compressed), box), "text drawn in one value, then compressed, is still text"
+
+
+def test_screen_leaves_anatomy_that_merely_reaches_the_top_of_the_range():
+    """Two bone-like bars side by side whose values spread over the top tenth of a CT's range: in
+    the extreme layer they look like two glyphs, but text is drawn in one value."""
+    rng = np.random.default_rng(8)
+    frame = rng.normal(40, 6, (256, 256)).astype(np.int16)
+    _yy, xx = np.mgrid[:16, :5]
+    ramp = (2700 + 40 * xx).astype(np.int16)  # 2700..2860 of a 0..3000 range: in its top tenth, spread
+    for x in (100, 112):
+        frame[120:136, x:x + 5] = ramp
+    frame[0, 0] = 3000
+    assert screen_frame(frame) == []
+    flat = frame.copy()
+    for x in (100, 112):
+        flat[120:136, x:x + 5] = 3000  # the same shapes drawn in one value: a line of text
+    assert screen_frame(flat)
+
+
+def test_background_layers_are_reused_across_slices(monkeypatch):
+    """A CT's padding outside its field of view is the same on every slice: its layer's lines are
+    found once and reused, and they are the lines found afresh."""
+    from medveil.pixels import screen
+
+    memo = screen.BackgroundLines()
+    monkeypatch.setattr(screen, "BACKGROUNDS", memo)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    outside = (yy - 80) ** 2 + (xx - 80) ** 2 > 70 ** 2
+    slices = []
+    for seed in (1, 2, 3):
+        frame = anatomy(12, seed=seed)
+        frame[outside] = 0  # padding at the minimum: the dark extreme layer is mostly background
+        slices.append(burn(frame, 12, 8, "top-left", True)[0])
+    found = [screen_frame(frame) for frame in slices]
+    assert memo.reused == 2
+    monkeypatch.setattr(screen, "BACKGROUNDS", screen.BackgroundLines())
+    assert found == [screen_frame(frame) for frame in slices]
+    assert all(found)

@@ -45,6 +45,8 @@ INK_SHARE = 0.25
 #: Rows above and below the band that must hold no ink in a column for it to count (anatomy
 #: crossing the band is not a glyph).
 INK_CLEAR = 2
+#: Each line is widened by this share of its height on either side.
+GROW = 0.5
 #: Masked lines further apart than this (in line heights, and closer than GAP_MAX) have the
 #: band between them masked.
 GAP_MIN = 1.0
@@ -83,7 +85,7 @@ def line_masks(decisions: Sequence[Decision], frames: Sequence[np.ndarray] | Non
         ordered = sorted(chosen, key=lambda d: (lines_of[id(d)].y1, lines_of[id(d)].x1))
         for decision in ordered:
             line = lines_of[id(decision)]
-            grow = (line.y2 - line.y1) // 2
+            grow = int((line.y2 - line.y1) * GROW)
             x2 = max(line.x2, _column_end(line, [lines_of[id(d)] for d in ordered if d.block == decision.block]))
             masks.append(Mask(frame, max(0, line.x1 - grow), line.y1, min(width, x2 + grow), line.y2,
                               decision.reason, decision.box.engine, decision.box.confidence))

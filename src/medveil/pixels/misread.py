@@ -20,7 +20,8 @@ The parts looked for: each part of a person name of four letters or more
 (not a placeholder, clinical term or common word: a patient called "Head"
 does not make "HEAD" PHI), each ID of five characters or more, each date in
 its numeric and month-name forms, and each word of five letters or more of
-an institution's name that is neither clinical nor common. A line that
+an institution's name that says which place it is (not "Hospital", "Community"
+or "Clinic") and is neither clinical nor common. A line that
 holds one is PHI (reason ``phi``). Nothing found is logged or kept.
 """
 
@@ -32,7 +33,7 @@ from datetime import date
 from medveil.text import KnownIdentifiers
 from medveil.text.allow import is_clinical, is_common
 from medveil.text.dates import own_date_forms
-from medveil.text.known import PLACEHOLDERS
+from medveil.text.known import KIND_WORDS, PLACEHOLDERS
 
 #: Glyphs OCR confuses, each mapped to one representative.
 _CONFUSED = str.maketrans({"0": "O", "Q": "O", "D": "O", "1": "I", "L": "I", "J": "I", "|": "I", "!": "I",
@@ -67,7 +68,8 @@ class MisreadMatcher:
             parts.update(squash(form) for form in _date_forms(value) if len(squash(form)) >= MIN_DATE)
         for value in known.institutions:
             for word in re.split(r"[\s,.&/\-]+", value):
-                if len(word) >= MIN_WORD and not is_clinical(word) and not is_common(word):
+                if len(word) >= MIN_WORD and word.lower() not in KIND_WORDS and not is_clinical(word) \
+                        and not is_common(word):
                     parts.add(squash(word))
         self._parts = tuple(sorted(part for part in parts if part))
 
@@ -86,6 +88,30 @@ class MisreadMatcher:
             if edits and within_edits(part, line, edits):
                 return True
         return False
+
+
+#: Field labels of four letters or more, as screens and film labels write them (the patterns of
+#: :mod:`medveil.pixels.select` find them spelled right; these find them misread).
+LABEL_WORDS = ("PATIENT", "NAME", "BIRTH", "INSTITUTION", "HOSPITAL", "ACCESSION", "PHYSICIAN", "REFERRING",
+               "DOCTOR", "ADDRESS", "PHONE", "GENDER", "OPERATOR", "CLINIC", "STUDY DATE", "EXAM DATE")
+_LABEL_PARTS = tuple(squash(word) for word in LABEL_WORDS)
+
+
+def misread_label(text: str) -> bool:
+    """Whether a word of *text* is a field label OCR misread by one letter ("Namc", "Patlent",
+    "lnstitutlon"); labels of seven letters or more may also have lost or gained one. A clinical
+    term or common English word is taken as written."""
+    for token in re.split(r"[\s:;#.]+", text):
+        word = squash(token)
+        if len(word) < 4 or is_clinical(token) or is_common(token):
+            continue  # a word spelled right is that word ("SAME", "NAPE"), not a misread label
+        for label in _LABEL_PARTS:
+            if len(word) == len(label) and sum(a != b for a, b in zip(word, label)) <= 1:
+                return True
+            if len(label) >= 7 and abs(len(word) - len(label)) <= 1 and within_edits(label, word, 1) \
+                    and len(word) <= len(label) + 1:
+                return True
+    return False
 
 
 def _date_forms(value: str) -> set[str]:

@@ -45,10 +45,6 @@ class Candidate:
 
     ``glyph`` is the typical glyph height found there, which tells the
     recogniser how far to enlarge the crop; 0 when unknown (the whole frame).
-    ``lines`` are the lines of glyphs the region was made from, (x1, y1, x2,
-    y2) each, tight round their glyphs (the region itself is padded): where
-    a recogniser reads a word on one of them, the line says how far the
-    text runs (see :func:`medveil.pixels.detect.fit_to_lines`).
     """
 
     x1: int
@@ -56,7 +52,6 @@ class Candidate:
     x2: int
     y2: int
     glyph: int = 0
-    lines: tuple[tuple[int, int, int, int], ...] = ()
 
     @property
     def area(self) -> int:
@@ -278,6 +273,7 @@ class BackgroundLines:
 
     def __init__(self, capacity: int = 4) -> None:
         self.capacity = capacity
+        self.reused = 0  # layers answered from the last one (a count for tests and benchmarks)
         self._last: dict[tuple, tuple[np.ndarray, list[Candidate]]] = {}
 
     def lines(self, cv2, background: Background, kernel: np.ndarray, settings: ScreenSettings, scale: int,
@@ -286,6 +282,7 @@ class BackgroundLines:
         key = (layer.shape, level.bright, scale, settings)
         last = self._last.get(key)
         if last is not None and np.array_equal(last[0], layer):
+            self.reused += 1
             return list(last[1])
         found = _lines(cv2, cv2.morphologyEx(layer, cv2.MORPH_TOPHAT, kernel), settings, scale, level)
         self._last.pop(key, None)
@@ -593,7 +590,7 @@ def merge_candidates(candidates: list[Candidate]) -> list[Candidate]:
                         and candidate.y1 < other.y2 and other.y1 < candidate.y2):
                     result[index] = Candidate(min(candidate.x1, other.x1), min(candidate.y1, other.y1),
                                               max(candidate.x2, other.x2), max(candidate.y2, other.y2),
-                                              max(candidate.glyph, other.glyph), other.lines + candidate.lines)
+                                              max(candidate.glyph, other.glyph))
                     merged = True
                     break
             else:

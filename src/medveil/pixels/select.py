@@ -28,7 +28,7 @@ from functools import lru_cache
 from pydicom import Dataset
 
 from medveil.pixels.detect import TextBox
-from medveil.pixels.misread import MisreadMatcher
+from medveil.pixels.misread import MisreadMatcher, misread_label
 from medveil.text import KnownIdentifiers, TextCleaner
 
 ALL_TEXT = "all-text"
@@ -122,7 +122,7 @@ def is_phi_line(text: str, cleaner: TextCleaner, misread: MisreadMatcher | None 
     """
     if cleaner.find(text) or (misread is not None and misread.found_in(text)):
         return "phi"
-    if _LABEL.search(text) or _AGE.match(text):
+    if _LABEL.search(text) or _AGE.match(text) or misread_label(text):
         return "label"
     return None
 

@@ -307,6 +307,7 @@ _KIND_WORDS = _GENERIC_LAST | frozenset({"general", "community", "memorial", "me
                                          "county", "city", "state", "national", "district", "department",
                                          "dept", "health", "care", "imaging", "radiology", "services",
                                          "group", "associates", "practice", "main", "campus", "the"})
+KIND_WORDS = _KIND_WORDS
 
 
 def _names_a_place(words: list[str]) -> bool:
