@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= demo
 
-.PHONY: setup demo test bench bench-scale bench-midi clean tables
+.PHONY: setup demo test bench bench-scale bench-midi bench-robustness clean tables
 
 setup: $(VENV)/.installed
 
@@ -46,6 +46,11 @@ bench-scale: setup
 # on one synthetic set; e.g. make bench-midi MIDI_ARGS="--max-files 60 --peers deid".
 bench-midi: setup
 	$(PY) benchmarks/midi_bench.py $(MIDI_ARGS)
+
+# Hostile inputs, kill -9, concurrent runs, devices and symlinks (issue 13): 10,000 mutants by default;
+# e.g. make bench-robustness ROBUSTNESS_ARGS="--mutants 2000 --workers 2 --json robustness.json".
+bench-robustness: setup
+	$(PY) benchmarks/robustness.py $(ROBUSTNESS_ARGS)
 
 tables:
 	$(PY) tools/build_tables.py

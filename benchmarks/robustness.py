@@ -62,6 +62,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -384,10 +385,12 @@ def plan_batches(plan, batch_size: int, profiles: list[str]) -> list[tuple[int, 
     batches = []
     for cls in sorted(by_class):
         entries = by_class[cls]
-        size = 1 if cls == "deflate-bomb" else 4 if cls == "long-value" else batch_size
-        for start in range(0, len(entries), size):
-            profile = profiles[(start // size) % len(profiles)]
-            batches.append((len(batches), cls, entries[start:start + size], profile))
+        if cls == "deflate-bomb":
+            size = 1
+        else:  # every class meets every profile
+            size = max(1, min(batch_size, -(-len(entries) // len(profiles))))
+        for number, start in enumerate(range(0, len(entries), size)):
+            batches.append((len(batches), cls, entries[start:start + size], profiles[number % len(profiles)]))
     return batches
 
 
@@ -586,7 +589,7 @@ def run_kill(args, work: Path, key_file: Path, limits: Limits) -> dict:
     reference_dir = work / "kill-reference"
     shutil.rmtree(reference_dir, ignore_errors=True)
     done = run_medveil(deidentify_args(source, reference_dir / "out", key_file, reference_dir / "maps",
-                                       args.jobs_kill), reference_dir / "logs", limits=limits)
+                                       args.jobs_faults), reference_dir / "logs", limits=limits)
     reference = tree_digest(reference_dir / "out")
     reference_gaps = mapping_gaps(reference_dir / "out", reference_dir / "maps")
     trials = []
@@ -594,7 +597,7 @@ def run_kill(args, work: Path, key_file: Path, limits: Limits) -> dict:
         fraction = (point + 1) / (args.kill_points + 1)
         for scenario in ("fresh", "second-delivery"):
             trial = kill_trial(work / f"kill-{point}-{scenario}", source, key_file, reference, fraction,
-                               scenario=scenario, first_part=first_part, jobs=args.jobs_kill, limits=limits)
+                               scenario=scenario, first_part=first_part, jobs=args.jobs_faults, limits=limits)
             print(f"  kill {scenario:15s} at {fraction:.2f}: released at kill={trial.get('killed_at_released')} "
                   f"differing={trial.get('differing')} missing from mappings={trial.get('missing_from_mappings')} "
                   f"temporaries after kill={trial.get('temporaries_after_kill')}", file=sys.stderr, flush=True)
@@ -614,7 +617,7 @@ def run_kill(args, work: Path, key_file: Path, limits: Limits) -> dict:
 
 def concurrency_trial(work: Path, source: Path, single: Path, key_file: Path, reference: dict[str, str],
                       *, second: str = "same", delay_files: int = 1, limits: Limits | None = None,
-                      jobs: int = 1) -> dict:
+                      jobs: int = 2) -> dict:
     """Start a second run on the OUTPUT of a running one; it must be refused, nothing lost."""
     limits = limits or Limits()
     output, mappings = work / "out", work / "maps"
@@ -643,8 +646,10 @@ def concurrency_trial(work: Path, source: Path, single: Path, key_file: Path, re
     except ValueError:
         pass
     gaps = mapping_gaps(output, mappings)
+    unwritten = sum(n for reason, n in summary.get("reasons", {}).items() if "could not be written" in reason)
     return {"second": second, "overlapped": overlapped, "first_rc": first.returncode, "second_rc": second_done.rc,
-            "refused": refused, "lost": len(lost), "first_quarantined": summary.get("quarantined"),
+            "refused": refused, "missing": len(lost), "unwritten": unwritten, "lost": max(len(lost), unwritten),
+            "first_quarantined": summary.get("quarantined"),
             "first_reasons": summary.get("reasons", {}), "first_internal_error": "internal error" in first_stderr,
             "missing_from_mappings": gaps["missing_from_mappings"]}
 
@@ -659,7 +664,7 @@ def run_concurrency(args, work: Path, key_file: Path, limits: Limits) -> dict:
     write_corpus(single, 1, args.seed, start=700_000, bases=bases)
     reference_dir = work / "concurrency-reference"
     shutil.rmtree(reference_dir, ignore_errors=True)
-    run_medveil(deidentify_args(source, reference_dir / "out", key_file, reference_dir / "maps", 1),
+    run_medveil(deidentify_args(source, reference_dir / "out", key_file, reference_dir / "maps", args.jobs_faults),
                 reference_dir / "logs", limits=limits)
     reference = tree_digest(reference_dir / "out")
     rng = random.Random(f"concurrency:{args.seed}")
@@ -668,7 +673,8 @@ def run_concurrency(args, work: Path, key_file: Path, limits: Limits) -> dict:
         trial_dir = work / f"concurrency-{number}"
         trial = concurrency_trial(trial_dir, source, single, key_file, reference,
                                   second="same" if number % 2 == 0 else "single",
-                                  delay_files=rng.randint(1, max(1, len(reference) // 3)), limits=limits)
+                                  delay_files=rng.randint(1, max(1, len(reference) // 3)), limits=limits,
+                                  jobs=args.jobs_faults)
         print(f"  concurrency {number:2d} ({trial['second']}): overlapped={trial['overlapped']} "
               f"refused={trial['refused']} lost={trial['lost']} rc={trial['first_rc']}/{trial['second_rc']}",
               file=sys.stderr, flush=True)
@@ -821,7 +827,7 @@ def summarise(results: dict, args) -> tuple[list[tuple[str, str, int | None]], l
         rows += [
             (f"two runs on one OUTPUT: second run not refused ({len(overlapping)} overlapping trials)",
              f"{not_refused} of {len(overlapping)}", not_refused),
-            ("two runs on one OUTPUT: files of the first run lost",
+            ("two runs on one OUTPUT: files of the first run lost (missing, or quarantined as not written)",
              f"{sum(t['lost'] for t in trials)} (in {len(lost_trials)} of {len(trials)} trials)",
              sum(t["lost"] for t in trials)),
         ]
@@ -876,9 +882,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-base-kb", type=int, default=1024, help="largest corpus file used as a source")
     parser.add_argument("--kill-files", type=int, default=300)
     parser.add_argument("--kill-points", type=int, default=5)
-    parser.add_argument("--jobs-kill", type=int, default=2)
+    parser.add_argument("--jobs-faults", type=int, default=2,
+                        help="medveil -j for the kill and concurrency runs")
     parser.add_argument("--concurrency-trials", type=int, default=15)
-    parser.add_argument("--concurrency-files", type=int, default=120)
+    parser.add_argument("--concurrency-files", type=int, default=150)
     parser.add_argument("--slow-file-s", type=float, default=10.0)
     parser.add_argument("--rss-limit-mb", type=int, default=2048)
     parser.add_argument("--fsize-limit-mb", type=int, default=4096)
@@ -901,6 +908,7 @@ def main(argv: list[str] | None = None) -> int:
         _timed_cli(argv[1], argv[3:] if argv[2:3] == ["--"] else argv[2:])
         return 0
     args = parse_args(argv)
+    warnings.simplefilter("ignore")  # pydicom quotes values in its warnings while outputs are scanned
     work = args.work or Path(tempfile.mkdtemp(prefix="medveil-robustness-"))
     work.mkdir(parents=True, exist_ok=True)
     key_file = work / "robustness.key"

@@ -783,7 +783,7 @@ def m_long_value(rng: random.Random, base: Base, index: int, megabytes: int = 4)
         _set(tree, 0x00110010, b"LO", _text(PRIVATE_CREATOR))
         _set(tree, 0x00111012, b"OB", bytes(size))
     # Implicit VR: every element has a 4-byte length, whatever its VR.
-    implicit = kind != "private-ob" and base.little
+    implicit = kind != "private-ob" and base.little and not base.compressed
     if implicit:
         for element, _, _ in walk(tree):
             if element.vr == b"UN" and element.items is None:
