@@ -88,7 +88,7 @@ DEFAULT_LONG_MB = (1, 4, 16, 32)
 @dataclass
 class Limits:
     fsize_mb: int | None = 4096
-    as_mb: int | None = 6144
+    as_mb: int | None = 2048
     timeout_s: float = 1800.0
 
 
@@ -887,9 +887,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--concurrency-trials", type=int, default=15)
     parser.add_argument("--concurrency-files", type=int, default=150)
     parser.add_argument("--slow-file-s", type=float, default=10.0)
-    parser.add_argument("--rss-limit-mb", type=int, default=2048)
+    parser.add_argument("--rss-limit-mb", type=int, default=1024)
     parser.add_argument("--fsize-limit-mb", type=int, default=4096)
-    parser.add_argument("--as-limit-mb", type=int, default=6144)
+    parser.add_argument("--as-limit-mb", type=int, default=2048)
     parser.add_argument("--batch-timeout-s", type=float, default=1800)
     parser.add_argument("--medveil-args", default="", type=shlex.split,
                         help="extra arguments for every deidentify run, e.g. \"--memory-budget 512M\"")
