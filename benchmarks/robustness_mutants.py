@@ -1062,7 +1062,8 @@ def schedule(count: int, seed: int, *, bombs: Iterable[int] = (), long_values: I
         counts[position] += 1
     drawn = [name for name, n in zip(names, counts) for _ in range(n)]
     rng.shuffle(drawn)
-    plan.extend((len(plan) + i, name, None) for i, name in enumerate(drawn))
+    first = len(plan)
+    plan.extend((first + i, name, None) for i, name in enumerate(drawn))
     return plan
 
 
