@@ -79,7 +79,7 @@ PROFILE_ARGS = {
     "tcia": ["-p", "tcia", "--without", "clean_pixel_data", "--burned-in", "pass"],
 }
 DEFAULT_BOMBS_MB = (64, 256, 1024)
-DEFAULT_LONG_MB = (1, 4, 16, 32)
+DEFAULT_LONG_MB = (1, 4, 16)
 
 
 # -- child processes -----------------------------------------------------------------------------
@@ -314,6 +314,8 @@ class BatchResult:
     temporaries: int = 0
     traces: list[str] = field(default_factory=list)  # where markers showed outside the release
     subtypes: dict = field(default_factory=dict)
+    #: Sized classes only: file name -> (subtype, seconds, MB).
+    sized: dict = field(default_factory=dict)
 
 
 def run_mutant_batch(number: int, mutants: list[rm.Mutant], profile: str, work: Path, key_file: Path,
@@ -325,8 +327,9 @@ def run_mutant_batch(number: int, mutants: list[rm.Mutant], profile: str, work: 
     for mutant in mutants:
         (source / f"{mutant.index:06d}.dcm").write_bytes(mutant.data)
     output, mappings = root / "out", root / "maps"
+    sized = mutants[0].cls in rm.SIZED_CLASSES  # few files: each one's outcome is looked up by name
     args = ["deidentify", str(source), str(output), "--key-file", str(key_file), "--mappings", str(mappings),
-            "-j", str(jobs), "--json", *PROFILE_ARGS[profile], *extra]
+            "-j", str(jobs), "--json", *PROFILE_ARGS[profile], *extra, *(["--record-originals"] if sized else [])]
     times_path = root / "times.json"
     done = run_medveil(args, root / "logs", limits=limits, timed=times_path)
     summary = {}
@@ -349,6 +352,15 @@ def run_mutant_batch(number: int, mutants: list[rm.Mutant], profile: str, work: 
         skipped=summary.get("skipped"), reasons=summary.get("reasons", {}), times=per_file,
         slowest=sorted(named, key=lambda x: -x[1])[:3], temporaries=len(temporaries),
         subtypes=dict(Counter(m.subtype for m in mutants)))
+    if sized:
+        outcomes = {Path(r["original_path"]).name: (r["status"], r["reason"])
+                    for r in audit_rows(workspace_of(output)) if r["original_path"]}
+        for name, seconds in named:
+            mutant = by_index.get(int(Path(name).stem)) if Path(name).stem.isdigit() else None
+            if mutant is not None:
+                status, reason = outcomes.get(name, ("?", None))
+                result.sized[name] = (mutant.subtype, round(seconds, 3), round(len(mutant.data) / 2**20, 2),
+                                      status if status != "quarantined" else f"quarantined: {reason}")
     places: Counter = Counter()
     for path in released:
         found = rm.scan_released(path)
@@ -385,6 +397,10 @@ def plan_batches(plan, batch_size: int, profiles: list[str]) -> list[tuple[int, 
     batches = []
     for cls in sorted(by_class):
         entries = by_class[cls]
+        if cls == "long-value":  # every kind and size under every profile: these are measurements
+            for profile in profiles:
+                batches.append((len(batches), cls, entries, profile))
+            continue
         if cls == "deflate-bomb":
             size = 1
         else:  # every class meets every profile
@@ -398,7 +414,7 @@ def run_mutants(args, work: Path, key_file: Path, limits: Limits) -> dict:
     started = time.perf_counter()
     bases = rm.load_bases(max_bytes=args.max_base_kb * 1024)
     plan = rm.schedule(args.mutants, args.seed, bombs=args.bomb_mb,
-                       long_values=[mb for mb in args.long_mb for _ in range(args.long_count)])
+                       long_values=[(mb, kind) for mb in args.long_mb for kind in rm.LONG_KINDS])
     batches = plan_batches(plan, args.batch_size, args.profiles)
     print(f"mutants: {len(plan)} from {len(bases)} sources in {len(batches)} batches "
           f"({args.workers} at a time, -j {args.jobs})", file=sys.stderr, flush=True)
@@ -793,6 +809,17 @@ def summarise(results: dict, args) -> tuple[list[tuple[str, str, int | None]], l
             (f"batches with a process over {args.rss_limit_mb:,} MB RSS", f"{len(over)} (peak {peak:,.0f} MB)",
              len(over)),
         ]
+        long_files = [(subtype, seconds) for b in batches if b["cls"] == "long-value"
+                      for subtype, seconds, *_ in b["sized"].values()]
+        if long_files:
+            def megabytes(subtype: str) -> int:
+                return int(subtype.rsplit("-", 1)[1].rstrip("MB"))
+
+            costly = [(s, t) for s, t in long_files if t / megabytes(s) > args.long_s_per_mb]
+            worst = max(long_files, key=lambda st: st[1] / megabytes(st[0]))
+            rows.append((f"long or zero-padded values ({len(long_files)} files, {len(rm.LONG_KINDS)} kinds): "
+                         f"files slower than {args.long_s_per_mb:g} s per MB",
+                         f"{len(costly)} (worst {worst[1] / megabytes(worst[0]):.2f} s/MB, {worst[0]})", len(costly)))
         classes = sorted({b["cls"] for b in batches})
         for cls in classes:
             group = [b for b in batches if b["cls"] == cls]
@@ -861,6 +888,14 @@ def markdown(rows, per_class, results, args) -> str:
     lines = ["| check | result | goal |", "|---|---|---|"]
     lines += [f"| {check} | {text} | 0 |" for check, text, _ in rows]
     out = "\n".join(lines)
+    sized = [(b["profile"], *entry) for b in (results.get("mutants") or {}).get("batches", [])
+             if b["cls"] in rm.SIZED_CLASSES for entry in b["sized"].values()]
+    if sized:
+        table = ["| file | profile | input MB | seconds | s per MB of value | outcome |", "|---|---|---|---|---|---|"]
+        for profile, subtype, seconds, size, outcome in sorted(sized, key=lambda e: (e[1], e[0])):
+            value_mb = int(subtype.rsplit("-", 1)[1].rstrip("MB"))
+            table.append(f"| {subtype} | {profile} | {size:g} | {seconds:.2f} | {seconds / value_mb:.3f} | {outcome} |")
+        out += "\n\nSized mutants (deflate bombs: MB inflated; long values: MB of the value):\n\n" + "\n".join(table)
     if per_class:
         head = ["class", "mutants", "released", "quarantined", "marker leaks", "UID leaks", "unreadable",
                 "aborted batches", "max s/file", "peak RSS MB"]
@@ -886,7 +921,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         type=lambda s: [int(x) for x in s.split(",") if x])
     parser.add_argument("--long-mb", default=",".join(map(str, DEFAULT_LONG_MB)),
                         type=lambda s: [int(x) for x in s.split(",") if x])
-    parser.add_argument("--long-count", type=int, default=3, help="long-value mutants per size")
+    parser.add_argument("--long-s-per-mb", type=float, default=0.1,
+                        help="long values: the most seconds per MB that counts as linear and cheap")
     parser.add_argument("--max-base-kb", type=int, default=1024, help="largest corpus file used as a source")
     parser.add_argument("--kill-files", type=int, default=300)
     parser.add_argument("--kill-points", type=int, default=5)

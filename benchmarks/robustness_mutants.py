@@ -761,12 +761,19 @@ def m_deflate_bomb(rng: random.Random, base: Base, index: int, megabytes: int = 
     return _mutant(base, index, "deflate-bomb", f"{kind}-{megabytes}MB", data)
 
 
-def m_long_value(rng: random.Random, base: Base, index: int, megabytes: int = 4) -> Mutant:
-    """A value of *megabytes* MB: zero- or space-padded identifiers, long text, a big private OB."""
+#: What a long value can be: NUL-padded names, space-padded IDs, long free text, a big private OB,
+#: the dataset followed by zero bytes, a multi-valued DS of a million values, a PN of a million components.
+LONG_KINDS = ("zero-padded-name", "space-padded-id", "long-text", "private-ob", "trailing-zeros",
+              "many-values", "many-components")
+
+
+def m_long_value(rng: random.Random, base: Base, index: int, size: int | tuple[int, str] = 4) -> Mutant:
+    """A value of *size* MB (or *size* = (MB, kind) for one kind of :data:`LONG_KINDS`)."""
+    if not base.little or base.compressed or base.deflated:
+        raise NotApplicable  # implicit VR little endian carries any value with a 4-byte length
     tree = base.tree()
+    megabytes, kind = size if isinstance(size, tuple) else (size, rng.choice(LONG_KINDS))
     size = megabytes << 20
-    kind = rng.choice(["zero-padded-name", "space-padded-id", "long-text", "private-ob", "trailing-zeros",
-                       "many-values", "many-components"])
     if kind == "trailing-zeros":  # the dataset followed by megabytes of zero bytes
         body, _ = base.body()
         return _mutant(base, index, "long-value", f"{kind}-{megabytes}MB",
@@ -786,7 +793,7 @@ def m_long_value(rng: random.Random, base: Base, index: int, megabytes: int = 4)
         _set(tree, 0x00110010, b"LO", _text(PRIVATE_CREATOR))
         _set(tree, 0x00111012, b"OB", bytes(size))
     # Implicit VR: every element has a 4-byte length, whatever its VR.
-    implicit = kind != "private-ob" and base.little and not base.compressed
+    implicit = kind != "private-ob"
     if implicit:
         for element, _, _ in walk(tree):
             if element.vr == b"UN" and element.items is None:
@@ -1043,7 +1050,7 @@ def make_mutant(bases: list[Base], index: int, cls: str, seed: int, megabytes: i
     raise RuntimeError(f"no source suits mutation class {cls}")
 
 
-def schedule(count: int, seed: int, *, bombs: Iterable[int] = (), long_values: Iterable[int] = (),
+def schedule(count: int, seed: int, *, bombs: Iterable[int] = (), long_values: Iterable[int | tuple] = (),
              classes: Iterable[str] | None = None) -> list[tuple[int, str, int | None]]:
     """(index, class, megabytes) for *count* mutants: sized ones first, then the weighted classes."""
     plan: list[tuple[int, str, int | None]] = []
