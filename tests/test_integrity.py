@@ -322,3 +322,49 @@ def test_error_messages_do_not_quote_values():
         assert result == "quarantined"
         for value in ("ZYXWVUTS", "QWERTY", "PID-98765", str(ds.SOPInstanceUID)):
             assert value not in message
+
+
+# -- values that swallow the elements after them (issue 13, item 1) ------------------------------------
+
+from medveil.runner.integrity import inspect  # noqa: E402
+
+
+def _defined_length_sr() -> bytes:
+    ds = read(bundled("test-SR.dcm"))
+    for elem in ds.iterall():
+        if elem.VR == "SQ":
+            elem.is_undefined_length = False
+    return encode(ds, implicit_vr=False, little_endian=True)
+
+
+def test_defined_length_sequences_are_walked_item_by_item():
+    data = _defined_length_sr()
+    inspection = inspect(data, read(data))
+    assert inspection.nonconforming == []
+    text_value = data.find(b"\x40\x00\x60\xa1UT")
+    (length,) = __import__("struct").unpack_from("<I", data, text_value + 8)
+    swollen = bytearray(data)
+    __import__("struct").pack_into("<I", swollen, text_value + 8, length + 40)
+    with pytest.raises(QuarantineError, match="lengths"):
+        inspect(bytes(swollen), read(data))
+
+
+def test_a_short_value_stretched_over_the_next_elements_is_found():
+    ds = read(bundled("MR_small.dcm"))
+    data = bytearray(encode(ds, implicit_vr=False, little_endian=True))
+    modality = data.find(b"\x08\x00\x60\x00CS")
+    institution = data.find(b"\x08\x00\x80\x00LO")
+    end = institution + 8 + int.from_bytes(data[institution + 6:institution + 8], "little")
+    data[modality + 6:modality + 8] = (end - modality - 8).to_bytes(2, "little")
+    inspection = inspect(bytes(data), read(bytes(data)))
+    (finding,) = [f for f in inspection.nonconforming if f.hides_data]
+    assert finding.path == (0x00080060,) and finding.describe().startswith("Modality: binary bytes")
+    assert "TOSHIBA" not in finding.describe()
+
+
+def test_over_long_values_in_real_exports_are_noted_not_refused():
+    ds = read(bundled("MR_small.dcm"))
+    ds.StudyID = "X" * 30  # SH allows 16
+    data = encode(ds)
+    (finding,) = inspect(data, read(data)).nonconforming
+    assert finding.what == "longer than SH allows" and not finding.hides_data

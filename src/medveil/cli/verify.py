@@ -9,9 +9,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from medveil.cli.common import fail
+from medveil.policy import PixelSettings
 from medveil.errors import MedveilError
 
 
@@ -21,10 +22,11 @@ def verify(
         None, "--workspace", help="The run's private workspace (default: beside OUTPUT_DIR); its keyed "
         "fingerprints of the input identifiers are what the output is checked against."),
     key_file: Path | None = typer.Option(
-        None, "--key-file", "-k", help="The run's key (or set MEDVEIL_KEY_FILE); without it only generic "
-        "PHI patterns are checked."),
-    ocr: str = typer.Option("rapidocr", "--ocr", help="OCR engines for pixels and overlays, comma-separated "
-                            "(rapidocr, tesseract, auto)."),
+        None, "--key-file", "-k", help="The run's key (or set MEDVEIL_KEY_FILE); without it the files' own "
+        "identifiers cannot be matched: only the de-identification structure and generic PHI patterns are checked."),
+    ocr: str = typer.Option(",".join(PixelSettings().engines), "--ocr",
+                            help="OCR engines for pixels and overlays, comma-separated "
+                            "(ppocr, rapidocr, tesseract, auto)."),
     no_ocr: bool = typer.Option(False, "--no-ocr", help="Check header text only."),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON on stdout."),
 ) -> None:
@@ -36,6 +38,7 @@ def verify(
     from medveil.runner.batch import default_workspace
     from medveil.store.audit import AuditStore
     from medveil.verify import Fingerprints, scan_dataset
+    from medveil.verify.structure import structural_findings
 
     if not output_dir.is_dir():
         fail(f"not a folder: {output_dir}")
@@ -48,7 +51,8 @@ def verify(
     if key_file is None and os.environ.get("MEDVEIL_KEY_FILE"):
         key_file = Path(os.environ["MEDVEIL_KEY_FILE"])
     matcher = None
-    note = "generic PHI patterns only (no key given)"
+    note = ("the de-identification structure and generic PHI patterns only: without the run's key the "
+            "files' own identifiers cannot be matched (pass --key-file for that)")
     workspace = workspace or default_workspace(output_dir)
     try:
         if key_file is not None:
@@ -77,7 +81,7 @@ def verify(
                 results[relpath] = ["file (not readable DICOM)"]
                 continue
             try:
-                findings = scan_dataset(ds, matcher, ocr_engines=engines)
+                findings = structural_findings(ds) + scan_dataset(ds, matcher, ocr_engines=engines)
             except Exception as exc:
                 results[relpath] = [f"file (could not be checked: {type(exc).__name__})"]
                 continue
@@ -87,15 +91,13 @@ def verify(
         typer.echo(json.dumps({"checked": checked, "failed": len(results), "against": note,
                                "ocr": engines or [], "files": results}, indent=2, sort_keys=True))
     else:
-        out = Console()
+        out = Console(soft_wrap=True)
         out.print(f"checked {checked} files against {note}; OCR: {', '.join(engines) if engines else 'off'}")
         if results:
-            table = Table(title=f"{len(results)} files still carry possible PHI")
-            table.add_column("file")
-            table.add_column("where (what)")
+            # One plain line per file, never wrapped: paths must survive copy and paste.
+            out.print(f"{len(results)} files still carry possible PHI (file: where (what)):")
             for relpath, findings in sorted(results.items()):
-                table.add_row(relpath, "; ".join(findings))
-            out.print(table)
+                out.print(f"  {escape(relpath)}: {escape('; '.join(findings))}", soft_wrap=True)
         else:
             out.print("[green]no PHI found[/]")
     if results:

@@ -113,8 +113,12 @@ class PixelSettings:
     ``all-text`` or ``phi-only``.  ``scan``: ``all`` reads every image;
     ``flagged`` only those presumed to carry burned-in text (modality, SOP
     Class, Burned In Annotation), which is much faster on CT/MR series but
-    trusts the header.  ``engines``: OCR engines (``rapidocr``,
-    ``tesseract``, ``auto`` for every installed one).  ``padding`` grows each
+    trusts the header; either way every image that is read is screened
+    first.  ``screen``: the text-presence screen that decides which regions
+    of a frame OCR reads (``recall``, the default, tuned so no text is
+    missed; ``balanced``, fewer false candidates; ``off``, every frame read
+    whole, slowly).  ``engines``: OCR engines (``ppocr``, the default,
+    ``rapidocr``, ``tesseract``, ``auto`` for every installed one).  ``padding`` grows each
     box by that many pixels.  ``overlays``: ``text`` removes overlay planes
     OCR reads text in, ``all`` removes every overlay, ``keep`` none.
     ``rules_file``: a site's known-location rules, used beside the shipped
@@ -123,7 +127,8 @@ class PixelSettings:
 
     policy: str = "auto"
     scan: str = "all"
-    engines: tuple[str, ...] = ("rapidocr",)
+    engines: tuple[str, ...] = ("ppocr",)
+    screen: str = "recall"
     min_confidence: float = 0.5
     padding: int = 3
     fill: str = "min"
@@ -133,6 +138,7 @@ class PixelSettings:
 
     def __post_init__(self) -> None:
         checks = {"policy": ("auto", "all-text", "phi-only"), "scan": ("all", "flagged"),
+                  "screen": ("recall", "balanced", "off"),
                   "overlays": ("text", "all", "keep")}
         for name, allowed in checks.items():
             if getattr(self, name) not in allowed:

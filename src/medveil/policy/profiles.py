@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import replace
 
 from medveil.errors import PolicyError
@@ -49,7 +50,9 @@ def get_profile(name: str, *, extra_options: frozenset[Option] = frozenset(),
     try:
         spec = PROFILES[name.strip().lower()]
     except KeyError:
-        raise PolicyError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}") from None
+        close = difflib.get_close_matches(name.strip().lower(), list(PROFILES), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise PolicyError(f"unknown profile {name!r}; {hint}known profiles: {', '.join(PROFILES)}") from None
     options = spec["options"] | extra_options
     # Full Dates asked for explicitly replaces the profile's Modified Dates.
     if Option.RETAIN_LONG_FULL_DATES in extra_options:

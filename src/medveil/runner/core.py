@@ -24,6 +24,7 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -35,11 +36,15 @@ from medveil.errors import QuarantineError, safe_reason
 from medveil.pixels.clean import PixelReport, clean_pixels, region_records
 from medveil.pixels.mask import overlay_groups
 from medveil.policy import Option, Policy
+from medveil.policy.iod import load_attribute_types
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
+from medveil.review.capture import HeaderSnapshot, ReviewMaterial, pixel_source, review_material
 from medveil.runner.burned_in import burned_in_reason
 from medveil.runner.encode import encode_file
-from medveil.runner.integrity import check_complete
+from medveil.runner.discover import read_meta_group
+from medveil.runner.integrity import Nonconformity, check_complete, dataset_start, inspect, zero_padding_start
+from medveil.runner.limits import check_decode, check_inflated_size, file_limit, human
 from medveil.text import KnownIdentifiers
 from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset
 
@@ -67,6 +72,8 @@ class AuditRecord:
     events: list[tuple[str, str]] = field(default_factory=list)
     #: Keyed fingerprints of the input's identifiers (never the identifiers), for ``medveil verify``.
     fingerprints: list[str] = field(default_factory=list, repr=False)
+    #: Header differences and before/after pictures of masked pixels, for the workspace only.
+    review: ReviewMaterial | None = field(default=None, repr=False)
 
 
 def _component(value: str) -> str:
@@ -99,18 +106,22 @@ def _ensure_file_meta(ds: Dataset) -> None:
 
 
 def deidentify_bytes(data: bytes, policy: Policy, key: Key, *,
-                     patient_id: str | None = None) -> tuple[bytes | str, AuditRecord]:
+                     patient_id: str | None = None,
+                     memory_budget: int | None = None) -> tuple[bytes | str, AuditRecord]:
     """De-identify one encoded file: ``(cleaned bytes, record)`` or ``(reason, record)``.
 
     *patient_id* is the sequential Patient ID the engine assigned, when the
     policy numbers patients (numbering needs the whole input, so the engine
-    does it).  Never raises for a bad input: every failure is a quarantine
-    reason that names no value.
+    does it).  *memory_budget* (bytes) refuses a file whose declared sizes
+    (the file, its inflated dataset, its decoded pixels) would need more,
+    before they are inflated or decoded (:mod:`medveil.runner.limits`).
+    Never raises for a bad input: every failure is a quarantine reason that
+    names no value.
     """
     record = AuditRecord()
     with silenced():
         try:
-            out = _deidentify_bytes(data, policy, key, patient_id, record)
+            out = _deidentify_bytes(data, policy, key, patient_id, record, memory_budget)
         except Exception as exc:  # fail closed: every error ends in quarantine, never a crash
             record.status = "quarantined"
             record.reason = safe_reason(exc)
@@ -120,21 +131,31 @@ def deidentify_bytes(data: bytes, policy: Policy, key: Key, *,
 
 
 def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | None,
-                      record: AuditRecord) -> bytes:
+                      record: AuditRecord, memory_budget: int | None) -> bytes:
     record.input_sha256 = hashlib.sha256(data).hexdigest()
     if data[:4] == b"DICM":  # meta group without the 128-byte preamble
         data = bytes(128) + data
+    if memory_budget is not None:
+        _check_budget(data, memory_budget)
+    padding = zero_padding_start(data)
+    if padding is not None:
+        data = data[:padding]  # trailing zeros are no elements; parsing them took minutes
     try:
         ds = pydicom.dcmread(BytesIO(data), force=True)
     except Exception as exc:  # any parse failure means we cannot vouch for the file
         raise QuarantineError(f"cannot be parsed as DICOM ({type(exc).__name__})") from None
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         raise QuarantineError("not a composite instance (no SOP Class/Instance UID)")
-    pixels_before = check_complete(data, ds)
+    inspection = inspect(data, ds)
+    pixels_before = inspection.pixels
+    if memory_budget is not None and "PixelData" in ds and (policy.cleans_pixels or policy.visual_features):
+        check_decode(ds, memory_budget)
     reason = burned_in_reason(ds)
     _ensure_file_meta(ds)
+    snapshot = HeaderSnapshot(ds)
     identifiers = collect_identifiers(ds, policy, sop_class_of(ds))
     words = identifier_words(ds, policy, identifiers)
+    source = pixel_source(ds) if policy.cleans_pixels else None
     pixel_report = _clean_pixels(ds, policy, reason, pixels_before)
     if pixel_report is None and reason and policy.burned_in == "quarantine":
         raise QuarantineError(f"may carry burned-in text ({reason}); turn on the Clean Pixel Data "
@@ -151,8 +172,9 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     if pixel_report is not None and "PixelData" in ds:
         # The text that could identify the patient is gone (PS3.3 C.7.6.1.1.6).
         ds.BurnedInAnnotation = "NO"
+    nonconforming = _refuse_hidden_data(ds, inspection.nonconforming)
     if policy.verify:
-        _verify_clean(ds, policy, words)
+        _verify_clean(ds, policy, words, pixel_report, pixels_before)
     relpath = output_relpath(ds)
     _resolve_implicit_vrs(ds)
     _share_unchanged_pixels(ds, pixels_before)
@@ -163,13 +185,96 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     record.uid_pairs = result.uid_pairs
     record.patient_pairs = result.patient_pairs
     record.counts = result.counts
-    record.events = result.events
+    record.events = result.events + nonconforming
     record.fingerprints = Fingerprints(key).digests_of(words)
     if pixel_report is not None:
         record.events.extend(_pixel_events(pixel_report))
     elif reason:
         record.events.append(("burned-in-passed", reason))
+    elif policy.cleans_pixels and "PixelData" in ds:
+        # --pixel-scan flagged trusted the header: the run's summary warns how many were not read.
+        record.events.append(("pixel-not-scanned", "not presumed to carry burned-in text"))
+    record.review = review_material(snapshot, ds, source, pixel_report.masked if pixel_report else ())
     return out
+
+
+def _check_budget(data: bytes, budget: int) -> None:
+    """Refuse a file (or its inflated dataset) too large for *budget*, before parsing it."""
+    if len(data) > file_limit(budget):
+        raise QuarantineError(f"the file ({human(len(data))}) is larger than a worker's memory budget allows "
+                              f"for one file ({human(file_limit(budget))}); raise --memory-budget to process it")
+    meta = _meta_group(data)
+    if meta is not None and meta.get(0x00020010, b"").rstrip(b"\x00 ") == DeflatedExplicitVRLittleEndian.encode():
+        check_inflated_size(memoryview(data)[dataset_start(data):], budget)
+
+
+def _meta_group(data: bytes) -> dict[int, bytes] | None:
+    if data[128:132] != b"DICM":
+        return None
+    handle = BytesIO(data)
+    handle.seek(132)
+    return read_meta_group(handle)
+
+
+#: Type 1 text attributes of the modules every image carries (General Series, Image Pixel, SOP
+#: Common, ...): an object without them is not what it claims to be, so one of these holding
+#: hidden bytes cannot be repaired by removal.
+_TYPE_1_TEXT = frozenset({0x00080060, 0x00280004, 0x00080016, 0x00080018, 0x0020000D, 0x0020000E, 0x00200052})
+
+
+def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity]) -> list[tuple[str, str]]:
+    """A value that breaks its VR in a way that can hide other elements must not reach the output.
+
+    Binary bytes in a text value are what a length stretched over the next
+    elements leaves behind (their headers are binary).  When the policy has
+    already removed, emptied or replaced such a value, nothing of it is
+    released.  When it would be kept or cleaned (the cleaner keeps what it
+    does not recognise), the attribute itself is repaired: emptied if its
+    Type is 2, removed otherwise; what it swallowed goes with it.  Only a
+    Type 1 attribute that every object needs (Modality, the instance's
+    UIDs, ...) cannot be repaired that way, and the file is quarantined.
+
+    Other breaches (a value longer than its VR allows, a UID with letters)
+    are common in real exports and hide nothing; they are returned as events
+    with the repairs.
+    """
+    events = []
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    for finding in findings:
+        if not finding.hides_data:
+            events.append(("nonconforming-value", finding.describe()))
+            continue
+        parent, elem = _element_at(ds, finding.path)
+        if elem is None or elem.is_empty:
+            continue
+        tag = finding.path[-1]
+        attribute = finding.describe().split(":", 1)[0]
+        kind = load_attribute_types().type_of(tag, sop_class) if len(finding.path) == 1 else None
+        if tag in _TYPE_1_TEXT or kind == 1:
+            raise QuarantineError(f"{finding.describe()}: such a value may hold the bytes of other elements, "
+                                  "and the attribute is required, so it cannot be removed")
+        if kind == 2:
+            elem.value = ""
+            action = "emptied"
+        else:
+            del parent[tag]
+            action = "removed"
+        events.append(("repair", json.dumps({"attribute": attribute, "action": action,
+                                             "why": "binary bytes in a text value (may hide other elements)"},
+                                            sort_keys=True)))
+    return events
+
+
+def _element_at(ds: Dataset, path: tuple[int, ...]):
+    """``(dataset holding it, element)`` at *path* (tags with item indices between them); element None if absent."""
+    current = ds
+    for position in range(0, len(path) - 1, 2):
+        elem = current.get(path[position])
+        items = elem.value if elem is not None and elem.VR == "SQ" else None
+        if not items or path[position + 1] >= len(items):
+            return current, None
+        current = items[path[position + 1]]
+    return current, current.get(path[-1])
 
 
 def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
@@ -199,11 +304,25 @@ def _encoded_pixel_value(ds: Dataset) -> bytes:
     return value + b"\0" if len(value) % 2 else value
 
 
-def _verify_clean(ds: Dataset, policy: Policy, words: set[str]) -> None:
-    """The --verify gate: rescan the cleaned object, OCR included; PHI found means quarantine."""
+def _verify_clean(ds: Dataset, policy: Policy, words: set[str], pixel_report: PixelReport | None = None,
+                  pixels_before: dict[int, memoryview] | None = None) -> None:
+    """The --verify gate: rescan the cleaned object, OCR included; PHI found means quarantine.
+
+    Pixel text still read as PHI is masked (when the step that cleans pixels
+    ran) and the object scanned again: it is refused only when that fails.
+    """
     engines = policy.pixels.engines if "PixelData" in ds or overlay_groups(ds) else None
+    lines: list = []
     findings = scan_dataset(ds, WordMatcher(words), ocr_engines=engines,
-                            min_confidence=policy.pixels.min_confidence)
+                            min_confidence=policy.pixels.min_confidence, pixel_lines=lines)
+    if findings and lines and pixel_report is not None and "PixelData" in ds:
+        from medveil.pixels.clean import mask_found_lines
+
+        mask_found_lines(ds, policy.pixels, lines, pixel_report)
+        if pixels_before is not None and PIXEL_DATA in pixels_before:
+            pixels_before[PIXEL_DATA] = memoryview(_encoded_pixel_value(ds))
+        findings = scan_dataset(ds, WordMatcher(words), ocr_engines=engines,
+                                min_confidence=policy.pixels.min_confidence)
     if findings:
         where = ", ".join(str(f) for f in findings[:5])
         raise QuarantineError(f"verification found possible PHI after cleaning in: {where}")
@@ -212,7 +331,10 @@ def _verify_clean(ds: Dataset, policy: Policy, words: set[str]) -> None:
 def _pixel_events(report: PixelReport) -> list[tuple[str, str]]:
     """Audit events: one per masked box (geometry, engine, confidence; never text)."""
     events = [("pixel-scan", json.dumps({"policy": report.policy, "text_regions": report.text_regions,
-                                         "masked": len(report.masked)}))]
+                                         "masked": len(report.masked), "frames": report.frames_screened,
+                                         "candidates": report.candidates, "crops_read": report.crops_read,
+                                         "crops_reused": report.crops_reused, "fill": report.fill},
+                                        sort_keys=True))]
     events.extend(("pixel-box", json.dumps(record, sort_keys=True)) for record in region_records(report))
     if report.mask is not None and not report.mask.transfer_syntax_kept:
         events.append(("pixel-reencoded", report.mask.note))
