@@ -192,16 +192,20 @@ def _timed_cli(times_path: str, argv: list[str]) -> None:
     """Run the medveil CLI in this process, recording how long each file took.
 
     ``progress`` is called once per finished input, so the gaps between calls
-    are per-file times (exact with one worker).  With one worker the local
-    runner also calls ``medveil.runner.batch.process`` per file, which names the
-    file; both are recorded, and nothing of medveil is changed.
+    are per-file times (exact enough with one worker: files come back in
+    order, one at a time).  Where the local runner's workers call
+    ``medveil.runner.pool.process`` (or, before issue 13's runner,
+    ``medveil.runner.batch.process``) in forked processes, a wrapper also
+    appends each file's name and time to ``TIMES.files``.  Nothing of medveil
+    is changed on disk.
     """
+    import medveil
     import medveil.cli as cli
 
     deltas: list[float] = []
-    named: list[tuple[str, float]] = []
     state = {"last": time.perf_counter()}
-    original = cli.deidentify_path
+    files_log = times_path + ".files"
+    original = medveil.deidentify_path
 
     def deidentify_path(*args, progress=None, on_total=None, **kwargs):
         def total(count):
@@ -218,24 +222,38 @@ def _timed_cli(times_path: str, argv: list[str]) -> None:
 
         return original(*args, progress=advance, on_total=total, **kwargs)
 
-    cli.deidentify_path = deidentify_path
-    try:
-        import medveil.runner.batch as batch
+    medveil.deidentify_path = deidentify_path
+    if hasattr(cli, "deidentify_path"):
+        cli.deidentify_path = deidentify_path
+    for module_name in ("medveil.runner.pool", "medveil.runner.batch"):
+        try:
+            module = __import__(module_name, fromlist=["process"])
+        except Exception:
+            continue
+        inner = getattr(module, "process", None)
+        if not callable(inner):
+            continue
 
-        if callable(getattr(batch, "process", None)):
-            inner = batch.process
+        def process(job, *args, _inner=inner, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _inner(job, *args, **kwargs)
+            finally:
+                with open(files_log, "a", encoding="utf-8") as log:
+                    log.write(f"{Path(job.path).name}\t{time.perf_counter() - start:.6f}\n")
 
-            def process(job, *args, **kwargs):
-                start = time.perf_counter()
-                try:
-                    return inner(job, *args, **kwargs)
-                finally:
-                    named.append((Path(job.path).name, time.perf_counter() - start))
+        module.process = process
+        break
 
-            batch.process = process
-    except Exception:  # the runner changed shape: the progress gaps still time the files
-        pass
-    atexit.register(lambda: Path(times_path).write_text(json.dumps({"deltas": deltas, "files": named})))
+    def dump() -> None:
+        named = []
+        if os.path.exists(files_log):
+            for line in Path(files_log).read_text("utf-8").splitlines():
+                name, _, seconds = line.rpartition("\t")
+                named.append((name, float(seconds)))
+        Path(times_path).write_text(json.dumps({"deltas": deltas, "files": named}))
+
+    atexit.register(dump)
     sys.argv = ["medveil", *argv]
     cli.main()
 
@@ -272,13 +290,18 @@ def workspace_of(output: Path) -> Path:
     return output.parent / f"{output.name}.medveil-workspace"
 
 
+#: Workspace files that hold original data by design (docs/security.md): the pair journal (the
+#: mapping files' source) and the review store's "before" pictures; quarantine copies are skipped too.
+ORIGINALS_BY_DESIGN = ("pairs.journal",)
+
+
 def private_traces(workspace: Path) -> rm.Found:
-    """Markers in the workspace outside the quarantine copies: reasons, the audit store."""
+    """Markers in the workspace outside what holds originals by design: reasons, the audit store, temporaries."""
     found = rm.Found()
     if not workspace.is_dir():
         return found
     for path in workspace.rglob("*"):
-        if not path.is_file():
+        if not path.is_file() or path.name in ORIGINALS_BY_DESIGN or "review" in path.relative_to(workspace).parts:
             continue
         if path.parent.name == "quarantine" and not path.name.endswith(".txt"):
             continue  # a quarantined input: not de-identified, by design
@@ -642,8 +665,16 @@ def run_kill(args, work: Path, key_file: Path, limits: Limits) -> dict:
 
 def concurrency_trial(work: Path, source: Path, single: Path, key_file: Path, reference: dict[str, str],
                       *, second: str = "same", delay_files: int = 1, limits: Limits | None = None,
-                      jobs: int = 2) -> dict:
-    """Start a second run on the OUTPUT of a running one; it must be refused, nothing lost."""
+                      jobs: int = 2, pause_first: bool = True) -> dict:
+    """Start a second run on the OUTPUT of a running one; it must be refused, nothing lost.
+
+    With *pause_first* the first run is stopped (SIGSTOP, its whole process
+    group) once it has released *delay_files* files, for as long as the
+    second runs, then continued: the two surely overlap, whatever the speed of
+    the machine.  Without it they simply run side by side, and the trial
+    counts as overlapping only if the first was still running when the second
+    ended.
+    """
     limits = limits or Limits()
     output, mappings = work / "out", work / "maps"
     shutil.rmtree(work, ignore_errors=True)
@@ -653,10 +684,17 @@ def concurrency_trial(work: Path, source: Path, single: Path, key_file: Path, re
     deadline = time.perf_counter() + limits.timeout_s
     while first.poll() is None and _count_released(output) < delay_files and time.perf_counter() < deadline:
         time.sleep(0.005)
-    overlapped = first.poll() is None
+    paused = pause_first and first.poll() is None
+    if paused:
+        kill_group(first.pid, signal.SIGSTOP)
     second_input = source if second == "same" else single
-    second_done = run_medveil(deidentify_args(second_input, output, key_file, mappings, jobs),
-                              work / "logs-second", limits=limits)
+    try:
+        second_done = run_medveil(deidentify_args(second_input, output, key_file, mappings, jobs),
+                                  work / "logs-second", limits=limits)
+    finally:
+        if paused:
+            kill_group(first.pid, signal.SIGCONT)
+    overlapped = paused or first.poll() is None
     try:
         first.wait(timeout=limits.timeout_s)
     except subprocess.TimeoutExpired:
@@ -676,7 +714,7 @@ def concurrency_trial(work: Path, source: Path, single: Path, key_file: Path, re
         pass
     gaps = mapping_gaps(output, mappings)
     unwritten = sum(n for reason, n in summary.get("reasons", {}).items() if "could not be written" in reason)
-    return {"second": second, "overlapped": overlapped, "first_rc": first.returncode, "second_rc": second_done.rc,
+    return {"second": second, "paused": paused, "overlapped": overlapped, "first_rc": first.returncode, "second_rc": second_done.rc,
             "refused": refused, "missing": len(lost), "unwritten": unwritten, "lost": max(len(lost), unwritten),
             "first_quarantined": summary.get("quarantined"),
             "first_reasons": summary.get("reasons", {}), "first_internal_error": "internal error" in first_stderr,
@@ -701,10 +739,11 @@ def run_concurrency(args, work: Path, key_file: Path, limits: Limits) -> dict:
     for number in range(args.concurrency_trials):
         trial_dir = work / f"concurrency-{number}"
         trial = concurrency_trial(trial_dir, source, single, key_file, reference,
-                                  second="same" if number % 2 == 0 else "single",
+                                  second="same" if number % 4 < 2 else "single", pause_first=number % 2 == 0,
                                   delay_files=rng.randint(1, max(1, len(reference) // 3)), limits=limits,
                                   jobs=args.jobs_faults)
-        print(f"  concurrency {number:2d} ({trial['second']}): overlapped={trial['overlapped']} "
+        print(f"  concurrency {number:2d} ({trial['second']}, {'paused' if trial['paused'] else 'side by side'}): "
+              f"overlapped={trial['overlapped']} "
               f"refused={trial['refused']} lost={trial['lost']} rc={trial['first_rc']}/{trial['second_rc']}",
               file=sys.stderr, flush=True)
         trials.append(trial)

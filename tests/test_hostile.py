@@ -11,14 +11,19 @@ interface open, these tests assume one and say so in the test:
 - ``--memory-budget SIZE`` (bytes, or with a K/M/G suffix) and the quarantine
   reason containing "memory budget"; a dead worker's file quarantined with a
   reason containing "worker died";
-- ``--quarantine-max-size SIZE`` for the quarantine copy cap;
+- ``--quarantine-max SIZE`` for the quarantine copy cap;
 - ``--follow-symlinks`` to follow links that leave INPUT; a link not followed
   is skipped with a reason containing "symbolic link";
-- non-regular files skipped with the reason "not a regular file";
+- non-regular files skipped with the reason "not a regular file" (or, for a
+  link to a device, "symbolic link");
 - ``--force`` to use an OUTPUT holding files that no medveil run wrote;
-- quarantine reasons for element-length damage name the attribute (keyword).
+- a value that swallowed the elements after it is either repaired (an audit
+  event of category "repair" naming the attribute, issue 14's convention) or
+  its file quarantined with a reason about the lengths or naming the attribute;
+- a full workspace or mappings disk: exit 2 and a message saying what was or
+  was not written.
 
-Tests of defects present on today's main are ``xfail(strict=True)`` with the
+Tests of defects still present on main are ``xfail(strict=True)`` with the
 item number: each becomes a failure (XPASS) when the defect is fixed, and its
 mark must go then.
 """
@@ -32,6 +37,7 @@ import re
 import signal
 import sqlite3
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -184,18 +190,28 @@ def test_sr_reproduction_without_damage_is_released(tmp_path, key_file):
     assert not leaks(tmp_path / "out").leaked
 
 
-@item(1, "an SR TextValue whose length swallows the following items is released with the observer's name")
+def repair_events(output: Path) -> list[dict]:
+    store = rb.workspace_of(output) / "audit.sqlite"
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+        return [json.loads(detail) for (detail,) in
+                db.execute("SELECT detail FROM events WHERE category = 'repair'")]
+
+
 @pytest.mark.parametrize("fix_item", [False, True], ids=["item-length-unchanged", "item-length-adds-up"])
-def test_sr_textvalue_swallowing_the_following_items_is_quarantined(tmp_path, key_file, fix_item):
+def test_sr_textvalue_swallowing_the_following_items_is_quarantined_or_repaired(tmp_path, key_file, fix_item):
+    """Item 1(a): nothing the TextValue swallowed (the observer's name, a UID) reaches the release."""
     sr_file(tmp_path / "in" / "sr.dcm", 12, swallow=True, fix_item=fix_item)
     done, summary = deid(tmp_path / "in", tmp_path / "out", key_file)
     found = leaks(tmp_path / "out")
     assert not found.leaked, f"released: {sorted(found.markers | found.uids)} in {sorted(found.where)}"
-    assert done.rc == 1 and summary["quarantined"] == 1
-    assert re.search(r"TextValue|\(0040,A160\)", reasons(summary), re.I), reasons(summary)
+    assert done.rc in (0, 1), done.stderr[-2000:]
+    if summary["quarantined"]:
+        assert re.search(r"TextValue|\(0040,A160\)|length", reasons(summary), re.I), reasons(summary)
+    else:
+        assert summary["written"] == 1
+        assert any("TextValue" in event["attribute"] for event in repair_events(tmp_path / "out"))
 
 
-@item(1, "Modality's length extended over Manufacturer and Institution Name releases the institution")
 def test_modality_swallowing_manufacturer_and_institution_is_quarantined(tmp_path, key_file, bases):
     base = bases["MR_small.dcm"]
     body, spans = base.body()
@@ -222,7 +238,6 @@ def _one_clean_file(directory: Path, bases) -> Path:
     return planted_file(bases["CT_small.dcm"], 20, directory / "ct.dcm")
 
 
-@item(2, "a symlink to /dev/zero is copied into the quarantine until the disk is full")
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
 def test_character_device_is_skipped_never_opened(tmp_path, key_file, bases, device):
     source = tmp_path / "in"
@@ -232,11 +247,10 @@ def test_character_device_is_skipped_never_opened(tmp_path, key_file, bases, dev
     done, summary = deid(source, tmp_path / "out", key_file, limits=rb.Limits(fsize_mb=64, as_mb=3072, timeout_s=300))
     assert done.rc == 0, done.stderr[-2000:]
     assert summary["written"] == 1 and summary["skipped"] == 1 and summary["quarantined"] == 0
-    assert "not a regular file" in reasons(summary)
+    assert re.search("not a regular file|symbolic link", reasons(summary)), reasons(summary)
     assert quarantine_copies(tmp_path / "out") == []
 
 
-@item(2, "a FIFO is recorded as quarantined (and its copy attempted) instead of skipped")
 def test_fifo_is_skipped_never_opened(tmp_path, key_file, bases):
     source = tmp_path / "in"
     _one_clean_file(source, bases)
@@ -248,7 +262,6 @@ def test_fifo_is_skipped_never_opened(tmp_path, key_file, bases):
     assert quarantine_copies(tmp_path / "out") == []
 
 
-@item(2, "a symlink that leaves INPUT is followed and its target released")
 def test_symlink_out_of_input_is_not_followed(tmp_path, key_file, bases):
     source = tmp_path / "in"
     _one_clean_file(source, bases)
@@ -261,7 +274,6 @@ def test_symlink_out_of_input_is_not_followed(tmp_path, key_file, bases):
     assert all(21 not in rm.scan_released(p).mutants() for p in released(tmp_path / "out"))
 
 
-@item(2, "there is no option to follow symlinks that leave INPUT (assumed: --follow-symlinks)")
 def test_symlink_out_of_input_is_followed_when_asked(tmp_path, key_file, bases):
     source = tmp_path / "in"
     _one_clean_file(source, bases)
@@ -272,7 +284,6 @@ def test_symlink_out_of_input_is_followed_when_asked(tmp_path, key_file, bases):
     assert summary["written"] == 2
 
 
-@item(2, "a symlink to the key file is followed and the key copied into the quarantine")
 def test_symlink_to_the_key_file_is_not_followed(tmp_path, key_file, bases):
     source = tmp_path / "in"
     _one_clean_file(source, bases)
@@ -285,18 +296,28 @@ def test_symlink_to_the_key_file_is_not_followed(tmp_path, key_file, bases):
     assert done.rc == 0 and summary["skipped"] == 1
 
 
-@item(2, "quarantine copies have no size cap (assumed option: --quarantine-max-size)")
+def truncated_dicom(base: rm.Base, index: int, path: Path, megabytes: int = 0) -> Path:
+    """A DICOM file cut short (so it is quarantined), optionally carrying a private OB of *megabytes* MB."""
+    tree = base.tree()
+    if megabytes:
+        rm._set(tree, 0x00110010, b"LO", rm._text(rm.PRIVATE_CREATOR))
+        rm._set(tree, 0x00111012, b"OB", os.urandom(megabytes << 20))
+    body, _ = encode(tree, False, base.little)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base.assemble(body, index)[:-100])
+    return path
+
+
 def test_quarantine_copy_has_a_size_cap(tmp_path, key_file, bases):
     source = tmp_path / "in"
     _one_clean_file(source, bases)
-    junk = source / "big.bin"
-    junk.write_bytes(os.urandom(3 << 20))
-    done, summary = deid(source, tmp_path / "out", key_file, "--quarantine-max-size", "1M", "--record-originals")
+    big = truncated_dicom(bases["MR_small.dcm"], 23, source / "big.dcm", megabytes=3)
+    done, summary = deid(source, tmp_path / "out", key_file, "--quarantine-max", "1M", "--record-originals")
     assert done.rc == 1, done.stderr[-2000:]
     assert summary["quarantined"] == 1
     assert all(p.stat().st_size <= 1 << 20 for p in quarantine_copies(tmp_path / "out"))
-    row = next(r for r in audit_rows(tmp_path / "out") if r["original_path"].endswith("big.bin"))
-    digest = hashlib.sha256(junk.read_bytes()).hexdigest()
+    row = next(r for r in audit_rows(tmp_path / "out") if r["original_path"].endswith("big.dcm"))
+    digest = hashlib.sha256(big.read_bytes()).hexdigest()
     with sqlite3.connect(rb.workspace_of(tmp_path / "out") / "audit.sqlite") as db:
         stored = {r[0] for r in db.execute("SELECT input_sha256 FROM files")}
     reason_texts = " ".join(p.read_text() for p in (rb.workspace_of(tmp_path / "out") / "quarantine").glob("*.txt"))
@@ -328,7 +349,6 @@ def delivery(tmp_path_factory):
             "reference": rb.tree_digest(reference / "out")}
 
 
-@item(3, "after kill -9 and a rerun, files released by the killed run are missing from the mapping files")
 def test_mappings_cover_every_released_file_after_kill_9_and_rerun(delivery):
     trial = rb.kill_trial(delivery["work"] / "kill", delivery["input"], delivery["key"], delivery["reference"],
                           0.5, scenario="second-delivery", first_part=delivery["first"], limits=LIMITS)
@@ -341,19 +361,17 @@ def test_mappings_cover_every_released_file_after_kill_9_and_rerun(delivery):
 # -- item 4: concurrent runs ------------------------------------------------------------------------------
 
 
-@item(4, "a second run over a single file on the same OUTPUT is not refused")
 def test_second_run_over_one_file_is_refused_naming_the_first(delivery, tmp_path):
     single = tmp_path / "single"
     rb.write_corpus(single, 1, 3, start=610_000, bases=rm.load_bases(names=["CT_small.dcm"]))
     trial = rb.concurrency_trial(tmp_path / "c", delivery["input"], single, delivery["key"], delivery["reference"],
-                                 second="single", delay_files=1, limits=LIMITS)
+                                 second="single", delay_files=1, limits=LIMITS, pause_first=True)
     if not trial["overlapped"]:
-        pytest.skip("the first run ended before the second started (inconclusive)")
+        pytest.skip("the first run ended before it could be paused (inconclusive)")
     assert trial["second_rc"] == 2 and trial["refused"], json.dumps(trial)
     assert trial["lost"] == 0 and trial["missing_from_mappings"] == 0
 
 
-@item(4, "two runs sharing one workspace are not refused")
 def test_second_run_on_the_same_workspace_is_refused(delivery, tmp_path):
     workspace = tmp_path / "shared-workspace"
     first = rb.spawn([*rb.medveil_command(), *rb.deidentify_args(delivery["input"], tmp_path / "out1", delivery["key"],
@@ -363,20 +381,24 @@ def test_second_run_on_the_same_workspace_is_refused(delivery, tmp_path):
     while first.poll() is None and rb._count_released(tmp_path / "out1") < 1 and time.monotonic() < deadline:
         time.sleep(0.005)
     overlapped = first.poll() is None
-    second, _ = deid(delivery["first"], tmp_path / "out2", delivery["key"], "--workspace", str(workspace))
+    if overlapped:
+        rb.kill_group(first.pid, signal.SIGSTOP)  # hold the first run (and its locks) while the second tries
+    try:
+        second, _ = deid(delivery["first"], tmp_path / "out2", delivery["key"], "--workspace", str(workspace))
+    finally:
+        rb.kill_group(first.pid, signal.SIGCONT)
     try:
         first.wait(timeout=LIMITS.timeout_s)
     finally:
         rb.kill_group(first.pid)
     if not overlapped:
-        pytest.skip("the first run ended before the second started (inconclusive)")
+        pytest.skip("the first run ended before it could be paused (inconclusive)")
     assert second.rc == 2 and str(first.pid) in second.stderr + second.stdout
 
 
 # -- item 5: memory budget, bombs, dying workers -------------------------------------------------------
 
 
-@item(5, "no memory budget: a deflate bomb is inflated whole (assumed option: --memory-budget)")
 def test_deflate_bomb_over_the_memory_budget_is_quarantined(tmp_path, key_file, bases):
     source = tmp_path / "in"
     source.mkdir()
@@ -388,7 +410,6 @@ def test_deflate_bomb_over_the_memory_budget_is_quarantined(tmp_path, key_file, 
     assert not leaks(tmp_path / "out").leaked
 
 
-@item(5, "declared pixel sizes are not checked against a memory budget before decoding")
 def test_declared_pixel_size_over_the_memory_budget_is_quarantined(tmp_path, key_file, bases):
     base = bases["SC_rgb_jpeg_dcmtk.dcm"]
     tree = base.tree()
@@ -403,7 +424,8 @@ def test_declared_pixel_size_over_the_memory_budget_is_quarantined(tmp_path, key
     assert summary["quarantined"] == 1 and "memory budget" in reasons(summary)
 
 
-@item(5, "a worker that dies aborts the whole batch (BrokenProcessPool, exit 3)")
+@item(5, "a worker killed while the coordinator submits more work still aborts the batch: "
+         "BrokenProcessPool from ProcessPoolExecutor.submit is not caught (runner/pool.py), exit 3")
 def test_a_dead_worker_is_replaced_and_its_file_quarantined(delivery, tmp_path):
     trial = rb.worker_death_trial(tmp_path / "death", delivery["input"], delivery["key"], 40, limits=LIMITS)
     if not trial["killed_worker"]:
@@ -450,10 +472,11 @@ def _long_value_file(base: rm.Base, kind: str, size: int) -> bytes:
     return base.assemble(body, 40, syntax="1.2.840.10008.1.2", deflate=False)
 
 
-@item(6, "long or zero-padded values cost work per byte (about 0.6 s per MB; 7 s per MB for a PN of many "
-         "components); measured as Python calls, not time")
-@pytest.mark.parametrize("kind,profile", [("trailing-zeros", "basic"), ("many-components", "basic"),
-                                          ("long-text", "tcia")])
+@pytest.mark.parametrize("kind,profile", [
+    ("trailing-zeros", "basic"),
+    pytest.param("many-components", "basic", marks=item(6, "a Patient's Name of a million components costs "
+                                                           "work per component (about 6 million calls per MB)")),
+    ("long-text", "tcia")])
 def test_long_values_cost_no_work_per_byte(bases, kind, profile):
     """Parsing must be linear and cheap: a MB of padding may cost at most 50,000 function calls
     (about 0.05 s on any machine), against millions today.  The benchmark times the same cases."""
@@ -467,12 +490,14 @@ def test_long_values_cost_no_work_per_byte(bases, kind, profile):
     policy = dataclasses.replace(policy, options=policy.options - {Option.CLEAN_PIXEL_DATA}, burned_in="pass")
     key = Key(b"q" * 32)
     base = bases["MR_small.dcm"]
-    size = 256 << 10
-    small, big = _long_value_file(base, kind, 2), _long_value_file(base, kind, size + 2)
-    deidentify_bytes(small, policy, key)  # warm caches (tables, compiled patterns)
-    baseline = _python_calls(lambda: deidentify_bytes(small, policy, key))
-    padded = _python_calls(lambda: deidentify_bytes(big, policy, key))
-    per_megabyte = (padded - baseline) * (1 << 20) / size
+    # Two sizes, so that what a long value costs once (a branch taken, a module imported) cancels out.
+    small_size, big_size = 64 << 10, 256 << 10
+    small, big = _long_value_file(base, kind, small_size), _long_value_file(base, kind, big_size)
+    deidentify_bytes(small, policy, key)  # warm caches (tables, compiled patterns, lazy imports)
+    deidentify_bytes(big, policy, key)
+    calls_small = _python_calls(lambda: deidentify_bytes(small, policy, key))
+    calls_big = _python_calls(lambda: deidentify_bytes(big, policy, key))
+    per_megabyte = (calls_big - calls_small) * (1 << 20) / (big_size - small_size)
     assert per_megabyte < 50_000, f"{per_megabyte:,.0f} calls per MB"
 
 
@@ -483,11 +508,10 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@item(7, "under umask 000 quarantine copies (and the audit store) are readable and writable by everyone")
 def test_workspace_files_are_private_under_umask_000(tmp_path, key_file, bases):
     source = tmp_path / "in"
     _one_clean_file(source, bases)
-    (source / "notes.dcm").write_bytes(b"not DICOM at all " * 10)
+    truncated_dicom(bases["MR_small.dcm"], 24, source / "cut.dcm")
     done, summary = deid(source, tmp_path / "out", key_file, umask=0)
     assert done.rc == 1 and summary["quarantined"] == 1
     workspace = rb.workspace_of(tmp_path / "out")
@@ -496,7 +520,6 @@ def test_workspace_files_are_private_under_umask_000(tmp_path, key_file, bases):
     assert exposed == []
 
 
-@item(7, "a pre-existing workspace with mode 0777 is used as it is")
 def test_workspace_readable_by_others_is_refused_or_fixed(tmp_path, key_file, bases):
     source = tmp_path / "in"
     _one_clean_file(source, bases)
@@ -512,7 +535,6 @@ def test_workspace_readable_by_others_is_refused_or_fixed(tmp_path, key_file, ba
             f"rc={done.rc} mode={oct(_mode(workspace))}"
 
 
-@item(7, "a pre-existing mappings directory readable by others is used as it is")
 def test_mappings_directory_readable_by_others_is_refused_or_fixed(tmp_path, key_file, bases):
     source = tmp_path / "in"
     _one_clean_file(source, bases)
@@ -550,7 +572,6 @@ def test_patient_name_with_another_vr_is_cleaned_from_free_text(tmp_path, key_fi
 # -- item 9: --record-originals and file names that are not UTF-8 -----------------------------------------
 
 
-@item(9, "--record-originals aborts on a non-UTF-8 file name (exit 3 after the output was moved)")
 def test_record_originals_keeps_a_non_utf8_file_name(tmp_path, key_file, bases):
     source = tmp_path / "in"
     source.mkdir()
@@ -566,7 +587,6 @@ def test_record_originals_keeps_a_non_utf8_file_name(tmp_path, key_file, bases):
 # -- item 10: keys, leftover temporaries, full disks ------------------------------------------------------
 
 
-@item(10, "a world-readable key file is accepted without a warning")
 def test_world_readable_key_is_accepted_with_a_warning(tmp_path, key_file, bases):
     _one_clean_file(tmp_path / "in", bases)
     key_file.chmod(0o644)
@@ -575,7 +595,6 @@ def test_world_readable_key_is_accepted_with_a_warning(tmp_path, key_file, bases
     assert re.search(r"key.*(readable|permission|mode|0644)", done.stderr, re.I | re.S), done.stderr[-1000:]
 
 
-@item(10, "an all-zero key is accepted")
 def test_all_zero_key_is_refused(tmp_path, key_file, bases):
     _one_clean_file(tmp_path / "in", bases)
     key_file.write_text("medveil-key-v1\n" + "00" * 32 + "\n")
@@ -595,7 +614,6 @@ def test_leftover_temporaries_are_removed_on_the_next_start(tmp_path, key_file, 
     assert rb.release_files(output)[1] == []
 
 
-@item(10, "complete temporaries stay in OUTPUT after a kill -9, beside the release, until the next run")
 def test_no_temporaries_in_output_after_kill_9(delivery, tmp_path):
     output = tmp_path / "out"
     left = []
@@ -612,20 +630,40 @@ def test_no_temporaries_in_output_after_kill_9(delivery, tmp_path):
     assert left == []
 
 
-@item(10, "a full workspace disk ends in an internal error (exit 3), not a clear setup error (exit 2)")
-def test_full_workspace_disk_is_a_clear_setup_error(delivery, tmp_path):
-    # A 192 kB limit on every file the run writes: the outputs fit, the audit store soon does not
-    # (SQLite reports "database or disk is full", as on a full disk).
-    done, _ = deid(delivery["input"], tmp_path / "out", delivery["key"], mappings=tmp_path / "maps",
-                   limits=rb.Limits(fsize_mb=0.1875, as_mb=3072, timeout_s=300))
+def _small_disk(mountpoint: Path, kilobytes: int, command: list[str]) -> list[str]:
+    """*command* run with a tmpfs of *kilobytes* kB mounted at *mountpoint* (a user and mount namespace)."""
+    return ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size={kilobytes}k tmpfs "$0" && shift && exec "$@"',
+            str(mountpoint), "-", *command]
+
+
+@pytest.mark.parametrize("full", [
+    pytest.param("workspace", marks=item(10, "a workspace disk that fills while the run records its end (the audit "
+                                             "store's finish_run: 'database or disk is full') is an internal error, "
+                                             "exit 3")),
+    "mappings"])
+def test_full_disk_is_a_clear_setup_error(delivery, tmp_path, full):
+    """A real full disk (a small tmpfs in a mount namespace): exit 2, and the message says what was not written."""
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    probe = subprocess.run(_small_disk(disk, 64, ["true"]), capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("this machine cannot mount a small tmpfs in a user namespace (unshare -rm)")
+    output, mappings, workspace = tmp_path / "out", tmp_path / "maps", tmp_path / "ws"
+    if full == "workspace":
+        workspace, size = disk / "ws", 400
+    else:
+        mappings, size = disk / "maps", 8
+    args = [*rb.deidentify_args(delivery["input"], output, delivery["key"], mappings, 1), "--workspace", str(workspace)]
+    proc = rb.spawn(_small_disk(disk, size, [*rb.medveil_command(), *args]), tmp_path / "logs", limits=LIMITS)
+    done = rb.finish(proc, LIMITS.timeout_s)
     assert done.rc == 2, f"rc={done.rc}: {done.stderr[-1500:]}"
-    assert re.search(r"disk|space|full", done.stderr, re.I)
+    assert "internal error" not in done.stderr
+    assert re.search(r"writ", done.stderr, re.I), done.stderr[-1500:]
 
 
 # -- item 11: resume after a policy change ----------------------------------------------------------------
 
 
-@item(11, "resume ignores a changed policy: the second run reports 'unchanged' and keeps the old release")
 def test_resume_reprocesses_after_a_policy_change(tmp_path, key_file, bases):
     source = tmp_path / "in"
     planted_file(bases["MR_small.dcm"], 80, source / "mr.dcm")
@@ -653,7 +691,6 @@ def _foreign_output(tmp_path: Path, bases) -> Path:
     return output
 
 
-@item(12, "an OUTPUT holding files no medveil run wrote is used as it is")
 def test_foreign_non_empty_output_is_refused(tmp_path, key_file, bases):
     _one_clean_file(tmp_path / "in", bases)
     output = _foreign_output(tmp_path, bases)
@@ -662,7 +699,6 @@ def test_foreign_non_empty_output_is_refused(tmp_path, key_file, bases):
     assert sorted(p.name for p in output.rglob("*")) == ["notes.txt", "original.dcm"]
 
 
-@item(12, "there is no --force to use a foreign OUTPUT anyway")
 def test_foreign_non_empty_output_is_used_with_force(tmp_path, key_file, bases):
     _one_clean_file(tmp_path / "in", bases)
     output = _foreign_output(tmp_path, bases)
@@ -680,7 +716,6 @@ def test_output_written_by_medveil_is_reused(tmp_path, key_file, bases):
 # -- item 13: Ctrl-C ----------------------------------------------------------------------------------------
 
 
-@item(13, "Ctrl-C leaves temporaries and no mapping files, and does not exit 130")
 def test_ctrl_c_stops_cleanly(delivery, tmp_path):
     output, mappings = tmp_path / "out", tmp_path / "maps"
 
@@ -702,7 +737,6 @@ def test_ctrl_c_stops_cleanly(delivery, tmp_path):
 # -- item 14: keyless verify ------------------------------------------------------------------------------
 
 
-@item(14, "keyless medveil verify passes an untouched original")
 def test_keyless_verify_fails_an_untouched_original(tmp_path, bases):
     original = tmp_path / "release"
     planted_file(bases["MR_small.dcm"], 95, original / "mr.dcm")
