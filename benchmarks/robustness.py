@@ -51,6 +51,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import shutil
@@ -694,7 +695,6 @@ def concurrency_trial(work: Path, source: Path, single: Path, key_file: Path, re
     finally:
         if paused:
             kill_group(first.pid, signal.SIGCONT)
-    overlapped = paused or first.poll() is None
     try:
         first.wait(timeout=limits.timeout_s)
     except subprocess.TimeoutExpired:
@@ -706,7 +706,11 @@ def concurrency_trial(work: Path, source: Path, single: Path, key_file: Path, re
     after = tree_digest(output)
     lost = sorted(k for k in reference if after.get(k) != reference[k])
     message = second_done.stderr + second_done.stdout
-    refused = second_done.rc == 2 and str(first.pid) in message
+    refused = second_done.rc == 2 and bool(re.search(r"another .*run|already .*running|in use", message, re.I))
+    named = refused and str(first.pid) in message
+    # Side by side, the trial counts only if the runs really overlapped: the second was refused, or
+    # the audit store shows two runs whose [started, finished] intervals intersect.
+    overlapped = paused or refused or _runs_overlap(workspace_of(output))
     summary = {}
     try:
         summary = json.loads(first_stdout)
@@ -715,10 +719,22 @@ def concurrency_trial(work: Path, source: Path, single: Path, key_file: Path, re
     gaps = mapping_gaps(output, mappings)
     unwritten = sum(n for reason, n in summary.get("reasons", {}).items() if "could not be written" in reason)
     return {"second": second, "paused": paused, "overlapped": overlapped, "first_rc": first.returncode, "second_rc": second_done.rc,
-            "refused": refused, "missing": len(lost), "unwritten": unwritten, "lost": max(len(lost), unwritten),
+            "refused": refused, "named": named, "second_message": message.strip()[-300:], "missing": len(lost), "unwritten": unwritten, "lost": max(len(lost), unwritten),
             "first_quarantined": summary.get("quarantined"),
             "first_reasons": summary.get("reasons", {}), "first_internal_error": "internal error" in first_stderr,
             "missing_from_mappings": gaps["missing_from_mappings"]}
+
+
+def _runs_overlap(workspace: Path) -> bool:
+    store = workspace / "audit.sqlite"
+    if not store.is_file():
+        return False
+    try:
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+            runs = db.execute("SELECT started_at, finished_at FROM runs ORDER BY started_at").fetchall()
+    except sqlite3.Error:
+        return False
+    return any(later[0] < (earlier[1] or "~") for earlier, later in zip(runs, runs[1:]))
 
 
 def run_concurrency(args, work: Path, key_file: Path, limits: Limits) -> dict:
@@ -743,8 +759,8 @@ def run_concurrency(args, work: Path, key_file: Path, limits: Limits) -> dict:
                                   delay_files=rng.randint(1, max(1, len(reference) // 3)), limits=limits,
                                   jobs=args.jobs_faults)
         print(f"  concurrency {number:2d} ({trial['second']}, {'paused' if trial['paused'] else 'side by side'}): "
-              f"overlapped={trial['overlapped']} "
-              f"refused={trial['refused']} lost={trial['lost']} rc={trial['first_rc']}/{trial['second_rc']}",
+              f"overlapped={trial['overlapped']} refused={trial['refused']} named={trial['named']} "
+              f"lost={trial['lost']} rc={trial['first_rc']}/{trial['second_rc']}",
               file=sys.stderr, flush=True)
         trials.append(trial)
         if not args.keep:
@@ -897,10 +913,12 @@ def summarise(results: dict, args) -> tuple[list[tuple[str, str, int | None]], l
         trials = concurrency["trials"]
         overlapping = [t for t in trials if t["overlapped"]]
         not_refused = sum(1 for t in overlapping if not t["refused"])
+        unnamed = sum(1 for t in overlapping if t["refused"] and not t.get("named", True))
         lost_trials = [t for t in trials if t["lost"]]
         rows += [
-            (f"two runs on one OUTPUT: second run not refused ({len(overlapping)} overlapping trials)",
-             f"{not_refused} of {len(overlapping)}", not_refused),
+            (f"two runs on one OUTPUT: second run not refused, or refused without naming the first "
+             f"({len(overlapping)} overlapping trials)",
+             f"{not_refused} / {unnamed} of {len(overlapping)}", not_refused + unnamed),
             ("two runs on one OUTPUT: files of the first run lost (missing, or quarantined as not written)",
              f"{sum(t['lost'] for t in trials)} (in {len(lost_trials)} of {len(trials)} trials)",
              sum(t["lost"] for t in trials)),

@@ -231,6 +231,47 @@ def test_modality_swallowing_manufacturer_and_institution_is_quarantined(tmp_pat
     assert re.search(r"Modality|\(0008,0060\)", reasons(summary), re.I), reasons(summary)
 
 
+def _extended(base: rm.Base, tag: int, count: int, index: int, path: Path) -> Path:
+    """*base* with the top-level element *tag*'s length extended over the *count* elements after it."""
+    body, spans = base.body()
+    top = [s for s in spans if s.depth == 0]
+    position = next(i for i, s in enumerate(top) if s.node.tag == tag)
+    data = bytearray(body)
+    set_length(data, top[position], top[position + count].end - top[position].value_start, base.little)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base.assemble(bytes(data), index))
+    return path
+
+
+#: Cases the benchmark found on main after the first fixes for item 1 (each a mutant it generated).
+SWALLOWS = [
+    pytest.param("MR_small.dcm", 0x00100010, 2, TCIA_TEXT, id="patient-name-over-id-and-birth-date",
+                 marks=item(1, "Patient's Name stretched over the next elements: its given name is no longer "
+                               "a clean component, and free text keeps it")),
+    pytest.param("MR_small.dcm", 0x00081090, 2, TCIA_TEXT, id="kept-model-name-over-patient-name",
+                 marks=item(1, "a kept text value repaired 'with what it swallowed' takes Patient's Name with it, "
+                               "and free text keeps the name nobody knows any more")),
+    pytest.param("MR_small.dcm", 0x00280107, 3, BASIC, id="kept-numeric-value-over-request-attributes",
+                 marks=item(1, "a kept numeric value (Largest Image Pixel Value, US) stretched over the next "
+                               "elements is released with their bytes: only text values are checked")),
+    pytest.param("CT_small.dcm", 0x00271051, 3, TCIA_TEXT, id="kept-private-value-makes-unreadable-output",
+                 marks=item(1, "a kept private value stretched over the next elements is written so that "
+                               "pydicom cannot read the output back (BytesLengthException)")),
+]
+
+
+@pytest.mark.parametrize("source,tag,count,profile", SWALLOWS)
+def test_value_swallowing_the_next_elements_releases_nothing_of_them(tmp_path, key_file, bases, source, tag,
+                                                                     count, profile):
+    _extended(bases[source], tag, count, 14, tmp_path / "in" / "file.dcm")
+    done, summary = deid(tmp_path / "in", tmp_path / "out", key_file, profile=profile)
+    assert done.rc in (0, 1), done.stderr[-2000:]
+    for path in released(tmp_path / "out"):
+        found = rm.scan_released(path)
+        assert not found.leaked, f"released: {sorted(found.markers | found.uids)} in {sorted(found.where)}"
+        assert found.rereads, f"the output does not re-read ({found.reread_error})"
+
+
 # -- item 2: devices, FIFOs, links out of INPUT --------------------------------------------------------
 
 
@@ -368,7 +409,7 @@ def test_second_run_over_one_file_is_refused_naming_the_first(delivery, tmp_path
                                  second="single", delay_files=1, limits=LIMITS, pause_first=True)
     if not trial["overlapped"]:
         pytest.skip("the first run ended before it could be paused (inconclusive)")
-    assert trial["second_rc"] == 2 and trial["refused"], json.dumps(trial)
+    assert trial["second_rc"] == 2 and trial["refused"] and trial["named"], json.dumps(trial)
     assert trial["lost"] == 0 and trial["missing_from_mappings"] == 0
 
 
