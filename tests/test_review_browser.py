@@ -91,13 +91,16 @@ def _shot(driver, name: str) -> None:
 def _message(driver, expected: str) -> str:
     """The page's message list once it shows *expected* (a decision re-runs the pipeline: no time limit
     is asserted, the wait only bounds a hang)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     def shown(d):
         found = d.find_elements(By.ID, "messages")
         return found[0].text if found and expected in found[0].text else False
-    return WebDriverWait(driver, 300, poll_frequency=0.5).until(shown)
+    # The page is replaced when a decision's answer arrives: an element found just before is stale.
+    return WebDriverWait(driver, 300, poll_frequency=0.5,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(shown)
 
 
 def _text(driver) -> str:
@@ -140,7 +143,10 @@ def test_file_page_shows_before_after_and_header_differences(browser, served):
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.find_element(By.CSS_SELECTOR, f"#masked a[href='/file/{state.input_ref}']").click()
-    WebDriverWait(browser, 300, poll_frequency=0.5).until(  # bounds a hang; no time is asserted
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    WebDriverWait(browser, 300, poll_frequency=0.5,  # bounds a hang; no time is asserted
+                  ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: d.current_url.endswith(f"/file/{state.input_ref}") and d.find_elements(By.ID, "header-diff"))
     _shot(browser, "file")
     rows = browser.find_elements(By.CSS_SELECTOR, "#header-diff table tr")

@@ -65,6 +65,9 @@ def review(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening before the address is announced: a browser that connects at once waits in the
+        # backlog until the server accepts, instead of being refused.
+        sock.listen(128)
     except OSError as exc:
         fail(f"cannot listen on {escape(host)}:{port} ({type(exc).__name__})")
     bound = sock.getsockname()[1]

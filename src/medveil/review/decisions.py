@@ -29,26 +29,22 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydicom
-
 from medveil._version import __version__
-from medveil.engine.deidentify import patient_key
-from medveil.errors import MedveilError, safe_reason
+from medveil.errors import MedveilError
 from medveil.policy import Policy
 from medveil.policy.fingerprint import settings_fingerprint
-from medveil.pseudonym import Key, derive
-from medveil.quiet import silenced
-from medveil.review.keep import ReviewKeeper
+from medveil.pseudonym import Key
 from medveil.review.overview import DECISION, REVIEW_ENGINE, is_ref
+from medveil.runner.book import TMP_PREFIX, RunBook, RunConfig
 from medveil.runner.core import deidentify_bytes
-from medveil.runner.process import TMP_PREFIX
+from medveil.runner.discover import read_regular
+from medveil.runner.lock import LOCK_FILE, RunLock
 from medveil.store.audit import AuditStore, utc_now
-from medveil.store.mappings import MappingCollisionError, write_mappings
+from medveil.store.private import write_durably
 
 DROPPED = "dropped by a curator in review"
 
@@ -134,22 +130,33 @@ def _account() -> str:
 
 
 def drop(workspace: Path, ref: str) -> Outcome:
-    """Remove the quarantine copy of *ref* and record the decision."""
+    """Remove the quarantine copy of *ref* and record the decision (holding the workspace's lock)."""
     workspace = Path(workspace)
-    with AuditStore.open(workspace / "audit.sqlite") as store:
-        run = _quarantined(store, workspace, ref)
-        at = utc_now()
-        _record(store, run, ref, "skipped", _detail("dropped", at), reason=DROPPED)
-    for name in (f"{ref}.dcm", f"{ref}.reason.txt"):
-        (workspace / "quarantine" / name).unlink(missing_ok=True)
+    lock = RunLock()
+    lock.add_file(workspace / LOCK_FILE, "workspace")
+    try:
+        with AuditStore.open(workspace / "audit.sqlite") as store:
+            run = _quarantined(store, workspace, ref)
+            at = utc_now()
+            _record(store, run, ref, "skipped", _detail("dropped", at), reason=DROPPED)
+        for name in (f"{ref}.dcm", f"{ref}.reason.txt"):
+            (workspace / "quarantine" / name).unlink(missing_ok=True)
+    finally:
+        lock.release()
     return Outcome("dropped", at)
 
 
 def release(workspace: Path, ref: str, reviewer: Reviewer, outputs: dict[str, str]) -> Outcome:
     """Run the pipeline on the (fixed) quarantine copy of *ref*; release it only if it passes.
 
-    *outputs* maps run ids to their release trees (from the review database).
-    Raises :class:`DecisionError` when the release cannot even be tried.
+    The release is a run of its own through the runners' bookkeeping
+    (:class:`medveil.runner.book.RunBook`): it holds the locks on the
+    release tree and the workspace, numbers patients in the workspace's
+    sequence, journals the pairs before the file is written, checks the
+    output's name against the tree and the pseudonyms against every earlier
+    pair, and rebuilds the mapping files.  *outputs* maps run ids to their
+    release trees (from the review database).  Raises :class:`DecisionError`
+    when the release cannot even be tried.
     """
     workspace = Path(workspace)
     if reviewer.key is None or reviewer.policy is None:
@@ -157,41 +164,41 @@ def release(workspace: Path, ref: str, reviewer: Reviewer, outputs: dict[str, st
                             "and the run's --profile/--option/--recipe")
     with AuditStore.open(workspace / "audit.sqlite") as store:
         run = _quarantined(store, workspace, ref)
-        _check_same_run_settings(run, reviewer)
-        output = reviewer.output or outputs.get(run["run_id"])
-        if not output:
-            raise DecisionError("where the run's release tree is is not recorded: start the review with --output")
-        if "://" in output:
-            raise DecisionError("releasing into a URL is not supported from the review page: rerun the batch")
-        if (run.get("options") or {}).get("mappings") and reviewer.mappings_dir is None:
-            raise DecisionError("the run wrote mapping files: start the review with --mappings DIR")
-        copy = workspace / "quarantine" / f"{ref}.dcm"
-        data = copy.read_bytes()
-        patient_id = _patient_number(store, reviewer, copy)
-        out, record = deidentify_bytes(data, reviewer.policy, reviewer.key, patient_id=patient_id)
+    _check_same_run_settings(run, reviewer)
+    output = reviewer.output or outputs.get(run["run_id"])
+    if not output:
+        raise DecisionError("where the run's release tree is is not recorded: start the review with --output")
+    if "://" in output:
+        raise DecisionError("releasing into a URL is not supported from the review page: rerun the batch")
+    if (run.get("options") or {}).get("mappings") and reviewer.mappings_dir is None:
+        raise DecisionError("the run wrote mapping files: start the review with --mappings DIR")
+    quarantine = workspace / "quarantine"
+    copy = quarantine / f"{ref}.dcm"
+    config = RunConfig(input=quarantine, output=Path(output), policy=reviewer.policy, key=reviewer.key,
+                       workspace=workspace, mappings_dir=reviewer.mappings_dir, force=True)
+    book = RunBook(config, run_options={"engine": REVIEW_ENGINE, "decision": "release", "of_run": run["run_id"]})
+    book.open()
+    with book.running():
+        book.summary.files_total = 1
+        patient_id = book.sequential_patient_id(copy)
+        out, record = deidentify_bytes(read_regular(copy), reviewer.policy, reviewer.key, patient_id=patient_id)
         at = utc_now()
-        if record.status != "written":
-            reason = record.reason or "unknown"
-            _record(store, run, ref, "quarantined", _detail("release-refused", at, reason), reason=reason)
-            return Outcome("release-refused", at, reason=reason)
-        try:
-            # As in the batch runner: pairs go in before the file, so a failure in between
-            # leaves a few pairs of a file not written, never a file without its pairs.
-            _check_free(Path(output), record.relpath, record.output_sha256)
-            if reviewer.mappings_dir is not None:
-                write_mappings(reviewer.mappings_dir, record.uid_pairs, record.patient_pairs)
-            _write(Path(output), record.relpath, out, record.output_sha256)
-        except (DecisionError, MappingCollisionError) as exc:
-            reason = safe_reason(exc) if isinstance(exc, DecisionError) else \
-                "pseudonym collision with another input; use more digits"
-            _record(store, run, ref, "quarantined", _detail("release-refused", at, reason), reason=reason)
-            return Outcome("release-refused", at, reason=reason)
-        run_id = _record(store, run, ref, "written", _detail("released", at), done=record)
-    keeper = ReviewKeeper(workspace, output, run_id)
-    keeper.keep(ref, record)
-    keeper.close()
+        why = record.reason if record.status != "written" else _taken(Path(output), record.relpath,
+                                                                      record.output_sha256)
+        if why is None:
+            why = book.claim(record.relpath, record.output_sha256, record.uid_pairs, record.patient_pairs)
+        if why is not None:
+            book.quarantine_copy(ref, copy, why, copier=lambda _target: (True, record.input_sha256))
+            book.record(ref, copy, "quarantined", why, input_sha256=record.input_sha256)
+            book.store.add_event(book.run_id, ref, DECISION,
+                                 json.dumps(_detail("release-refused", at, why), sort_keys=True))
+            return Outcome("release-refused", at, reason=why)
+        book.sync()  # the pairs are durable before the file is released
+        write_durably(Path(output) / record.relpath, out, TMP_PREFIX, make_parents=True)
+        book.released(ref, copy, "written", record)
+        book.store.add_event(book.run_id, ref, DECISION, json.dumps(_detail("released", at), sort_keys=True))
     for name in (f"{ref}.dcm", f"{ref}.reason.txt"):
-        (workspace / "quarantine" / name).unlink(missing_ok=True)
+        (quarantine / name).unlink(missing_ok=True)
     return Outcome("released", at, output_relpath=record.relpath)
 
 
@@ -211,34 +218,9 @@ def _check_same_run_settings(run: dict, reviewer: Reviewer) -> None:
                             "pixel settings, recipe or medveil version): start the review with the run's settings")
 
 
-def _patient_number(store: AuditStore, reviewer: Reviewer, path: Path) -> str | None:
-    """The sequential Patient ID the batch runner would give (the workspace's numbering)."""
-    if not reviewer.policy.sequential_patient_ids:
-        return None
-    try:
-        with silenced():
-            header = pydicom.dcmread(path, force=True, stop_before_pixels=True,
-                                     specific_tags=["PatientID", "PatientName", "PatientBirthDate",
-                                                    "StudyInstanceUID"])
-    except Exception:  # noqa: BLE001  (the pipeline will refuse the file with its own reason)
-        return None
-    ref = derive(reviewer.key, "sequence", patient_key(header)).hex()
-    return reviewer.policy.patient_id_format.number(store.sequence_number("patient-id", ref))
-
-
-def _check_free(root: Path, relpath: str, sha256: str) -> None:
-    """Refuse when another file of the release already holds the output's name."""
+def _taken(root: Path, relpath: str, sha256: str) -> str | None:
+    """Why the output's name cannot be used: another file of the release already holds it."""
     target = root / relpath
     if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() != sha256:
-        raise DecisionError("another file of the release has the same SOP Instance UID")
-
-
-def _write(root: Path, relpath: str, data: bytes, sha256: str) -> None:
-    """Write atomically under *root* (a temporary file beside the tree, then a rename)."""
-    target = root / relpath
-    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == sha256:
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root / f"{TMP_PREFIX}review-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+        return "another file of the release has the same SOP Instance UID"
+    return None

@@ -199,7 +199,7 @@ class RunBook:
     """Everything a runner records about one run; a context manager around the run."""
 
     def __init__(self, config: RunConfig, *, local_output: bool = True,
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None, run_options: dict[str, Any] | None = None):
         self.config = config
         self.local_output = local_output
         self.progress = progress or (lambda status: None)
@@ -217,6 +217,8 @@ class RunBook:
         self.claimed: dict[str, str] = {}
         #: new SOP Instance UID -> the input of this run that first released it (path within INPUT).
         self.first_input: dict[str, str] = {}
+        #: What the run's row records about it besides the policy (e.g. the review page's decision).
+        self.run_options = dict(run_options or {})
         self.lock = RunLock()
         self.store: AuditStore | None = None
         self.journal: PairJournal | None = None
@@ -245,7 +247,7 @@ class RunBook:
                 self.journal = PairJournal(config.workspace / JOURNAL_FILE)
                 self._load_journal()
             options = {"options": sorted(o.value for o in config.policy.options), "workers": config.workers,
-                       "mappings": config.mappings_dir is not None, "settings": self.settings}
+                       "mappings": config.mappings_dir is not None, "settings": self.settings, **self.run_options}
             self.store.start_run(self.run_id, tool_version=__version__,
                                  table_edition=config.policy.table.edition, profile=config.policy.name,
                                  options=options, key_fingerprint=config.key.fingerprint(),

@@ -87,10 +87,13 @@ def write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def write_durably(path: Path, data: bytes, tmp_prefix: str = ".medveil-tmp-") -> None:
+def write_durably(path: Path, data: bytes, tmp_prefix: str = ".medveil-tmp-", *,
+                  make_parents: bool = False) -> None:
     """Write *data* to *path* (0600) so that readers see the old file or the new one, never half,
     and the new one survives a power cut: a temporary beside it, fsync, rename, fsync of the folder."""
     path = Path(path)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=tmp_prefix, suffix=path.suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:  # mkstemp creates the file 0600
