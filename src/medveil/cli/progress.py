@@ -102,6 +102,6 @@ class RunProgress:
             eta = f", ETA {_duration(left)}" if left is not None else ""
         else:
             share, eta = f"{self.done} files", ""
-        held = "flagged" if self.what == "verifying" else "quarantined"
+        held = {"verifying": "flagged", "scoring": "missing"}.get(self.what, "quarantined")
         return (f"medveil {self.what}: {share}, {rate:.1f} files/s, elapsed {_duration(elapsed)}{eta}, "
                 f"{held} so far: {self.statuses['quarantined']}")
