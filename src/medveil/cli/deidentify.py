@@ -181,7 +181,7 @@ def deidentify(
                                                     help="Text screen before OCR (default recall; off: OCR "
                                                          "whole frames)."),
     ocr: str | None = typer.Option(None, "--ocr", metavar="ENGINES", rich_help_panel=PIXELS,
-                                   help="ppocr (default), rapidocr, tesseract or auto; comma-separated."),
+                                   help="ppocr (default), ppocr-v5, ppocr-v6, rapidocr, tesseract or auto; comma-separated."),
     pixel_rules: Path | None = typer.Option(None, "--pixel-rules", exists=True, dir_okay=False, metavar="FILE",
                                             rich_help_panel=PIXELS, help="Your devices' text locations."),
     overlays: Overlays | None = typer.Option(None, "--overlays", rich_help_panel=PIXELS,
@@ -321,7 +321,7 @@ def summary_dict(summary, policy) -> dict:
         "run_id": summary.run_id, "files_total": summary.files_total, "written": summary.written,
         "unchanged": summary.unchanged, "quarantined": summary.quarantined, "skipped": summary.skipped,
         "interrupted": summary.interrupted, "reasons": dict(summary.reasons), "actions": dict(summary.actions),
-        "events": dict(summary.events), "reprocessed": dict(summary.reprocessed), "notices": summary.notices,
+        "events": dict(summary.events), "repairs": dict(summary.repairs), "reprocessed": dict(summary.reprocessed), "notices": summary.notices,
         "quarantined_inputs": [{"input": path, "reason": reason} for path, reason in summary.quarantined_inputs],
         "skipped_inputs": [{"input": path, "reason": reason} for path, reason in summary.skipped_inputs],
         "masked_inputs": summary.masked_inputs,
@@ -365,6 +365,9 @@ def print_summary(summary, policy, out: Console | None = None) -> None:
               f"quarantined: {summary.quarantined}  skipped: {summary.skipped}")
     if summary.actions:
         out.print("actions: " + ", ".join(f"{_ACTION_NAMES.get(a, a)} {n}" for a, n in sorted(summary.actions.items())))
+    if summary.repairs:
+        out.print("repaired instead of quarantined: " + ", ".join(
+            f"{keyword} {count}" for keyword, count in sorted(summary.repairs.items())))
     not_scanned = summary.events.get("pixel-not-scanned", 0)
     if not_scanned:
         out.print(f"[yellow]warning:[/] {not_scanned} images were not scanned for burned-in text "

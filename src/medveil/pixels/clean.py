@@ -27,6 +27,7 @@ confidence and a reason, never text.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -121,10 +122,15 @@ def clean_pixels(
     ds: Dataset,
     settings: PixelSettings,
     *,
-    known: KnownIdentifiers | None = None,
+    known: KnownIdentifiers | Callable[[], KnownIdentifiers] | None = None,
     burned_in_reason: str | None = None,
 ) -> PixelReport:
-    """Mask burned-in text in *ds* in place; raise QuarantineError when that cannot be done fully."""
+    """Mask burned-in text in *ds* in place; raise QuarantineError when that cannot be done fully.
+
+    *known*: the object's own identifiers, or a function that collects them,
+    called only when text was found (most frames hold none, and collecting
+    walks the whole header).
+    """
     policy = settings.policy if settings.policy != "auto" else (ALL_TEXT if burned_in_reason else PHI_ONLY)
     report = PixelReport(policy=policy)
     try:
@@ -153,8 +159,8 @@ def _site_rules(path: str) -> tuple[LocationRule, ...]:
     return load_rules(path)
 
 
-def _mask_text(ds: Dataset, settings: PixelSettings, policy: str, known: KnownIdentifiers | None,
-               report: PixelReport) -> None:
+def _mask_text(ds: Dataset, settings: PixelSettings, policy: str,
+               known: KnownIdentifiers | Callable[[], KnownIdentifiers] | None, report: PixelReport) -> None:
     boxes: list[MaskBox] = []
     for label, (x1, y1, x2, y2) in matching_boxes(ds, _rules(settings)):
         boxes.append(MaskBox(x1, y1, x2, y2, None))
@@ -167,7 +173,10 @@ def _mask_text(ds: Dataset, settings: PixelSettings, policy: str, known: KnownId
     report.text_regions = len(found)
     protected = ultrasound_regions(ds) if str(ds.get("Modality", "")).upper() == "US" else []
     width = int(ds.Columns)
-    for decision in select(found, policy, known=known, protected=protected):
+    if found and callable(known):
+        known = known()
+    for decision in select(found, policy, known=known if isinstance(known, KnownIdentifiers) else None,
+                           protected=protected) if found else ():
         box = decision.box
         # Engines clip a line's first and last glyphs by a stroke or two, and a glyph
         # half read is still half legible: widen by half a line height each side.

@@ -26,7 +26,7 @@ import numpy as np
 
 from medveil.errors import MedveilError
 
-ENGINES = ("tesseract", "rapidocr", "ppocr", "ppocr-v6")
+ENGINES = ("tesseract", "rapidocr", "ppocr", "ppocr-v5", "ppocr-v6")
 #: What ``auto`` reads with: every installed engine of these (rapidocr runs the same models as ppocr).
 AUTO_ENGINES = ("ppocr", "tesseract")
 
@@ -172,7 +172,7 @@ def get_engine(name: str = "auto") -> OcrEngine:
         return TesseractEngine()
     if choice == "rapidocr":
         return RapidOcrEngine()
-    if choice in ("ppocr", "ppocr-v6"):
+    if choice in ("ppocr", "ppocr-v5", "ppocr-v6"):
         from medveil.pixels.ppocr import PpOcrEngine
 
         return PpOcrEngine(choice)

@@ -30,6 +30,7 @@ everything.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,49 +134,70 @@ def stroke_maps(cv2, planes, kernel, settings: ScreenSettings):
       bright and dark structures too, so lines found here must hold three
       glyphs of one height on one baseline.
     """
-    ranges = {}
+    measured: dict[int, tuple] = {}
     for image, bright in planes:
         key = id(image)
-        if key not in ranges:
+        if key not in measured:
+            # What both polarities of one plane share: its range, robust contrast, smoothed copy and noise.
             low, high = (float(v) for v in cv2.minMaxLoc(image)[:2]) if image.ndim == 2 else (0.0, 0.0)
-            ranges[key] = (low, high)
-        low, high = ranges[key]
+            measured[key] = (low, high, None)
+        low, high, contrast = measured[key]
         if high <= low:
             continue
         if settings.cues != "contrast":
-            yield _extreme_layer(cv2, image, low, high, bright, settings), False
+            yield _extreme_layer(cv2, image, low, high, bright, settings, kernel), False
         if settings.cues == "extreme":
             continue
-        threshold = _threshold(image, settings.contrast)
+        if contrast is None:
+            threshold = _threshold(image, settings.contrast)
+            smooth = _smooth(cv2, image) if threshold is not None else None
+            contrast = (threshold, smooth, _noise(image, smooth) if smooth is not None else 0.0)
+            measured[key] = (low, high, contrast)
+        threshold, smooth, noise = contrast
         if threshold is None:
             continue
-        smooth = cv2.blur(image.astype(np.float32), (3, 3))
         strokes = cv2.morphologyEx(smooth, cv2.MORPH_TOPHAT if bright else cv2.MORPH_BLACKHAT, kernel)
-        yield (strokes > max(threshold, 4.0 * _noise(image, smooth))).view(np.uint8), True
+        yield _above(cv2, strokes, max(threshold, 4.0 * noise)), True
+
+
+def _smooth(cv2, image: np.ndarray) -> np.ndarray:
+    """The 3x3 mean of a plane, in float32: many 16-bit frames hold an 8-bit range, where
+    faint text is a level or two above its background and rounding would lose it."""
+    return cv2.blur(image.astype(np.float32), (3, 3))
+
+
+def _above(cv2, strokes: np.ndarray, threshold: float) -> np.ndarray:
+    """A 0/1 map of the pixels of *strokes* above *threshold*."""
+    return (strokes > threshold).view(np.uint8)
 
 
 def _extreme_layer(cv2, image: np.ndarray, low: float, high: float, bright: bool,
-                   settings: ScreenSettings) -> np.ndarray:
+                   settings: ScreenSettings, kernel: np.ndarray) -> np.ndarray:
     """Pixels within a hair of the maximum (or minimum): the widest hair that keeps the layer sparse.
 
     Anti-aliased text has its core at the extreme and its edges a little
     below, so a wide hair finds more of it; but where the extreme is the
     background (air at the minimum of an MR slice) a wide layer is mostly
     noise, and text there has no contrast to find anyway. Text covers a few
-    percent of a frame at most.
+    percent of a frame at most. Where even the extreme value alone covers
+    more (a CT's padding, a saturated page), the layer's solid areas are
+    taken away (a binary top-hat, the kernel of the contrast layers): what
+    is left are strokes thinner than the kernel, glyphs included, also where
+    they touch the background, and labelling a frame-sized background costs
+    more than everything else the screen does.
     """
     layer = None
     for share in (settings.extreme, settings.extreme / 5, 0.0):
         hair = (high - low) * share
         layer = ((image >= high - hair) if bright else (image <= low + hair)).view(np.uint8)
         if cv2.countNonZero(layer) <= settings.sparse * layer.size:
-            break
-    return layer
+            return layer
+    return cv2.morphologyEx(layer, cv2.MORPH_TOPHAT, kernel)
 
 
 def _noise(image: np.ndarray, smooth: np.ndarray) -> float:
     """Pixel noise: the median absolute difference from the 3x3 mean, on a sparse sample."""
-    return float(np.median(np.abs(image[::4, ::4].astype(np.float32) - smooth[::4, ::4])))
+    return float(np.median(np.abs(image[::4, ::4].astype(np.float32) - smooth[::4, ::4].astype(np.float32))))
 
 
 def _workable(plane: np.ndarray) -> np.ndarray:
@@ -211,32 +233,95 @@ def _threshold(image: np.ndarray, share: float) -> float | None:
     return max(share * (high - low), 0.5 if image.dtype.kind in "iu" else 0.0)
 
 
+#: Side of the cells of the occupancy grid that splits a stroke map into regions worth labelling.
+CELL = 16
+#: A region with fewer set pixels cannot hold a line (two glyphs of four pixels, or one word).
+MIN_LINE_PIXELS = 6
+
+
 def _lines(cv2, binary: np.ndarray, settings: ScreenSettings, scale: int, strict: bool) -> list[Candidate]:
     """Line regions from a stroke map: glyph-shaped components joined side by side.
 
-    Only the bounding rectangle of the map's set pixels is labelled (labelling
-    costs per pixel, and most maps are nearly empty). A line needs two glyphs
-    of one height (three on one baseline where *strict*), or one word-shaped
-    component (letters that touch).
+    Labelling costs per pixel labelled, and most maps are nearly empty or
+    hold a few clusters (a text block, some bone): only the regions of an
+    occupancy grid that hold enough set pixels to make a line are labelled.
+    A line needs two glyphs of one height (three on one baseline where
+    *strict*), or one word-shaped component (letters that touch).
     """
     if not cv2.countNonZero(binary):
         return []
-    ox, oy, ow, oh = cv2.boundingRect(binary)
-    binary = binary[oy:oy + oh, ox:ox + ow]
+    full_rows, full_columns = binary.shape
+    max_glyph = (settings.max_glyph // 2 if strict else settings.max_glyph) * scale
+    # Burned-in text is small beside its frame: a 512-pixel slice's labels are 8-16 pixels tall.
+    max_glyph = min(max_glyph, max(20, min(full_rows, full_columns) // 24))
+    candidates: list[Candidate] = []
+    for ox, oy, ow, oh, whole in _regions(cv2, binary, reach=math.ceil(1.5 * max_glyph / CELL) + 1):
+        candidates.extend(_lines_in(cv2, binary[oy:oy + oh, ox:ox + ow], ox, oy, (full_rows, full_columns),
+                                    settings, strict, max_glyph, whole))
+    return candidates
+
+
+def _regions(cv2, binary: np.ndarray, reach: int) -> list[tuple[int, int, int, int, bool]]:
+    """(x, y, w, h, whole) regions of a 0/1 map that may hold a line, each with a cell of margin;
+    *whole* when the region is the bounding rectangle of every set pixel (nothing is cut).
+
+    The map is counted in CELL x CELL cells; occupied cells within *reach*
+    cells side by side (the farthest two glyphs of a line can be apart) or
+    one cell up or down are one region, so every component and every line
+    lies wholly inside the region of its own cells. Regions with fewer than
+    :data:`MIN_LINE_PIXELS` set pixels are left out.
+    """
+    rows, columns = binary.shape
+    x0, y0, width, height = cv2.boundingRect(binary)
+    if width * height <= 16 * CELL * CELL:
+        return [(x0, y0, width, height, True)]  # small enough to label at once
+    grid_w, grid_h = math.ceil(width / CELL), math.ceil(height / CELL)
+    window = binary[y0:y0 + height, x0:x0 + width]
+    if grid_w * CELL != width or grid_h * CELL != height:
+        window = cv2.copyMakeBorder(window, 0, grid_h * CELL - height, 0, grid_w * CELL - width,
+                                    cv2.BORDER_CONSTANT, value=0)
+    counts = cv2.resize(window.astype(np.float32), (grid_w, grid_h), interpolation=cv2.INTER_AREA) * (CELL * CELL)
+    occupied = (counts > 0.5).view(np.uint8)
+    joined = cv2.dilate(occupied, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * reach + 1, 3)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(joined, 8, cv2.CV_32S, cv2.CCL_GRANA)
+    if count <= 1:
+        return []
+    totals = np.bincount(labels.ravel(), weights=(counts * occupied).ravel(), minlength=count)
+    regions = []
+    for index in range(1, count):
+        if totals[index] < MIN_LINE_PIXELS - 0.5:
+            continue
+        gx, gy, gw, gh = (int(v) for v in stats[index, :4])
+        x1, y1 = max(0, x0 + (gx - 1) * CELL), max(0, y0 + (gy - 1) * CELL)
+        x2, y2 = min(columns, x0 + (gx + gw + 1) * CELL), min(rows, y0 + (gy + gh + 1) * CELL)
+        regions.append((x1, y1, x2 - x1, y2 - y1, False))
+    return regions
+
+
+def _lines_in(cv2, binary: np.ndarray, ox: int, oy: int, full: tuple[int, int], settings: ScreenSettings,
+              strict: bool, max_glyph: int, whole: bool) -> list[Candidate]:
+    """Lines of one region of a stroke map at (ox, oy) in a frame of *full* (rows, columns).
+
+    A component cut by the region's edge (inside the frame) belongs to a
+    neighbouring region, where it is whole: it is left to that region.
+    """
+    oh, ow = binary.shape
+    full_rows, full_columns = full
     count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(binary, 8, cv2.CV_32S,
                                                                            cv2.CCL_GRANA)
     if count <= 1:
         return []
     x, y, w, h, area = (stats[1:, i] for i in range(5))
     min_glyph = settings.min_glyph
-    max_glyph = (settings.max_glyph // 2 if strict else settings.max_glyph) * scale
-    # Burned-in text is small beside its frame: a 512-pixel slice's labels are 8-16 pixels tall.
-    max_glyph = min(max_glyph, max(20, min(binary.base.shape if binary.base is not None else binary.shape) // 24))
     fill = area / np.maximum(w * h, 1)
     # Glyphs are strokes: a wide, tall component that fills its box is a blob of anatomy
     # (bone, contrast, a marker), not a letter ("I" and "l" are narrow, so they pass).
     solid = (fill > 0.75) & (w >= 0.4 * h) & (h >= 8)
     glyph = (h >= min_glyph) & (h <= max_glyph) & (area >= 4) & (fill >= 0.08) & (w <= 40 * h) & ~solid
+    cut = (((x == 0) & (ox > 0)) | ((y == 0) & (oy > 0)) | ((x + w == ow) & (ox + ow < full_columns))
+           | ((y + h == oh) & (oy + oh < full_rows)))
+    if not whole:
+        glyph &= ~cut
     if not glyph.any():
         return []
     keep = np.zeros(count, dtype=np.uint8)
@@ -251,8 +336,6 @@ def _lines(cv2, binary: np.ndarray, settings: ScreenSettings, scale: int, strict
     owner = line_labels[np.clip(y + h // 2, 0, oh - 1), np.clip(x + w // 2, 0, ow - 1)]
     order = np.argsort(owner, kind="stable")
     bounds = np.searchsorted(owner[order], np.arange(n_lines + 1))
-    rows, columns = oy + oh, ox + ow
-    full_rows, full_columns = binary.base.shape if binary.base is not None else (rows, columns)
     candidates = []
     for index in np.nonzero(np.diff(bounds))[0]:
         if index == 0:

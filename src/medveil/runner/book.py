@@ -25,6 +25,7 @@ import io
 import os
 import stat
 import uuid
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -93,6 +94,8 @@ class RunSummary:
     reasons: Counter = field(default_factory=Counter)
     actions: Counter = field(default_factory=Counter)
     events: Counter = field(default_factory=Counter)
+    #: Attributes repaired instead of quarantining their file, by keyword ("repair" events).
+    repairs: Counter = field(default_factory=Counter)
     quarantine_dir: Path | None = None
     workspace: Path | None = None
     output: Path | str | None = None
@@ -550,6 +553,8 @@ class RunBook:
                     self.store.add_action_counts(self.run_id, dict(done.counts))
                 for category, detail in done.events:
                     summary.events[category] += 1
+                    if category == "repair":
+                        summary.repairs[repaired_keyword(detail)] += 1
                     masked = masked or category == "pixel-box"
                     self.store.add_event(self.run_id, ref, category, detail)
                 if done.fingerprints:
@@ -658,3 +663,11 @@ def _copy_regular(source: Path, target: Path, limit: int) -> tuple[bool, str | N
     finally:
         os.close(fd)
 
+
+def repaired_keyword(detail: str) -> str:
+    """The keyword a "repair" event names (the last step of a sequence path)."""
+    try:
+        path = str(json.loads(detail).get("attribute", ""))
+    except (ValueError, AttributeError):
+        return "?"
+    return path.rsplit(".", 1)[-1] or "?"

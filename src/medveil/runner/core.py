@@ -31,6 +31,7 @@ from pydicom.uid import (
 )
 
 from medveil.engine import deidentify_dataset
+from medveil.engine.repair import repair_element, resolve
 from medveil.engine.residuals import collect_identifiers, sop_class_of
 from medveil.errors import QuarantineError, safe_reason
 from medveil.pixels.clean import PixelReport, clean_pixels, region_records
@@ -174,7 +175,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
         ds.BurnedInAnnotation = "NO"
     nonconforming = _refuse_hidden_data(ds, inspection.nonconforming)
     if policy.verify:
-        _verify_clean(ds, policy, words, pixel_report, pixels_before)
+        _verify_clean(ds, policy, words, pixel_report, pixels_before, result.events)
     relpath = output_relpath(ds)
     _resolve_implicit_vrs(ds)
     _share_unchanged_pixels(ds, pixels_before)
@@ -289,7 +290,9 @@ def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
         return None
     if policy.pixels.scan == "flagged" and not reason:
         return None
-    report = clean_pixels(ds, policy.pixels, known=KnownIdentifiers.from_dataset(ds), burned_in_reason=reason)
+    # The identifiers are collected only if text is found: most frames hold none.
+    report = clean_pixels(ds, policy.pixels, known=lambda: KnownIdentifiers.from_dataset(ds, policy),
+                          burned_in_reason=reason)
     if report.pixels_changed and PIXEL_DATA in pixels_before:
         pixels_before[PIXEL_DATA] = memoryview(_encoded_pixel_value(ds))
     return report
@@ -305,27 +308,47 @@ def _encoded_pixel_value(ds: Dataset) -> bytes:
 
 
 def _verify_clean(ds: Dataset, policy: Policy, words: set[str], pixel_report: PixelReport | None = None,
-                  pixels_before: dict[int, memoryview] | None = None) -> None:
-    """The --verify gate: rescan the cleaned object, OCR included; PHI found means quarantine.
+                  pixels_before: dict[int, memoryview] | None = None,
+                  events: list[tuple[str, str]] | None = None) -> None:
+    """The --verify gate: rescan the cleaned object, OCR included.
 
-    Pixel text still read as PHI is masked (when the step that cleans pixels
-    ran) and the object scanned again: it is refused only when that fails.
+    A header attribute found holding PHI is repaired (medveil.engine.repair) and
+    recorded in *events*; pixel text still read as PHI is masked (when the step
+    that cleans pixels ran); then the object is scanned again.  It is refused only
+    for what no repair fixes.  Values the policy keeps on purpose are no finding.
     """
     engines = policy.pixels.engines if "PixelData" in ds or overlay_groups(ds) else None
+    matcher = WordMatcher(words)
+    kept = KnownIdentifiers.from_dataset(ds, policy).kept
     lines: list = []
-    findings = scan_dataset(ds, WordMatcher(words), ocr_engines=engines,
-                            min_confidence=policy.pixels.min_confidence, pixel_lines=lines)
-    if findings and lines and pixel_report is not None and "PixelData" in ds:
+    findings = scan_dataset(ds, matcher, ocr_engines=engines, min_confidence=policy.pixels.min_confidence,
+                            pixel_lines=lines, kept=kept)
+    header = [f for f in findings if not f.location.startswith(_PIXEL_LOCATIONS)]
+    if header:
+        sop_class = sop_class_of(ds)
+        for finding in header:
+            target = resolve(ds, finding.location)
+            repaired = target and repair_element(*target, finding.location, sop_class,
+                                                 "verification found possible PHI")
+            if repaired and events is not None:
+                events.append(repaired.event())
+    pixel_findings = [f for f in findings if f not in header]
+    if pixel_findings and lines and pixel_report is not None and "PixelData" in ds:
         from medveil.pixels.clean import mask_found_lines
 
         mask_found_lines(ds, policy.pixels, lines, pixel_report)
         if pixels_before is not None and PIXEL_DATA in pixels_before:
             pixels_before[PIXEL_DATA] = memoryview(_encoded_pixel_value(ds))
-        findings = scan_dataset(ds, WordMatcher(words), ocr_engines=engines,
-                                min_confidence=policy.pixels.min_confidence)
+        findings = scan_dataset(ds, matcher, ocr_engines=engines, min_confidence=policy.pixels.min_confidence,
+                                kept=kept)
+    elif header:
+        findings = pixel_findings + scan_dataset(ds, matcher, kept=kept)
     if findings:
         where = ", ".join(str(f) for f in findings[:5])
         raise QuarantineError(f"verification found possible PHI after cleaning in: {where}")
+
+
+_PIXEL_LOCATIONS = ("pixels frame", "overlay ")
 
 
 def _pixel_events(report: PixelReport) -> list[tuple[str, str]]:

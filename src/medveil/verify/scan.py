@@ -13,7 +13,7 @@ the name gazetteer would flag manufacturer and protocol names.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,7 +25,7 @@ from medveil.pixels.clean import NOT_PICTURES, overlay_images
 from medveil.pixels.detect import TextBox, detect_in_image, detect_text
 from medveil.pixels.mask import overlay_groups
 from medveil.pixels.select import group_lines
-from medveil.text import TextCleaner
+from medveil.text import KnownIdentifiers, TextCleaner
 
 #: Generic categories trusted in header text of de-identified output.
 HEADER_CATEGORIES = frozenset({"email", "phone", "ssn"})
@@ -56,14 +56,18 @@ def scan_dataset(
     ocr_engines: Sequence[str] | None = None,
     min_confidence: float = 0.5,
     pixel_lines: list[TextBox] | None = None,
+    kept: Iterable[str] = (),
 ) -> list[Finding]:
     """Every place in *ds* that still looks like PHI; OCR runs only when engines are given.
 
     *pixel_lines*, when given, receives one box per line of pixel text found
     to be PHI (text stays in memory), so the caller can mask it and scan again.
+    *kept*: values of identifying attributes the policy keeps on purpose
+    (:func:`medveil.policy.identifying.kept_identifying`, e.g. a retained Device Serial
+    Number); text that is one of them is not a finding, in the header or in the pixels.
     """
     findings: list[Finding] = []
-    cleaner = TextCleaner()
+    cleaner = TextCleaner(KnownIdentifiers(kept=tuple(kept)))
     _scan_header(ds, matcher, cleaner, findings, prefix="")
     if ocr_engines:
         if "PixelData" in ds and str(ds.get("SOPClassUID", "")) not in NOT_PICTURES:
