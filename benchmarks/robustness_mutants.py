@@ -840,6 +840,11 @@ def _encode_text(text: str, how: str, person_name: bool) -> bytes:
     return text.encode("ascii") + glue.encode("ascii") + junk
 
 
+#: Patient ID, Other Patient IDs, Accession Number, Study ID, Requested Procedure ID: identifiers whose
+#: value is a code, not words; an odd word added to them would make another identifier, not another encoding.
+_ID_TAGS = frozenset({0x00100020, 0x00101000, 0x00080050, 0x00200010, 0x00401001})
+
+
 def m_charset(rng: random.Random, base: Base, index: int) -> Mutant:
     declared, how = rng.choice(_CHARSETS)
     tree = base.tree()
@@ -847,7 +852,7 @@ def m_charset(rng: random.Random, base: Base, index: int) -> Mutant:
     changed = 0
     for element, _, _ in walk(tree):
         if element.items is None and element.vr in (b"PN", b"LO", b"LT", b"ST", b"SH", b"UT") \
-                and PLACEHOLDER.encode() in element.value:
+                and element.tag not in _ID_TAGS and PLACEHOLDER.encode() in element.value:
             value = _encode_text(element.value.decode("ascii").rstrip(" \0"), how, element.vr == b"PN")
             if element.vr in (b"SH", b"LO", b"PN") and len(value) > 0xFFFF:
                 continue

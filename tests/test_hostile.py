@@ -594,7 +594,6 @@ def test_mappings_directory_readable_by_others_is_refused_or_fixed(tmp_path, key
 # -- item 8: Patient's Name under another VR --------------------------------------------------------------
 
 
-@item(8, "Patient's Name with a non-PN VR: its names are not collected, free text keeps them")
 @pytest.mark.parametrize("vr", ["LO", "SH", "IS", "LT"])
 def test_patient_name_with_another_vr_is_cleaned_from_free_text(tmp_path, key_file, bases, vr):
     base = bases["MR_small.dcm"]

@@ -48,7 +48,6 @@ EXAMPLES = 20  # per class: 12 classes x 20 mutants x 2 profiles, plus the sized
 
 ISSUE = "issue 13 item {}: {}"
 KNOWN = {
-    "vr-swap": ISSUE.format(8, "Patient's Name with a non-PN VR keeps the names in free text"),
     # Found by this harness; not one of the issue's items 1-14.
     "duplicate": "robustness harness (beyond issue 13's items): a duplicated Patient's Name hides the first "
                  "value, and free text keeps it",
