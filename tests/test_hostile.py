@@ -465,15 +465,16 @@ def test_declared_pixel_size_over_the_memory_budget_is_quarantined(tmp_path, key
     assert summary["quarantined"] == 1 and "memory budget" in reasons(summary)
 
 
-@item(5, "a worker killed while the coordinator submits more work still aborts the batch: "
-         "BrokenProcessPool from ProcessPoolExecutor.submit is not caught (runner/pool.py), exit 3")
-def test_a_dead_worker_is_replaced_and_its_file_quarantined(delivery, tmp_path):
+def test_a_dead_worker_is_replaced_and_the_batch_goes_on(delivery, tmp_path):
+    """A worker killed from outside: the files it had in flight run again, alone, in fresh processes;
+    one that kills its process again would be quarantined ("worker died", tests/test_runner_safety.py).
+    Every file is accounted for and the batch is not aborted."""
     trial = rb.worker_death_trial(tmp_path / "death", delivery["input"], delivery["key"], 40, limits=LIMITS)
     if not trial["killed_worker"]:
         pytest.skip("no worker process was found to kill (inconclusive)")
-    assert trial["rc"] == 1 and not trial["internal_error"], json.dumps(trial)
+    assert trial["rc"] in (0, 1) and not trial["internal_error"] and not trial["aborted"], json.dumps(trial)
     assert trial["accounted"] == trial["total"]
-    assert any("worker died" in reason for reason in trial["reasons"])
+    assert all("worker died" in reason for reason in trial["reasons"]), json.dumps(trial)
 
 
 # -- item 6: long and zero-padded values ------------------------------------------------------------------
@@ -677,10 +678,7 @@ def _small_disk(mountpoint: Path, kilobytes: int, command: list[str]) -> list[st
 
 
 @pytest.mark.parametrize("full", [
-    pytest.param("workspace", marks=item(10, "a workspace disk that fills while the run records its end (the audit "
-                                             "store's finish_run: 'database or disk is full') is an internal error, "
-                                             "exit 3")),
-    "mappings"])
+    "workspace", "mappings"])
 def test_full_disk_is_a_clear_setup_error(delivery, tmp_path, full):
     """A real full disk (a small tmpfs in a mount namespace): exit 2, and the message says what was not written."""
     disk = tmp_path / "small-disk"
