@@ -148,6 +148,9 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         raise QuarantineError("not a composite instance (no SOP Class/Instance UID)")
     inspection = inspect(data, ds)
+    for finding in inspection.nonconforming:
+        if finding.refuses_file:
+            raise QuarantineError(f"{finding.describe()}; the file is not parsed further")
     pixels_before = inspection.pixels
     if memory_budget is not None and "PixelData" in ds and (policy.cleans_pixels or policy.visual_features):
         check_decode(ds, memory_budget)

@@ -60,6 +60,10 @@ _CONTROL_IN_TEXT = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
 _FREE_TEXT = frozenset({b"LT", b"ST", b"UT"})
 _UID = re.compile(rb"[0-9.]*")
 BINARY_IN_TEXT = "binary bytes in a text value"
+#: A short-VR value this much longer than its limit is not a sloppy export but a crafted or broken file:
+#: splitting it into names and words would cost work per byte, so the file is refused unparsed.
+FAR_TOO_LONG = "far longer than"
+_FAR_FACTOR, _FAR_FLOOR = 16, 4096
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,11 @@ class Nonconformity:
     def hides_data(self) -> bool:
         """True for the breach a value stretched over other elements always shows."""
         return self.what == BINARY_IN_TEXT
+
+    @property
+    def refuses_file(self) -> bool:
+        """True for a value so far beyond its VR that the file is refused before it is parsed further."""
+        return self.what.startswith(FAR_TOO_LONG)
 
     def describe(self) -> str:
         parts = []
@@ -113,7 +122,10 @@ def _nonconformity(vr: bytes, value: bytes) -> str | None:
     values = [body] if vr in _SINGLE_VALUED else body.split(b"\\")
     # Limits count characters; a multi-byte character set spends up to four bytes on one.
     slack = 1 if body.isascii() else 4
-    if any(len(v) > limit * slack for v in values):
+    longest = max(len(v) for v in values)
+    if longest > max(_FAR_FLOOR, _FAR_FACTOR * limit):
+        return f"{FAR_TOO_LONG} {vr.decode()} allows"
+    if longest > limit * slack:
         return f"longer than {vr.decode()} allows"
     return None
 
