@@ -47,11 +47,8 @@ TCIA_TEXT = dataclasses.replace(_TCIA, options=_TCIA.options - {Option.CLEAN_PIX
 EXAMPLES = 20  # per class: 12 classes x 20 mutants x 2 profiles, plus the sized ones and a CLI batch of 120
 
 ISSUE = "issue 13 item {}: {}"
-KNOWN = {
-    # Found by this harness; not one of the issue's items 1-14.
-    "duplicate": "robustness harness (beyond issue 13's items): a duplicated Patient's Name hides the first "
-                 "value, and free text keeps it",
-}
+#: Classes with a known, unfixed defect (strict xfail); empty since the duplicated-element case was fixed.
+KNOWN: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)

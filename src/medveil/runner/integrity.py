@@ -64,6 +64,11 @@ BINARY_IN_TEXT = "binary bytes in a text value"
 #: splitting it into names and words would cost work per byte, so the file is refused unparsed.
 FAR_TOO_LONG = "far longer than"
 _FAR_FACTOR, _FAR_FLOOR = 16, 4096
+TWICE = "appears twice (the first value is hidden)"
+NOT_WHOLE_VALUES = "not a whole number of values"
+#: Bytes per value of the fixed-size VRs.
+_VALUE_SIZES = {b"US": 2, b"SS": 2, b"UL": 4, b"SL": 4, b"FL": 4, b"FD": 8, b"AT": 4, b"SV": 8, b"UV": 8,
+                b"OW": 2, b"OF": 4, b"OD": 8, b"OL": 4, b"OV": 8}
 
 
 @dataclass(frozen=True)
@@ -81,21 +86,65 @@ class Nonconformity:
     @property
     def hides_data(self) -> bool:
         """True for the breach a value stretched over other elements always shows."""
-        return self.what == BINARY_IN_TEXT
+        return self.what in (BINARY_IN_TEXT, NOT_WHOLE_VALUES)
 
     @property
     def refuses_file(self) -> bool:
-        """True for a value so far beyond its VR that the file is refused before it is parsed further."""
-        return self.what.startswith(FAR_TOO_LONG)
+        """True for a value so far beyond its VR that the file is refused before it is parsed further,
+        and for an attribute that appears twice (the first value is invisible to everything after)."""
+        return self.what.startswith(FAR_TOO_LONG) or self.what == TWICE
 
-    def describe(self) -> str:
-        parts = []
+    def where(self) -> str:
+        """The element's name: keywords (or tags), with item indices, e.g. ``ContentSequence[2].TextValue``."""
+        parts: list[str] = []
         for position, step in enumerate(self.path):
             if position % 2:
                 parts[-1] += f"[{step}]"
             else:
                 parts.append(keyword_of(step) or f"({step >> 16:04X},{step & 0xFFFF:04X})")
-        return f"{'.'.join(parts)}: {self.what}"
+        return ".".join(parts)
+
+    def describe(self) -> str:
+        return f"{self.where()}: {self.what}"
+
+
+@dataclass(frozen=True)
+class Swallowed:
+    """A value whose length covered the elements after it, and where those elements really are.
+
+    ``path`` leads to the element, as in :class:`Nonconformity`; its own value
+    is the first ``keep`` bytes at ``value_start``; the bytes from ``start``
+    to ``end`` are whole elements of the same encoding, which belong beside it.
+    """
+
+    path: tuple[int, ...]
+    value_start: int
+    keep: int
+    start: int
+    end: int
+    implicit: bool
+    little: bool
+
+
+def _fixed_multiplicity(tag: int) -> int | None:
+    """The dictionary's Value Multiplicity of *tag* when it is one number ("1", "3"); else None."""
+    from pydicom.datadict import dictionary_VM
+
+    try:
+        vm = dictionary_VM(tag)
+    except KeyError:
+        return None
+    return int(vm) if vm.isdigit() else None
+
+
+def _starts_with_element(data: bytes, offset: int, implicit: bool, little: bool) -> bool:
+    """A plausible element header at *offset*: a known public tag (and, explicit, its VR's letters)."""
+    group, element = struct.unpack_from("<HH" if little else ">HH", data, offset)
+    if group & 1 or group == 0:
+        return group & 1 == 1 and element >= 0x0010  # a private creator or element
+    if dictionary_vr(group << 16 | element) is None:
+        return False
+    return implicit or data[offset + 4:offset + 6].isalpha()
 
 
 def _nonconformity(vr: bytes, value: bytes) -> str | None:
@@ -138,6 +187,8 @@ class _Walker:
         self.findings: list[Nonconformity] = []
         #: Where trailing zero padding begins, if the file ends with some (see :func:`zero_padding_start`).
         self.padding: int | None = None
+        #: Values that swallowed the elements after them, with where those elements are.
+        self.swallowed: list[Swallowed] = []
 
     def _unpack(self, fmt: str, offset: int) -> tuple:
         layout = _LAYOUTS[fmt]
@@ -152,9 +203,13 @@ class _Walker:
             raise _Truncated
         order = "<" if little else ">"
         limit = self.size if end is None else end
+        seen: set[int] = set()
         while offset < limit:
             group, element = self._unpack(order + "HH", offset)
             tag = group << 16 | element
+            if tag in seen and group != 0xFFFE:
+                self.findings.append(Nonconformity(path + (tag,), TWICE))
+            seen.add(tag)
             if tag == 0 and depth == 0 and self.data.count(0, offset) == self.size - offset:
                 self.padding = offset  # nothing but zeros to the end: padding, not elements
                 return offset
@@ -209,10 +264,54 @@ class _Walker:
             return
         if vr is None:
             vr = known.encode("ascii") if known and len(known) == 2 else None
+        size = _VALUE_SIZES.get(vr) if vr is not None else None
         if vr in _TEXT_LIMITS:
             what = _nonconformity(vr, self.data[start:end])
+            if what == BINARY_IN_TEXT:
+                body = self.data[start:end]
+                first = _CONTROL.search(body).start()
+                if self.recover(path, start, end, range(max(0, first - 3), first + 1), implicit, little, depth):
+                    return
             if what is not None:
                 self.findings.append(Nonconformity(path, what))
+        elif size is not None:
+            length = end - start
+            # A value of an O* VR is one stream of any length; the numeric VRs hold VM values.
+            count = _fixed_multiplicity(tag) if not tag >> 16 & 1 and not vr.startswith(b"O") else None
+            if count is not None and length > count * size and \
+                    self.recover(path, start, end, (count * size,), implicit, little, depth):
+                return
+            if length % size or (count is not None and length > count * size):
+                self.findings.append(Nonconformity(path, NOT_WHOLE_VALUES if length % size else BINARY_IN_TEXT))
+
+    def recover(self, path: tuple[int, ...], start: int, end: int, splits, implicit: bool, little: bool,
+                depth: int) -> bool:
+        """Find whole elements after the value's own bytes (at one of *splits*); record them if found.
+
+        A length stretched over the elements after it leaves them intact
+        inside the value: read from the right offset they are elements again,
+        filling the value to its end.  Found, they are walked (their own
+        values checked) and noted, so that the caller can put them back.
+        """
+        for keep in splits:
+            if keep < 0 or start + keep >= end:
+                continue
+            trial = _Walker(self.data)
+            try:
+                trial.dataset(start + keep, end, implicit, little, depth)
+            except (_Truncated, _Broken, struct.error):
+                continue
+            if not _starts_with_element(self.data, start + keep, implicit, little):
+                continue
+            parent = path[:-1]
+            self.findings.extend(Nonconformity(parent + f.path, f.what) for f in trial.findings)
+            self.swallowed.append(Swallowed(path, start, keep, start + keep, end, implicit, little))
+            self.swallowed.extend(Swallowed(parent + inner.path, inner.value_start, inner.keep, inner.start,
+                                            inner.end, inner.implicit, inner.little) for inner in trial.swallowed)
+            if depth == 0:
+                self.regions.update(trial.regions)
+            return True
+        return False
 
     def items(self, offset: int, end: int | None, implicit: bool, little: bool, depth: int,
               path: tuple[int, ...]) -> int:
@@ -293,6 +392,8 @@ class Inspection:
     pixels: dict[int, memoryview] = field(default_factory=dict)
     #: Values that break their VR in a way that can hide other data (see :class:`Nonconformity`).
     nonconforming: list[Nonconformity] = field(default_factory=list)
+    #: Values whose length covered whole elements after them (see :class:`Swallowed`).
+    swallowed: list[Swallowed] = field(default_factory=list)
 
 
 def inspect(data: bytes, ds: Dataset) -> Inspection:
@@ -333,7 +434,7 @@ def inspect(data: bytes, ds: Dataset) -> Inspection:
     _check_native_pixels(ds, syntax)
     view = memoryview(data)
     return Inspection({tag: view[begin:end] for tag, (begin, end) in walker.regions.items()},
-                      walker.findings)
+                      walker.findings, walker.swallowed)
 
 
 def zero_padding_start(data: bytes) -> int | None:
