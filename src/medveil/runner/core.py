@@ -151,7 +151,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     for finding in inspection.nonconforming:
         if finding.refuses_file:
             raise QuarantineError(f"{finding.describe()}; the file is not parsed further")
-    restored = _restore_swallowed(ds, data, inspection.swallowed)
+    restored = _restore_swallowed(ds, inspection.source, inspection.swallowed)
     pixels_before = inspection.pixels
     if memory_budget is not None and "PixelData" in ds and (policy.cleans_pixels or policy.visual_features):
         check_decode(ds, memory_budget)

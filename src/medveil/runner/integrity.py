@@ -11,6 +11,7 @@ closed, and that native Pixel Data is as long as the image description says.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 import zlib
@@ -65,7 +66,14 @@ BINARY_IN_TEXT = "binary bytes in a text value"
 FAR_TOO_LONG = "far longer than"
 _FAR_FACTOR, _FAR_FLOOR = 16, 4096
 TWICE = "appears twice (the first value is hidden)"
+NOT_ITS_VR = "holds characters its VR cannot hold"
+#: What numbers, dates, times and ages may be written with (PS3.5 6.2), generously: the separators
+#: and spaces of old exports pass; letters do not (a name in Acquisition Number is not a number).
+_ALPHABETS = {vr: re.compile(pattern) for vr, pattern in {
+    b"IS": rb"[0-9+\- \\]*", b"DS": rb"[0-9+\-.eE \\]*", b"DA": rb"[0-9.\- \\]*",
+    b"TM": rb"[0-9.: \-\\]*", b"DT": rb"[0-9.+\- \\]*", b"AS": rb"[0-9DWMY \\]*"}.items()}
 NOT_WHOLE_VALUES = "not a whole number of values"
+OTHER_VR = "written with another VR than the dictionary's"
 #: Bytes per value of the fixed-size VRs.
 _VALUE_SIZES = {b"US": 2, b"SS": 2, b"UL": 4, b"SL": 4, b"FL": 4, b"FD": 8, b"AT": 4, b"SV": 8, b"UV": 8,
                 b"OW": 2, b"OF": 4, b"OD": 8, b"OL": 4, b"OV": 8}
@@ -86,7 +94,7 @@ class Nonconformity:
     @property
     def hides_data(self) -> bool:
         """True for the breach a value stretched over other elements always shows."""
-        return self.what in (BINARY_IN_TEXT, NOT_WHOLE_VALUES)
+        return self.what in (BINARY_IN_TEXT, NOT_WHOLE_VALUES, NOT_ITS_VR, OTHER_VR)
 
     @property
     def refuses_file(self) -> bool:
@@ -124,6 +132,22 @@ class Swallowed:
     end: int
     implicit: bool
     little: bool
+
+
+#: Streams up to this size are searched for whole elements at their end; candidates tried at most.
+_SCANNED_STREAM, _MAX_SPLITS = 16 << 20, 8
+#: The groups where identifying attributes live, as the first bytes of an element header.
+_GROUPS = bytes([0x08, 0x10, 0x18, 0x20, 0x28, 0x32, 0x38, 0x40])
+_VR_NAMES = b"|".join(re.escape(name) for name in sorted(_TEXT_LIMITS) + sorted(_VALUE_SIZES) + [b"SQ", b"UN", b"OB"])
+
+
+@functools.lru_cache(maxsize=4)
+def _header_pattern(implicit: bool, little: bool) -> re.Pattern:
+    """Where an element of a standard group may start inside a value (cheap to search, then verified)."""
+    group = b"[" + re.escape(_GROUPS) + b"]\x00" if little else b"\x00[" + re.escape(_GROUPS) + b"]"
+    if implicit:
+        return re.compile(group + b"..(?:..\x00\x00)" if little else group + b"..\x00\x00..", re.DOTALL)
+    return re.compile(group + b"..(?:" + _VR_NAMES + b")", re.DOTALL)
 
 
 def _fixed_multiplicity(tag: int) -> int | None:
@@ -165,6 +189,9 @@ def _nonconformity(vr: bytes, value: bytes) -> str | None:
         if not _UID.fullmatch(body) or any(len(v) > 64 for v in body.split(b"\\")):
             return "not a UID"
         return None
+    alphabet = _ALPHABETS.get(vr)
+    if alphabet is not None and not alphabet.fullmatch(body):
+        return NOT_ITS_VR
     limit = _TEXT_LIMITS.get(vr)
     if limit is None:
         return None
@@ -264,6 +291,10 @@ class _Walker:
             return
         if vr is None:
             vr = known.encode("ascii") if known and len(known) == 2 else None
+        elif known and len(known) == 2 and vr != b"UN" and known != "UN" and vr != known.encode("ascii"):
+            # Real exports agree with the dictionary (285 explicit VR files, not one mismatch); a
+            # flipped bit in a tag moves a value (a name) under another attribute's tag, and shows so.
+            self.findings.append(Nonconformity(path, OTHER_VR))
         size = _VALUE_SIZES.get(vr) if vr is not None else None
         if vr in _TEXT_LIMITS:
             what = _nonconformity(vr, self.data[start:end])
@@ -283,6 +314,12 @@ class _Walker:
                 return
             if length % size or (count is not None and length > count * size):
                 self.findings.append(Nonconformity(path, NOT_WHOLE_VALUES if length % size else BINARY_IN_TEXT))
+            elif count is None and tag not in PIXEL_TAGS and length <= _SCANNED_STREAM:
+                # A stream (a lookup table, an overlay) holds any bytes, so only whole elements at its
+                # end give away that its length was stretched over them.
+                splits = [m.start() - start for m in _header_pattern(implicit, little).finditer(
+                    self.data, start + 2, end)][:_MAX_SPLITS]
+                self.recover(path, start, end, splits, implicit, little, depth)
 
     def recover(self, path: tuple[int, ...], start: int, end: int, splits, implicit: bool, little: bool,
                 depth: int) -> bool:
@@ -394,6 +431,8 @@ class Inspection:
     nonconforming: list[Nonconformity] = field(default_factory=list)
     #: Values whose length covered whole elements after them (see :class:`Swallowed`).
     swallowed: list[Swallowed] = field(default_factory=list)
+    #: The bytes those offsets refer to: the file, or its inflated dataset when it is deflated.
+    source: bytes = b""
 
 
 def inspect(data: bytes, ds: Dataset) -> Inspection:
@@ -434,7 +473,7 @@ def inspect(data: bytes, ds: Dataset) -> Inspection:
     _check_native_pixels(ds, syntax)
     view = memoryview(data)
     return Inspection({tag: view[begin:end] for tag, (begin, end) in walker.regions.items()},
-                      walker.findings, walker.swallowed)
+                      walker.findings, walker.swallowed, walker.data)
 
 
 def zero_padding_start(data: bytes) -> int | None:
