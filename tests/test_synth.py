@@ -263,13 +263,13 @@ def test_refuses_a_non_empty_output(corpus, tmp_path):
 def test_cli_builds_and_refuses_to_overwrite(corpus, tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli"
-    result = runner.invoke(app, ["synth", str(corpus), str(out), "--seed", "3", "--patients", "2",
+    result = runner.invoke(app, ["synth", str(out), "--corpus", str(corpus), "--seed", "3", "--patients", "2",
                                  "--max-files", "6"])
     assert result.exit_code == 0, result.output
     assert "patients" in result.output and "text_removed" in result.output
     assert (out / "answer_key.db").is_file() and (out / "manifest.json").is_file()
     assert _manifest(out)["counts"]["patients"] == 2
-    again = runner.invoke(app, ["synth", str(corpus), str(out), "--seed", "3"])
+    again = runner.invoke(app, ["synth", str(out), "--corpus", str(corpus), "--seed", "3"])
     assert again.exit_code == 2
     assert "not empty" in again.output
 
@@ -313,7 +313,7 @@ def test_a_corpus_without_usable_files_is_refused(tmp_path):
     shutil.copy(pydicom_files() / "MR_truncated.dcm", corpus / "cut.dcm")
     with pytest.raises(SynthError, match="no usable DICOM"):
         synthesize([corpus], tmp_path / "out", 1)
-    result = CliRunner().invoke(app, ["synth", str(corpus), str(tmp_path / "out2"), "--seed", "1"])
+    result = CliRunner().invoke(app, ["synth", str(tmp_path / "out2"), "--corpus", str(corpus), "--seed", "1"])
     assert result.exit_code == 2
 
 

@@ -102,5 +102,6 @@ class RunProgress:
             eta = f", ETA {_duration(left)}" if left is not None else ""
         else:
             share, eta = f"{self.done} files", ""
+        held = {"verifying": "flagged", "scoring": "missing"}.get(self.what, "quarantined")
         return (f"medveil {self.what}: {share}, {rate:.1f} files/s, elapsed {_duration(elapsed)}{eta}, "
-                f"quarantined so far: {self.statuses['quarantined']}")
+                f"{held} so far: {self.statuses['quarantined']}")

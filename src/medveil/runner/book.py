@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sqlite3
 import stat
 import uuid
 import json
@@ -355,10 +356,17 @@ class RunBook:
             if outcome is not None and self._started:
                 self.write_mappings()
                 summary = self.summary
-                self.store.finish_run(self.run_id, files_total=summary.files_total,
-                                      files_written=summary.written + summary.unchanged,
-                                      files_quarantined=summary.quarantined, files_skipped=summary.skipped,
-                                      outcome=outcome)
+                try:
+                    self.store.finish_run(self.run_id, files_total=summary.files_total,
+                                          files_written=summary.written + summary.unchanged,
+                                          files_quarantined=summary.quarantined, files_skipped=summary.skipped,
+                                          outcome=outcome)
+                except (AuditStoreError, sqlite3.Error, OSError) as exc:
+                    raise WorkspaceError(
+                        f"the audit store in {self.config.workspace} cannot record the end of the run "
+                        f"({type(exc).__name__}: is its disk full?); {summary.written} files were written and "
+                        f"recorded, {summary.quarantined} quarantined. Free some space and run the same command "
+                        "again: it resumes") from None
         finally:
             if self.journal is not None:
                 try:

@@ -44,7 +44,7 @@ from medveil.review.capture import HeaderSnapshot, ReviewMaterial, pixel_source,
 from medveil.runner.burned_in import burned_in_reason
 from medveil.runner.encode import encode_file
 from medveil.runner.discover import read_meta_group
-from medveil.runner.integrity import Nonconformity, check_complete, dataset_start, inspect, zero_padding_start
+from medveil.runner.integrity import Nonconformity, Swallowed, check_complete, dataset_start, inspect, zero_padding_start
 from medveil.runner.limits import check_decode, check_inflated_size, file_limit, human
 from medveil.text import KnownIdentifiers
 from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset
@@ -148,6 +148,10 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         raise QuarantineError("not a composite instance (no SOP Class/Instance UID)")
     inspection = inspect(data, ds)
+    for finding in inspection.nonconforming:
+        if finding.refuses_file:
+            raise QuarantineError(f"{finding.describe()}; the file is not parsed further")
+    restored = _restore_swallowed(ds, inspection.source, inspection.swallowed)
     pixels_before = inspection.pixels
     if memory_budget is not None and "PixelData" in ds and (policy.cleans_pixels or policy.visual_features):
         check_decode(ds, memory_budget)
@@ -186,7 +190,7 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     record.uid_pairs = result.uid_pairs
     record.patient_pairs = result.patient_pairs
     record.counts = result.counts
-    record.events = result.events + nonconforming
+    record.events = result.events + restored + nonconforming
     record.fingerprints = Fingerprints(key).digests_of(words)
     if pixel_report is not None:
         record.events.extend(_pixel_events(pixel_report))
@@ -249,7 +253,7 @@ def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity]) -> list[tupl
         if elem is None or elem.is_empty:
             continue
         tag = finding.path[-1]
-        attribute = finding.describe().split(":", 1)[0]
+        attribute = finding.where()
         kind = load_attribute_types().type_of(tag, sop_class) if len(finding.path) == 1 else None
         if tag in _TYPE_1_TEXT or kind == 1:
             raise QuarantineError(f"{finding.describe()}: such a value may hold the bytes of other elements, "
@@ -264,6 +268,44 @@ def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity]) -> list[tupl
                                              "why": "binary bytes in a text value (may hide other elements)"},
                                             sort_keys=True)))
     return events
+
+
+def _restore_swallowed(ds: Dataset, data: bytes, swallowed: list[Swallowed]) -> list[tuple[str, str]]:
+    """Put back the elements a stretched length hid inside a value, and cut the value to its own bytes.
+
+    The elements are read from where the structural walk found them, so the
+    file is de-identified as it was meant to be: a Patient's Name hidden in a
+    kept description is replaced like any other, and its words are known to
+    the text cleaner.  An element that would then appear twice refuses the file.
+    """
+    from pydicom.filereader import read_dataset
+
+    events = []
+    for found in sorted(swallowed, key=lambda s: s.value_start):
+        parent, _ = _element_at(ds, found.path[:-1] + (0,)) if len(found.path) > 1 else (ds, None)
+        tag = found.path[-1]
+        raw = parent._dict.get(tag) if parent is not None else None
+        if not isinstance(raw, RawDataElement):
+            raise QuarantineError(f"{_path_text(found.path)}: its length covers the next elements, and they "
+                                  "cannot be put back")
+        own = data[found.value_start:found.value_start + found.keep]
+        parent._dict[tag] = raw._replace(value=own, length=len(own))
+        hidden = read_dataset(BytesIO(data[found.start:found.end]), found.implicit, found.little,
+                              parent_encoding=getattr(parent, "_character_set", None) or "iso8859")
+        for key, elem in hidden._dict.items():
+            if key in parent._dict:
+                raise QuarantineError(f"{_path_text(found.path)}: its length covers an element that also "
+                                      "appears after it")
+            parent._dict[key] = elem
+        events.append(("repair", json.dumps({
+            "attribute": _path_text(found.path), "action": "split",
+            "why": f"its length covered the next {len(hidden._dict)} elements; they were read as elements"},
+            sort_keys=True)))
+    return events
+
+
+def _path_text(path: tuple[int, ...]) -> str:
+    return Nonconformity(path, "").where()
 
 
 def _element_at(ds: Dataset, path: tuple[int, ...]):

@@ -11,6 +11,7 @@ closed, and that native Pixel Data is as long as the image description says.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 import zlib
@@ -60,6 +61,22 @@ _CONTROL_IN_TEXT = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
 _FREE_TEXT = frozenset({b"LT", b"ST", b"UT"})
 _UID = re.compile(rb"[0-9.]*")
 BINARY_IN_TEXT = "binary bytes in a text value"
+#: A short-VR value this much longer than its limit is not a sloppy export but a crafted or broken file:
+#: splitting it into names and words would cost work per byte, so the file is refused unparsed.
+FAR_TOO_LONG = "far longer than"
+_FAR_FACTOR, _FAR_FLOOR = 16, 4096
+TWICE = "appears twice (the first value is hidden)"
+NOT_ITS_VR = "holds characters its VR cannot hold"
+#: What numbers, dates, times and ages may be written with (PS3.5 6.2), generously: the separators
+#: and spaces of old exports pass; letters do not (a name in Acquisition Number is not a number).
+_ALPHABETS = {vr: re.compile(pattern) for vr, pattern in {
+    b"IS": rb"[0-9+\- \\]*", b"DS": rb"[0-9+\-.eE \\]*", b"DA": rb"[0-9.\- \\]*",
+    b"TM": rb"[0-9.: \-\\]*", b"DT": rb"[0-9.+\- \\]*", b"AS": rb"[0-9DWMY \\]*"}.items()}
+NOT_WHOLE_VALUES = "not a whole number of values"
+OTHER_VR = "written with another VR than the dictionary's"
+#: Bytes per value of the fixed-size VRs.
+_VALUE_SIZES = {b"US": 2, b"SS": 2, b"UL": 4, b"SL": 4, b"FL": 4, b"FD": 8, b"AT": 4, b"SV": 8, b"UV": 8,
+                b"OW": 2, b"OF": 4, b"OD": 8, b"OL": 4, b"OV": 8}
 
 
 @dataclass(frozen=True)
@@ -77,16 +94,81 @@ class Nonconformity:
     @property
     def hides_data(self) -> bool:
         """True for the breach a value stretched over other elements always shows."""
-        return self.what == BINARY_IN_TEXT
+        return self.what in (BINARY_IN_TEXT, NOT_WHOLE_VALUES, NOT_ITS_VR, OTHER_VR)
 
-    def describe(self) -> str:
-        parts = []
+    @property
+    def refuses_file(self) -> bool:
+        """True for a value so far beyond its VR that the file is refused before it is parsed further,
+        and for an attribute that appears twice (the first value is invisible to everything after)."""
+        return self.what.startswith(FAR_TOO_LONG) or self.what == TWICE
+
+    def where(self) -> str:
+        """The element's name: keywords (or tags), with item indices, e.g. ``ContentSequence[2].TextValue``."""
+        parts: list[str] = []
         for position, step in enumerate(self.path):
             if position % 2:
                 parts[-1] += f"[{step}]"
             else:
                 parts.append(keyword_of(step) or f"({step >> 16:04X},{step & 0xFFFF:04X})")
-        return f"{'.'.join(parts)}: {self.what}"
+        return ".".join(parts)
+
+    def describe(self) -> str:
+        return f"{self.where()}: {self.what}"
+
+
+@dataclass(frozen=True)
+class Swallowed:
+    """A value whose length covered the elements after it, and where those elements really are.
+
+    ``path`` leads to the element, as in :class:`Nonconformity`; its own value
+    is the first ``keep`` bytes at ``value_start``; the bytes from ``start``
+    to ``end`` are whole elements of the same encoding, which belong beside it.
+    """
+
+    path: tuple[int, ...]
+    value_start: int
+    keep: int
+    start: int
+    end: int
+    implicit: bool
+    little: bool
+
+
+#: Streams up to this size are searched for whole elements at their end; candidates tried at most.
+_SCANNED_STREAM, _MAX_SPLITS = 16 << 20, 8
+#: The groups where identifying attributes live, as the first bytes of an element header.
+_GROUPS = bytes([0x08, 0x10, 0x18, 0x20, 0x28, 0x32, 0x38, 0x40])
+_VR_NAMES = b"|".join(re.escape(name) for name in sorted(_TEXT_LIMITS) + sorted(_VALUE_SIZES) + [b"SQ", b"UN", b"OB"])
+
+
+@functools.lru_cache(maxsize=4)
+def _header_pattern(implicit: bool, little: bool) -> re.Pattern:
+    """Where an element of a standard group may start inside a value (cheap to search, then verified)."""
+    group = b"[" + re.escape(_GROUPS) + b"]\x00" if little else b"\x00[" + re.escape(_GROUPS) + b"]"
+    if implicit:
+        return re.compile(group + b"..(?:..\x00\x00)" if little else group + b"..\x00\x00..", re.DOTALL)
+    return re.compile(group + b"..(?:" + _VR_NAMES + b")", re.DOTALL)
+
+
+def _fixed_multiplicity(tag: int) -> int | None:
+    """The dictionary's Value Multiplicity of *tag* when it is one number ("1", "3"); else None."""
+    from pydicom.datadict import dictionary_VM
+
+    try:
+        vm = dictionary_VM(tag)
+    except KeyError:
+        return None
+    return int(vm) if vm.isdigit() else None
+
+
+def _starts_with_element(data: bytes, offset: int, implicit: bool, little: bool) -> bool:
+    """A plausible element header at *offset*: a known public tag (and, explicit, its VR's letters)."""
+    group, element = struct.unpack_from("<HH" if little else ">HH", data, offset)
+    if group & 1 or group == 0:
+        return group & 1 == 1 and element >= 0x0010  # a private creator or element
+    if dictionary_vr(group << 16 | element) is None:
+        return False
+    return implicit or data[offset + 4:offset + 6].isalpha()
 
 
 def _nonconformity(vr: bytes, value: bytes) -> str | None:
@@ -107,13 +189,19 @@ def _nonconformity(vr: bytes, value: bytes) -> str | None:
         if not _UID.fullmatch(body) or any(len(v) > 64 for v in body.split(b"\\")):
             return "not a UID"
         return None
+    alphabet = _ALPHABETS.get(vr)
+    if alphabet is not None and not alphabet.fullmatch(body):
+        return NOT_ITS_VR
     limit = _TEXT_LIMITS.get(vr)
     if limit is None:
         return None
     values = [body] if vr in _SINGLE_VALUED else body.split(b"\\")
     # Limits count characters; a multi-byte character set spends up to four bytes on one.
     slack = 1 if body.isascii() else 4
-    if any(len(v) > limit * slack for v in values):
+    longest = max(len(v) for v in values)
+    if longest > max(_FAR_FLOOR, _FAR_FACTOR * limit):
+        return f"{FAR_TOO_LONG} {vr.decode()} allows"
+    if longest > limit * slack:
         return f"longer than {vr.decode()} allows"
     return None
 
@@ -126,6 +214,8 @@ class _Walker:
         self.findings: list[Nonconformity] = []
         #: Where trailing zero padding begins, if the file ends with some (see :func:`zero_padding_start`).
         self.padding: int | None = None
+        #: Values that swallowed the elements after them, with where those elements are.
+        self.swallowed: list[Swallowed] = []
 
     def _unpack(self, fmt: str, offset: int) -> tuple:
         layout = _LAYOUTS[fmt]
@@ -140,9 +230,13 @@ class _Walker:
             raise _Truncated
         order = "<" if little else ">"
         limit = self.size if end is None else end
+        seen: set[int] = set()
         while offset < limit:
             group, element = self._unpack(order + "HH", offset)
             tag = group << 16 | element
+            if tag in seen and group != 0xFFFE:
+                self.findings.append(Nonconformity(path + (tag,), TWICE))
+            seen.add(tag)
             if tag == 0 and depth == 0 and self.data.count(0, offset) == self.size - offset:
                 self.padding = offset  # nothing but zeros to the end: padding, not elements
                 return offset
@@ -197,10 +291,64 @@ class _Walker:
             return
         if vr is None:
             vr = known.encode("ascii") if known and len(known) == 2 else None
+        elif known and len(known) == 2 and vr != b"UN" and known != "UN" and vr != known.encode("ascii"):
+            # Real exports agree with the dictionary (285 explicit VR files, not one mismatch); a
+            # flipped bit in a tag moves a value (a name) under another attribute's tag, and shows so.
+            self.findings.append(Nonconformity(path, OTHER_VR))
+        size = _VALUE_SIZES.get(vr) if vr is not None else None
         if vr in _TEXT_LIMITS:
             what = _nonconformity(vr, self.data[start:end])
+            if what == BINARY_IN_TEXT:
+                body = self.data[start:end]
+                first = _CONTROL.search(body).start()
+                if self.recover(path, start, end, range(max(0, first - 3), first + 1), implicit, little, depth):
+                    return
             if what is not None:
                 self.findings.append(Nonconformity(path, what))
+        elif size is not None:
+            length = end - start
+            # A value of an O* VR is one stream of any length; the numeric VRs hold VM values.
+            count = _fixed_multiplicity(tag) if not tag >> 16 & 1 and not vr.startswith(b"O") else None
+            if count is not None and length > count * size and \
+                    self.recover(path, start, end, (count * size,), implicit, little, depth):
+                return
+            if length % size or (count is not None and length > count * size):
+                self.findings.append(Nonconformity(path, NOT_WHOLE_VALUES if length % size else BINARY_IN_TEXT))
+            elif count is None and tag not in PIXEL_TAGS and length <= _SCANNED_STREAM:
+                # A stream (a lookup table, an overlay) holds any bytes, so only whole elements at its
+                # end give away that its length was stretched over them.
+                splits = [m.start() - start for m in _header_pattern(implicit, little).finditer(
+                    self.data, start + 2, end)][:_MAX_SPLITS]
+                self.recover(path, start, end, splits, implicit, little, depth)
+
+    def recover(self, path: tuple[int, ...], start: int, end: int, splits, implicit: bool, little: bool,
+                depth: int) -> bool:
+        """Find whole elements after the value's own bytes (at one of *splits*); record them if found.
+
+        A length stretched over the elements after it leaves them intact
+        inside the value: read from the right offset they are elements again,
+        filling the value to its end.  Found, they are walked (their own
+        values checked) and noted, so that the caller can put them back.
+        """
+        for keep in splits:
+            if keep < 0 or start + keep >= end:
+                continue
+            trial = _Walker(self.data)
+            try:
+                trial.dataset(start + keep, end, implicit, little, depth)
+            except (_Truncated, _Broken, struct.error):
+                continue
+            if not _starts_with_element(self.data, start + keep, implicit, little):
+                continue
+            parent = path[:-1]
+            self.findings.extend(Nonconformity(parent + f.path, f.what) for f in trial.findings)
+            self.swallowed.append(Swallowed(path, start, keep, start + keep, end, implicit, little))
+            self.swallowed.extend(Swallowed(parent + inner.path, inner.value_start, inner.keep, inner.start,
+                                            inner.end, inner.implicit, inner.little) for inner in trial.swallowed)
+            if depth == 0:
+                self.regions.update(trial.regions)
+            return True
+        return False
 
     def items(self, offset: int, end: int | None, implicit: bool, little: bool, depth: int,
               path: tuple[int, ...]) -> int:
@@ -281,6 +429,10 @@ class Inspection:
     pixels: dict[int, memoryview] = field(default_factory=dict)
     #: Values that break their VR in a way that can hide other data (see :class:`Nonconformity`).
     nonconforming: list[Nonconformity] = field(default_factory=list)
+    #: Values whose length covered whole elements after them (see :class:`Swallowed`).
+    swallowed: list[Swallowed] = field(default_factory=list)
+    #: The bytes those offsets refer to: the file, or its inflated dataset when it is deflated.
+    source: bytes = b""
 
 
 def inspect(data: bytes, ds: Dataset) -> Inspection:
@@ -321,7 +473,7 @@ def inspect(data: bytes, ds: Dataset) -> Inspection:
     _check_native_pixels(ds, syntax)
     view = memoryview(data)
     return Inspection({tag: view[begin:end] for tag, (begin, end) in walker.regions.items()},
-                      walker.findings)
+                      walker.findings, walker.swallowed, walker.data)
 
 
 def zero_padding_start(data: bytes) -> int | None:

@@ -86,8 +86,12 @@ class LocalPool:
         try:
             while pending or flight:
                 while pending and len(flight) < self.window:
-                    job = pending.popleft()
-                    flight.append((job, self._pool.submit(_work, job)))
+                    try:
+                        future = self._pool.submit(_work, pending[0])
+                    except BrokenProcessPool:  # a worker died between two submissions
+                        self._recover(flight)
+                        continue
+                    flight.append((pending.popleft(), future))
                 job, result = flight[0]
                 if isinstance(result, Future):
                     try:
