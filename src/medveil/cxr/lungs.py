@@ -7,8 +7,8 @@ Why an image check at all: a CR/DX header often leaves Body Part Examined or Vie
 1. the aspect ratio must be one of a chest film's (portrait 14x17 to landscape 17x14, with margin);
 2. the lung segmentation U-Net (``data/lungs_cxr128.pt``, trained by ``medveil cxr train-lungs`` on the lung
    masks of the ieee8023 images) must find lung fields covering a plausible part of the image, on *both* sides of
-   the midline, with little on the midline itself (frontal lungs are separated by the mediastinum; a lateral view
-   has one field across the middle), and centred in the upper two thirds of the image.
+   the midline, with a dip between them in the column profile of the mask (frontal lungs are separated by the
+   mediastinum; a lateral view has one field across the middle), centred in the upper two thirds of the image.
 
 The thresholds are in :data:`LIMITS` and were set on images the anonymiser was not tuned to (the chest and
 non-chest CR/DX of pydicom-data, deid-data and ``../shared/corpora``); ``docs/cxr.md`` gives the numbers.  The check
@@ -30,9 +30,9 @@ LUNG_MODEL = Path(__file__).with_name("data") / "lungs_cxr128.pt"
 SIZE = 128
 LIMITS = {
     "aspect": (0.7, 1.45),  # rows / columns
-    "fraction": (0.08, 0.55),  # lung pixels / image pixels
+    "fraction": (0.08, 0.7),  # lung pixels / image pixels
     "balance": 0.3,  # the smaller side's share of the lung pixels, at least
-    "midline": 0.08,  # share of lung pixels in the central eighth of the columns, at most
+    "dip": 0.5,  # the column profile's minimum near the midline / the smaller side's peak, at most
     "centre_row": (0.25, 0.7),  # the lung pixels' mean row / image height
 }
 
@@ -76,16 +76,24 @@ def lung_mask(view: np.ndarray, model=None) -> np.ndarray:
 
 
 def lung_field_stats(mask: np.ndarray) -> dict[str, float]:
-    """The numbers the check compares with :data:`LIMITS`."""
+    """The numbers the check compares with :data:`LIMITS`.
+
+    ``dip``: the mask's column sums (smoothed over 5 columns), their minimum in the central quarter of the columns
+    divided by the smaller of the two sides' maxima.  Near 0 for two lung fields, near 1 for one field across the
+    middle.  (A plain "share of lung pixels on the midline" failed a quarter of the clinical AP images, where the
+    model bleeds over the mediastinum; the dip survives that.)
+    """
     h, w = mask.shape
     total = float(mask.sum())
     if total == 0:
-        return {"fraction": 0.0, "balance": 0.0, "midline": 1.0, "centre_row": 0.0}
+        return {"fraction": 0.0, "balance": 0.0, "dip": 1.0, "centre_row": 0.0}
     left, right = float(mask[:, : w // 2].sum()), float(mask[:, w // 2:].sum())
-    band = slice(w // 2 - w // 16, w // 2 + w // 16)
+    col = np.convolve(mask.sum(0).astype(np.float64), np.ones(5) / 5, mode="same")
+    centre = col[int(0.38 * w):int(0.62 * w) + 1].min()
+    side = min(col[int(0.05 * w):w // 2].max(), col[w // 2:int(0.95 * w)].max())
     rows = np.nonzero(mask)[0]
     return {"fraction": round(total / mask.size, 4), "balance": round(min(left, right) / total, 4),
-            "midline": round(float(mask[:, band].sum()) / total, 4),
+            "dip": round(float(centre / side) if side > 0 else 1.0, 4),
             "centre_row": round(float(rows.mean()) / h, 4)}
 
 
@@ -103,7 +111,7 @@ def lung_field_check(view: np.ndarray, model=None) -> Decision:
     c_lo, c_hi = LIMITS["centre_row"]
     if not f_lo <= stats["fraction"] <= f_hi:
         return Decision(False, "image", "no lung fields of a chest radiograph found", details)
-    if stats["balance"] < LIMITS["balance"] or stats["midline"] > LIMITS["midline"]:
+    if stats["balance"] < LIMITS["balance"] or stats["dip"] > LIMITS["dip"]:
         return Decision(False, "image", "lung fields not on both sides of the midline (not a frontal view)", details)
     if not c_lo <= stats["centre_row"] <= c_hi:
         return Decision(False, "image", "lung fields not where a frontal chest radiograph has them", details)
