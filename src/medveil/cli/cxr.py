@@ -177,6 +177,69 @@ def evaluate_cmd(
     Console().print(f"report: {out} (+ {out.with_suffix('.json').name}, {out.with_suffix('.png').name})")
 
 
+@cxr_app.command("attack")
+def attack_cmd(
+    data: Path | None = typer.Option(None, "--data", help="Folder with index.csv and images/ (default ../shared/cxr)."),
+    phantom: bool = typer.Option(False, "--phantom", help="Generated phantoms instead (what the tests do)."),
+    size: int = typer.Option(128, "--size"),
+    runs: str = typer.Option("0,1,2,3,4", "--runs", help="Comma-separated patient folds (0-4); each is one seed of "
+                                                         "every trained model."),
+    defences: str = typer.Option("all", "--defences", help="all, or comma-separated names: "
+                                                           "none, prichexy, matched, random_warp, matched_x4, ..."),
+    attackers: str = typer.Option("registration,metric", "--attackers", help="registration and/or metric."),
+    attacker_seeds: int = typer.Option(2, "--attacker-seeds", min=1, help="Learned-attacker seeds per run."),
+    budget: str = typer.Option("cpu", "--budget", help="cpu, gpu or tiny (the generators' and the attackers')."),
+    work: Path = typer.Option(Path(".cxr-work"), "--work", help="The same cache as 'evaluate' (models, results)."),
+    out: Path = typer.Option(Path("docs/cxr-attack.md"), "--out", help="Markdown report; .json and .png beside it."),
+    report_only: bool = typer.Option(False, "--report-only", help="Only aggregate what --work already holds."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Two-level bootstrap resamples."),
+    threads: int = typer.Option(1, "--threads"),
+    device: str = typer.Option("cpu", "--device"),
+    verbose: bool = typer.Option(True, "--verbose/--quiet"),
+) -> None:
+    """Measure every defence against the registration attacker and a learned metric attacker (docs/cxr.md)."""
+    _torch(threads)
+    _logging(verbose)
+    from medveil.cxr import attack as A
+    from medveil.cxr import registration as R
+    from medveil.cxr.attackers import MetricBudget
+
+    b = _budget(budget)
+    chosen_attackers = [a.strip() for a in attackers.split(",") if a.strip()]
+    if not chosen_attackers or set(chosen_attackers) - set(A.ATTACKERS):
+        fail(f"--attackers must name {', '.join(A.ATTACKERS)}")
+    if defences.strip() == "all":
+        chosen = list(A.DEFENCES)
+    else:
+        chosen = []
+        for name in (n.strip() for n in defences.split(",") if n.strip()):
+            if name not in A.BY_NAME:
+                fail(f"unknown defence {name!r}; known: {', '.join(A.BY_NAME)}")
+            chosen.append(A.BY_NAME[name])
+        if "none" not in [d.name for d in chosen]:
+            chosen.insert(0, A.BY_NAME["none"])
+    tiny = budget == "tiny"
+    metric_budget = MetricBudget.tiny() if tiny else MetricBudget()
+    reg_config = R.RegistrationConfig.tiny() if tiny else R.RegistrationConfig()
+    if not report_only:
+        ds, _ = _dataset(data, phantom, size)
+        for run in (int(r) for r in runs.split(",") if r.strip()):
+            A.attack_run(ds, run, chosen, chosen_attackers, b, work, metric_budget=metric_budget,
+                         attacker_seeds=attacker_seeds, reg_config=reg_config, device=device)
+    tables = {a: A.aggregate(work, a, bootstrap) for a in A.ATTACKERS}
+    tables = {a: rows for a, rows in tables.items() if rows}
+    if not tables:
+        fail(f"no attack results under {work}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    A.write_report(tables, out, {"data": "phantoms" if phantom else "../shared/cxr", "size": size,
+                                 "budget": budget, "device": device, "bootstrap": bootstrap,
+                                 "attacker_seeds": attacker_seeds})
+    for attacker, rows in tables.items():
+        Console().print(f"[bold]{attacker}[/]")
+        Console().print(A.markdown_table(rows, attacker))
+    Console().print(f"report: {out} (+ {out.with_suffix('.json').name}, {out.with_suffix('.png').name})")
+
+
 @cxr_app.command("anonymize")
 def anonymize_cmd(
     src: Path = typer.Argument(..., help="Input: a DICOM file, or a PNG (any 8/16-bit greyscale image Pillow reads)."),

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 
 SCORES = ("ncc_affine", "grad_affine", "ncc_deform", "grad_deform", "mi_deform")
+#: The score reported as the attack (chosen on validation pairs of undefended images; see docs/cxr.md).
+PRIMARY = "grad_deform"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,10 @@ class RegistrationConfig:
     mask_dilate: int = 9  # pixels at 128 px, scaled with the size
     bins: int = 24
     batch: int = 64
+
+    @classmethod
+    def tiny(cls) -> RegistrationConfig:
+        return cls(affine_steps=(15, 15), deform_steps=15, grid=6, bins=12)
 
 
 def _standardise(x: torch.Tensor, body: torch.Tensor) -> torch.Tensor:
