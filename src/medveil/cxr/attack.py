@@ -308,7 +308,7 @@ def markdown_table(rows: list[dict], attacker: str) -> str:
     head = ("| defence | runs | AUC (published vs real), mean ± sd over runs | CI (runs × patients) "
             "| Δ vs none [CI] " + ("| attacker-seed sd " if seed_col else "") +
             "| Hannover-only AUC [CI] | classifier AUC | lung Dice | SSIM | displacement px (mean / max) |")
-    cols = 10 if seed_col else 9
+    cols = 11 if seed_col else 10
     lines = [head, "|" + "---|" * cols]
     for r in rows:
         disp = f"{r['disp_mean_px']:.2f} / {r['disp_max_px']:.2f}" if "disp_mean_px" in r else "–"

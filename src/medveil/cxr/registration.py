@@ -31,20 +31,22 @@ import torch
 import torch.nn.functional as F
 
 SCORES = ("ncc_affine", "grad_affine", "ncc_deform", "grad_deform", "mi_deform")
-#: The score reported as the attack (chosen on validation pairs of undefended images; see docs/cxr.md).
+#: The score reported as the attack: gradient NCC after the deformable step.  On the validation pairs of runs 0-2
+#: (undefended images) it was as good as after the affine step (mean AUC 0.806 both) and it is the one a warp
+#: cannot hide from; the settings above were chosen there too (docs/cxr.md, "Registration attacker").
 PRIMARY = "grad_deform"
 
 
 @dataclass(frozen=True)
 class RegistrationConfig:
-    affine_steps: tuple[int, ...] = (60, 60)  # iterations at 1/2 and full size
-    deform_steps: int = 80
-    grid: int = 12
+    affine_steps: tuple[int, ...] = (40, 40)  # iterations at 1/2 and full size
+    deform_steps: int = 40
+    grid: int = 8
     lr_affine: float = 0.01
     lr_deform: float = 0.02
-    bending: float = 0.05
+    bending: float = 0.5
     grad_weight: float = 1.0
-    mask_dilate: int = 9  # pixels at 128 px, scaled with the size
+    mask_dilate: int = 20  # pixels at 128 px (the lung fields and the ribs, clavicles and borders around them)
     bins: int = 24
     batch: int = 64
 
