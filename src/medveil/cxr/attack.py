@@ -72,7 +72,11 @@ DEFENCES = [
     Defence("dppix_b8_e1", "DP-Pix b=8, ε=1", "dppix_b8_e1"),
     Defence("blur", "Gaussian blur (σ=2 px)", "blur"),
     Defence("privacynet", "Privacy-Net-style direct generator", "privacynet"),
+    Defence("shipped", "the shipped checkpoint itself (run 0 only)", "shipped"),
 ]
+#: Runs a defence is measured on, where not all: the shipped generator was trained on run 0's training folds
+#: (validated on its validation fold), so only run 0's test patients are new to it.
+ONLY_RUNS = {"shipped": {0}}
 BY_NAME = {d.name: d for d in DEFENCES}
 
 
@@ -83,6 +87,8 @@ def anonymise(defence: Defence, ds: Dataset, setup: E.RunSetup, budget: T.Budget
     """Every image of ``ds`` under ``defence`` (trained generators come from, or go into, the run's cache)."""
     if defence.method is None:
         return ds.images, None
+    if defence.method == "shipped":
+        return _shipped(ds, device)
     method = E.ALL[defence.method]
     anon, disp = E._anonymise_all(method, ds, setup.split, setup.classifier, setup.real_attacker, budget,
                                   setup.seed, setup.rdir, device)
@@ -100,6 +106,19 @@ def anonymise(defence: Defence, ds: Dataset, setup: E.RunSetup, budget: T.Budget
             fields.append(field)
             out.append(W.warp_by(x.cpu(), field).numpy())
     return np.concatenate(out).astype(np.float32), list(W.displacement_px(torch.cat(fields)))
+
+
+def _shipped(ds: Dataset, device: str) -> tuple[np.ndarray, list[float]]:
+    from medveil.cxr.dicom import load_model
+
+    gen, size = load_model(device=device)
+    if size != ds.images.shape[-1]:
+        raise ValueError("the shipped generator is measured at its training size only")
+    anon = T.apply(gen, ds.images, device)
+    with torch.no_grad():
+        raw = torch.cat([gen.raw(torch.from_numpy(ds.images[i:i + 64]).to(device)).cpu()
+                         for i in range(0, len(ds.images), 64)])
+    return anon, list(W.measured_displacement_px(raw, gen.mu, gen.sigma))
 
 
 def utility(anon: np.ndarray, ds: Dataset, setup: E.RunSetup, device: str = "cpu") -> dict:
@@ -125,6 +144,8 @@ def attack_run(ds: Dataset, run: int, defences: list[Defence], attackers: list[s
     pairs = setup.test_pairs
     lungs = None
     for defence in defences:
+        if run not in ONLY_RUNS.get(defence.name, {run}):
+            continue
         base = adir / defence.name
         needed = [a for a in attackers if not _done(base, a, attacker_seeds)]
         if not needed and Path(f"{base}.utility.json").exists():
