@@ -62,6 +62,10 @@ class Row:
     errors: dict[str, int] = field(default_factory=dict)
     failure: str | None = None
     summary: dict | None = None
+    #: Files the tool did not release (medveil: quarantined; a peer: inputs without an output).
+    quarantined: int | None = None
+    #: medveil only: attributes repaired instead of quarantining their file, by keyword.
+    repairs: dict[str, int] = field(default_factory=dict)
 
 
 def row_from_summary(row: Row, summary: dict) -> Row:
@@ -98,7 +102,8 @@ def percent(value: float | None) -> str:
 def format_table(rows: list[Row]) -> str:
     """A Markdown table: scores in percent, a failed tool's reason across its score cells."""
     actions = action_columns(rows)
-    header = ["tool", "version", "instance %", "series %", "weighted %", *actions, "files", "wall s"]
+    header = ["tool", "version", "instance %", "series %", "weighted %", *actions, "files", "not released",
+              "wall s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         written = "-" if row.written is None else row.written
@@ -109,7 +114,8 @@ def format_table(rows: list[Row]) -> str:
         else:
             scores = [percent(row.instance), percent(row.series), percent(row.weighted),
                       *(percent(row.actions.get(a)) for a in actions)]
-        cells = [row.tool, row.version, *scores, files, seconds]
+        held = "-" if row.quarantined is None else str(row.quarantined)
+        cells = [row.tool, row.version, *scores, files, held, seconds]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines)
 
@@ -166,12 +172,15 @@ def bench_medveil(synth: Path, work: Path, timeout: float, workers: int,
     try:
         run([*MEDVEIL, "keygen", str(key)], 60)
         start = time.perf_counter()
-        run([*MEDVEIL, "deidentify", str(synth / "input"), str(out), "--profile", "tcia",
-             "--key-file", str(key), "--mappings", str(mappings),
-             "--workspace", str(work / "workspace"), "--workers", str(workers), "--json"],
-            timeout, ok=(0, 1))  # 1: some files quarantined, still a result to score
+        done = run([*MEDVEIL, "deidentify", str(synth / "input"), str(out), "--profile", "tcia",
+                    "--key-file", str(key), "--mappings", str(mappings),
+                    "--workspace", str(work / "workspace"), "--workers", str(workers), "--json"],
+                   timeout, ok=(0, 1))  # 1: some files quarantined, still a result to score
         row.seconds = time.perf_counter() - start
         row.written = count_files(out)
+        run_summary = parse_json_stdout(done.stdout)
+        row.quarantined = int(run_summary.get("quarantined", 0))
+        row.repairs = dict(sorted((run_summary.get("repairs") or {}).items()))
         start = time.perf_counter()
         row_from_summary(row, validate(out, synth / "answer_key.db", mappings,
                                        work / "discrepancies.csv", timeout))
@@ -196,6 +205,7 @@ def bench_peer(name: str, synth: Path, workdir: Path, venvs: Path, timeout: floa
         result = run_peer(peer, venv.python, synth / "input", work / "out", timeout, work)
         row.seconds, row.errors = result.seconds, result.errors
         row.written = count_files(work / "out")
+        row.quarantined = max(0, (row.total or 0) - row.written)
         if result.failure:
             raise PeerError(result.failure)
         start = time.perf_counter()
@@ -226,6 +236,10 @@ def write_results(workdir: Path, args: argparse.Namespace, rows: list[Row], timi
             f"Scores are percentages of required actions done right; per-action columns are "
             f"instance level.\n")
     notes = "\n".join(f"- {name}: {get_peer(name).default}" for name in peers)
+    repairs = "; ".join(f"{row.tool}: " + (", ".join(f"{k} {v}" for k, v in row.repairs.items()) or "none")
+                        for row in rows if row.tool == "medveil")
+    if repairs:
+        table += f"\n\nRepairs by attribute (instead of quarantining the file): {repairs}"
     (workdir / "midi_table.md").write_text(head + "\n" + table + "\n" + (f"\nPeer defaults:\n{notes}\n"
                                                                         if notes else ""))
     (workdir / "midi_results.json").write_text(json.dumps({

@@ -120,3 +120,13 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"../shared/{'/'.join(parts)} is not available")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_reading_cache():
+    """Each test starts with an empty crop-reading cache: scripted engines reuse names across tests."""
+    from medveil.pixels.detect import SERIES_CACHE
+
+    SERIES_CACHE.clear()
+    yield
+    SERIES_CACHE.clear()

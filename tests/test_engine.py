@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import copy
 from datetime import date
 
 import pytest
+from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage, EnhancedCTImageStorage, ExplicitVRLittleEndian
 
 from conftest import FOR_UID, PHI, REF_UID, SERIES_UID, SOP_UID, STUDY_UID, phi_dataset
@@ -164,9 +167,11 @@ def test_method_attributes_recorded(phi_ds, key):
 
 
 def test_tcia_keeps_characteristics_and_device_and_pseudonymises_accession(phi_ds, key):
+    phi_ds.DeviceSerialNumber = "SN-7781"
     ds = deidentify_dataset(phi_ds, get_profile("tcia"), key).dataset
     assert ds.PatientSex == "M" and ds.PatientAge == "072Y"
-    assert ds.StationName == "CT01"
+    assert ds.DeviceSerialNumber == "SN-7781"  # Retain Device Identity
+    assert "StationName" not in ds  # TCIA convention: it spells the site
     assert ds.AccessionNumber not in ("", PHI["AccessionNumber"])
     assert ds.AccessionNumber.isdigit()
 
@@ -204,12 +209,45 @@ def test_compound_actions_follow_the_iod(key):
     assert result.ContentDate == ""  # Type 2C in General Image
 
 
-def test_residual_identifier_quarantines(phi_ds, key):
+def _repairs(result) -> dict[str, dict]:
+    return {json.loads(detail)["attribute"]: json.loads(detail) for category, detail in result.events
+            if category == "repair"}
+
+
+def test_residual_identifier_in_free_text_is_cut_out_not_quarantined(phi_ds, key):
     phi_ds.SequenceName = "t2_smithers"  # unlisted attribute holding the patient's family name
+    result = deidentify_dataset(phi_ds, get_profile("basic"), key)
+    assert result.dataset.SequenceName == "t2"
+    repair = _repairs(result)["SequenceName"]
+    assert repair["action"] == "replaced" and "SMITHERS" not in json.dumps(repair).upper()
+
+
+def test_residual_identifier_in_coded_attributes_is_repaired_by_type(phi_ds, key):
+    original_id = str(phi_ds.PatientID)
+    phi_ds.PatientAlternativeCalendar = original_id  # CS, unlisted, Type unknown: removed
+    phi_ds.add_new(0x00091010, "LO", original_id)  # private, no creator: removed anyway
+    result = deidentify_dataset(phi_ds, get_profile("basic"), key)
+    assert "PatientAlternativeCalendar" not in result.dataset
+    assert _repairs(result)["PatientAlternativeCalendar"]["action"] == "removed"
+    assert original_id not in str(result.dataset)
+
+
+def test_residual_identifier_nested_in_a_kept_sequence_is_repaired(phi_ds, key):
+    item = Dataset()
+    item.CodeMeaning = "pt smithers"  # Code Meaning inside an unlisted sequence is kept by the table
+    item.CodeValue = "123"
+    item.CodingSchemeDesignator = "99LOCAL"
+    phi_ds.AnatomicRegionSequence = [item]
+    result = deidentify_dataset(phi_ds, get_profile("basic"), key)
+    assert result.dataset.AnatomicRegionSequence[0].CodeMeaning == "pt"
+    assert "AnatomicRegionSequence[0].CodeMeaning" in _repairs(result)
+
+
+def test_residual_identifier_that_cannot_be_repaired_quarantines(phi_ds, key):
+    phi_ds.Modality = str(phi_ds.PatientID)  # Type 1 coded string: no repair keeps the object valid
     with pytest.raises(QuarantineError) as info:
         deidentify_dataset(phi_ds, get_profile("basic"), key)
-    assert "SequenceName" in str(info.value)
-    assert "SMITHERS" not in str(info.value).upper()
+    assert "Modality" in str(info.value)
 
 
 def test_residual_check_ignores_vocabulary_and_placeholders(key):
@@ -275,8 +313,9 @@ def test_residual_check_reads_encoded_values_in_their_character_set(key):
     buffer = BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     reread = pydicom.dcmread(BytesIO(buffer.getvalue()))
-    with pytest.raises(QuarantineError, match="SequenceName"):
-        deidentify_dataset(reread, get_profile("basic"), key)
+    result = deidentify_dataset(reread, get_profile("basic"), key)  # found although still encoded
+    assert "SequenceName" not in result.dataset
+    assert _repairs(result)["SequenceName"]["action"] == "removed"
 
 
 def test_every_basic_action_letter(key):

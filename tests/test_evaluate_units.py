@@ -14,7 +14,7 @@ from medveil.evaluate.checks import (
     ERRORED, FAILED, PASSED, KEEP_ACTIONS, REMOVAL_ACTIONS, Target, missing_outcome, run_check,
 )
 from medveil.evaluate.flatten import flatten
-from medveil.evaluate.paths import PathSyntaxError, Step, format_path, parse_path, private, public
+from medveil.evaluate.paths import PathSyntaxError, Step, format_path, normalise, parse_path, private, public
 from medveil.evaluate.score import CheckResult, family, instance_scores, series_scores
 from medveil.evaluate.tokens import compare_text, content_tokens, word_tokens
 from medveil.evaluate.checks import Outcome
@@ -293,3 +293,40 @@ def test_series_level_failure_wins_and_weighting():
     assert series.weighted == pytest.approx((0.7 * 0.5 + 0.2 * 1.0) / 0.9)
     errored = series_scores([result("s3", PASSED), result("s3", ERRORED)])
     assert errored.overall.errored == 1
+
+
+def test_paths_in_the_midi_b_scripts_spelling_normalise_to_one_form():
+    """The MIDI-B script writes tags as pydicom 1.x printed them (lower-case hex, a blank
+    after the comma) and private creators upper-cased."""
+    assert normalise("<(0018,115e)>") == normalise("<(0018,115E)>") == "<(0018,115E)>"
+    assert normalise("<(0008, 1140)>[<0000>]<(0008, 1155)>") == "<(0008,1140)>[<0000>]<(0008,1155)>"
+    assert normalise('<(2001,"PHILIPS IMAGING DD 001",0b)>') == normalise('<(2001,"Philips Imaging DD 001",0B)>')
+
+
+@pytest.mark.parametrize("written, read", [
+    ("<['ORIGINAL', 'PRIMARY', 'AXIAL']>", "ORIGINAL\\PRIMARY\\AXIAL"),
+    ("<ORIGINAL\\PRIMARY\\AXIAL>", "ORIGINAL\\PRIMARY\\AXIAL"),
+    ("<[1, 2.5]>", "1\\2.5"),
+    ("<[see note] CT>", "[see note] CT"),
+    ("<[not a list>", "[not a list"),
+])
+def test_multi_valued_expected_values_with_backslashes_or_a_list_repr(written, read):
+    from medveil.evaluate.answer_key import Check
+
+    check = Check.from_json({"action": "<text_removed>", "tag_ds": "<(0008,0008)>", "value": written,
+                             "action_text": written})
+    assert check.value == read and check.action_text == read
+
+
+def test_answer_category_is_written_in_the_midi_b_keys_shape_and_read_back():
+    from medveil.evaluate.answer_key import category_from_key, category_to_key
+    from medveil.evaluate.score import family
+
+    written = category_to_key(["HIPAA", "date", "hidden"])
+    assert set(written) >= {"hipaa", "dicom", "tcia", "prev_cat"}  # what the organisers' script flattens
+    assert written["hipaa"]["z"] == "date/hidden" and written["dicom"]["p15"] is None
+    assert category_from_key(json.loads(json.dumps(written))) == ["HIPAA", "date", "hidden"]
+    organisers = {"hipaa": {"z": None, "m": None}, "dicom": {"p15": None, "iod": "1", "safe": None},
+                  "tcia": {"ptkb": None, "p15": None, "rev": None}, "prev_cat": "none"}
+    assert family(organisers) == "DICOM" and category_from_key(organisers) == organisers
+    assert category_to_key("free text") == "free text"

@@ -322,3 +322,92 @@ def test_error_messages_do_not_quote_values():
         assert result == "quarantined"
         for value in ("ZYXWVUTS", "QWERTY", "PID-98765", str(ds.SOPInstanceUID)):
             assert value not in message
+
+
+# -- values that swallow the elements after them (issue 13, item 1) ------------------------------------
+
+from medveil.runner.integrity import inspect  # noqa: E402
+
+
+def _defined_length_sr() -> bytes:
+    ds = read(bundled("test-SR.dcm"))
+    for elem in ds.iterall():
+        if elem.VR == "SQ":
+            elem.is_undefined_length = False
+    return encode(ds, implicit_vr=False, little_endian=True)
+
+
+def test_defined_length_sequences_are_walked_item_by_item():
+    data = _defined_length_sr()
+    inspection = inspect(data, read(data))
+    assert inspection.nonconforming == []
+    text_value = data.find(b"\x40\x00\x60\xa1UT")
+    (length,) = __import__("struct").unpack_from("<I", data, text_value + 8)
+    swollen = bytearray(data)
+    __import__("struct").pack_into("<I", swollen, text_value + 8, length + 40)
+    with pytest.raises(QuarantineError, match="lengths"):
+        inspect(bytes(swollen), read(data))
+
+
+def test_a_short_value_stretched_over_the_next_elements_is_found():
+    ds = read(bundled("MR_small.dcm"))
+    data = bytearray(encode(ds, implicit_vr=False, little_endian=True))
+    modality = data.find(b"\x08\x00\x60\x00CS")
+    institution = data.find(b"\x08\x00\x80\x00LO")
+    end = institution + 8 + int.from_bytes(data[institution + 6:institution + 8], "little")
+    data[modality + 6:modality + 8] = (end - modality - 8).to_bytes(2, "little")
+    inspection = inspect(bytes(data), read(bytes(data)))
+    assert not [f for f in inspection.nonconforming if f.hides_data]
+    (found,) = inspection.swallowed  # the elements it covered are whole, and are found again
+    assert found.path == (0x00080060,) and found.keep == 2  # "MR"
+    assert found.start == modality + 8 + 2 and found.end == end
+
+
+def test_over_long_values_in_real_exports_are_noted_not_refused():
+    ds = read(bundled("MR_small.dcm"))
+    ds.StudyID = "X" * 30  # SH allows 16
+    data = encode(ds)
+    (finding,) = inspect(data, read(data)).nonconforming
+    assert finding.what == "longer than SH allows" and not finding.hides_data
+
+
+def _explicit(ds) -> bytearray:
+    return bytearray(encode(ds, implicit_vr=False, little_endian=True))
+
+
+def test_a_flipped_tag_shows_as_a_vr_the_dictionary_does_not_give():
+    """A bit flipped in Patient's Name's tag puts the name under another attribute (here Contrast/Bolus
+    Route, LO), still written PN: the mismatch is a finding that hides data."""
+    ds = read(bundled("CT_small.dcm"))
+    data = _explicit(ds)
+    name = data.find(b"\x10\x00\x10\x00PN")
+    data[name:name + 4] = b"\x18\x00\x40\x10"  # (0018,1040) Contrast/Bolus Route
+    (finding,) = [f for f in inspect(bytes(data), read(bytes(data))).nonconforming if f.hides_data]
+    assert finding.path == (0x00181040,) and "another VR" in finding.what
+
+
+def test_letters_in_a_number_hide_data():
+    ds = read(bundled("CT_small.dcm"))
+    ds.AcquisitionNumber = "12"
+    data = _explicit(ds)
+    number = data.find(b"\x20\x00\x12\x00IS")
+    data[number + 8:number + 10] = b"JD"
+    (finding,) = [f for f in inspect(bytes(data), read(bytes(data))).nonconforming if f.hides_data]
+    assert finding.path == (0x00200012,) and "cannot hold" in finding.what
+
+
+def test_elements_hidden_at_the_end_of_a_stream_are_found():
+    """A lookup table's length stretched over the next elements: they are found again at its end."""
+    ds = read(bundled("CT_small.dcm"))
+    ds.add_new(0x00281203, "OW", bytes(64))  # Blue Palette Color Lookup Table Data
+    ds.add_new(0x00281221, "OW", bytes(16))  # Segmented Red Palette ... (a sibling after it)
+    ds.add_new(0x00281222, "OW", bytes(16))
+    data = _explicit(ds)
+    lut = data.find(b"\x28\x00\x03\x12OW")
+    length = int.from_bytes(data[lut + 8:lut + 12], "little")
+    following = data.find(b"\x28\x00\x22\x12OW")
+    end = following + 12 + 16
+    data[lut + 8:lut + 12] = (end - lut - 12).to_bytes(4, "little")
+    inspection = inspect(bytes(data), read(bytes(data)))
+    (found,) = inspection.swallowed
+    assert found.path == (0x00281203,) and found.keep == length

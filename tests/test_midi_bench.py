@@ -125,8 +125,8 @@ def test_parse_json_stdout_skips_leading_noise():
 
 
 def test_format_table():
-    ok = midi_bench.row_from_summary(midi_bench.Row("medveil", "0.1.0", written=9, total=10, seconds=1.234),
-                                     SUMMARY)
+    ok = midi_bench.row_from_summary(midi_bench.Row("medveil", "0.1.0", written=9, total=10, seconds=1.234,
+                                                    quarantined=1), SUMMARY)
     failed = midi_bench.Row("deid", "0.4.13", total=10, failure="pip install: no | network")
     lines = midi_bench.format_table([ok, failed]).splitlines()
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
@@ -136,8 +136,8 @@ def test_format_table():
     cells = [cell.strip() for cell in lines[2].strip("|").split("|")]
     assert cells[:5] == ["medveil", "0.1.0", "90.0", "50.0", "95.0"]
     assert cells[header.index("zz_new_action")] == "-"
-    assert cells[-2:] == ["9/10", "1.2"]
+    assert cells[-3:] == ["9/10", "1", "1.2"]
     failed_cells = [cell.strip() for cell in lines[3].strip("|").split("|")]
     assert len(failed_cells) == len(header)
     assert failed_cells[2] == "failed: pip install: no / network"
-    assert failed_cells[-2:] == ["-/10", "-"]
+    assert failed_cells[-3:] == ["-/10", "-", "-"]

@@ -8,6 +8,8 @@ nothing; medveil's own output must score above both.
 
 from __future__ import annotations
 
+import re
+
 import shutil
 from pathlib import Path
 
@@ -132,6 +134,9 @@ def test_text_checks_pass_on_medveil_output(synthetic, scores):
     assert len(held) <= 2
 
 
+_COARSE_DATE = re.compile(r"Q[1-4] \d{4}|[A-Za-z]{3,9}\.? ?'?\d{2,4}|\d{4}-\d{2}|\d{2}/\d{4}")
+
+
 def test_no_injected_phi_value_occurs_anywhere_in_the_output_bytes(synthetic, scores):
     from medveil.evaluate.answer_key import read_answer_key
     from medveil.evaluate.score import family
@@ -145,7 +150,9 @@ def test_no_injected_phi_value_occurs_anywhere_in_the_output_bytes(synthetic, sc
                 check.action == "text_removed" and family(check.category) == "HIPAA")
             if phi:
                 for text in (check.value, check.action_text):
-                    if text and len(text.strip()) >= 6:
+                    # A month or quarter ("Q2 2011") is too coarse to search in every file: another
+                    # patient's shifted date may read the same.  The validator checks it per file.
+                    if text and len(text.strip()) >= 6 and not _COARSE_DATE.fullmatch(text.strip()):
                         planted.add(text.strip())
     assert planted
     blobs = [path.read_bytes() for path in sorted(scores["released"].rglob("*.dcm"))]

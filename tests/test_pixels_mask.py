@@ -415,6 +415,36 @@ def test_remove_icon_top_level_and_nested():
     assert remove_icon(ds) is False
 
 
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_remove_icon_finds_nested_icons_in_a_file_as_read(implicit):
+    """Read from bytes, elements are raw: icons in sequences (and in a private sequence) are
+    still found, and elements that cannot hold items are not converted."""
+    import io
+
+    from pydicom.dataelem import RawDataElement
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    ds = make_ds()
+    ds.PatientName = "Doe^Jane"
+    item = Dataset()
+    item.IconImageSequence = [Dataset()]
+    ds.ReferencedImageSequence = [item]
+    private = Dataset()
+    private.IconImageSequence = [Dataset()]
+    ds.add_new(0x00290010, "LO", "ACME")
+    ds.add_new(0x00291001, "SQ", [private])
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    ds.save_as(buffer, implicit_vr=implicit, little_endian=True)
+    read = dcmread(io.BytesIO(buffer.getvalue()), force=True)
+    assert remove_icon(read) is True
+    assert "IconImageSequence" not in read.ReferencedImageSequence[0]
+    if not implicit:  # read without its VR, a private sequence stays bytes to pydicom (and here)
+        assert "IconImageSequence" not in read[0x00291001].value[0]
+    assert isinstance(read._dict[0x00100010], RawDataElement)  # PatientName left as read
+
 def test_rle_planar_header_round_trip():
     ds = rle_of(
         make_ds(rows=16, cols=16, samples=3, photometric="RGB", planar=1, frames=2)

@@ -256,8 +256,9 @@ def _burned_in_yes(path: Path) -> None:
 
 
 def _residual_name(path: Path) -> None:
-    # Sequence Name is not in Table E.1-1, so the walk keeps it; the residual check must not.
-    save(image_dataset(SOPInstanceUID=SOP_UID + ".23", SequenceName="SMITHERS"), path)
+    # Modality is kept by Table E.1-1 and, a Type 1 coded string, has no repair that keeps
+    # the object valid: the residual check must refuse the file.
+    save(image_dataset(SOPInstanceUID=SOP_UID + ".23", Modality=PHI["PatientID"]), path)
 
 
 def _short_pixels(path: Path) -> None:
@@ -266,9 +267,13 @@ def _short_pixels(path: Path) -> None:
     save(ds, path)
 
 
-BAD = {
-    "text": (_text, "report.txt", r"not-dicom"),
+#: Inputs that are clearly not DICOM: listed as skipped, never copied, no change to the exit status.
+STRAY = {
+    "text": (_text, "report.txt", r"not DICOM"),
     "empty": (_empty, "empty.dcm", r"empty"),
+}
+
+BAD = {
     "random-behind-DICM": (_random_behind_dicm, "noise.dcm", r"truncated|parsed|SOP"),
     "cut-in-pixel-data": (_ct_cut_in_pixels, "cut_pixels.dcm", r"truncated"),
     "cut-in-header": (_ct_cut_in_header, "cut_header.dcm", r"truncated|parsed|SOP"),
@@ -277,7 +282,7 @@ BAD = {
     "no-SOP-Instance-UID": (_no_sop_instance_uid, "nosop.dcm", r"SOP Class/Instance UID"),
     "modality-US": (_ultrasound, "us.dcm", r"burned-in"),
     "burned-in-YES": (_burned_in_yes, "bia.dcm", r"burned-in"),
-    "residual-identifier": (_residual_name, "resid.dcm", r"original identifier still present.*SequenceName"),
+    "residual-identifier": (_residual_name, "resid.dcm", r"original identifier still present.*Modality"),
     "short-pixel-data": (_short_pixels, "short.dcm", r"shorter"),
 }
 
@@ -304,14 +309,36 @@ def test_bad_input_is_quarantined_and_the_rest_is_written(tmp_path, inp, kind):
     copy = cfg.workspace / "quarantine" / f"{ref}.dcm"
     reason_file = cfg.workspace / "quarantine" / f"{ref}.reason.txt"
     assert copy.read_bytes() == bad.read_bytes()
-    reason = reason_file.read_text(encoding="utf-8").strip()
-    assert reason == rec[bad.name].reason
+    assert copy.stat().st_mode & 0o777 == 0o600
+    reason = rec[bad.name].reason
+    lines = reason_file.read_text(encoding="utf-8").splitlines()
+    # The private reason file names the input (within INPUT) so a curator can find it.
+    assert lines[0] == f"reason: {reason}"
+    assert lines[1] == f"input: {EXPORT}/m_{name} (within INPUT)"
+    assert lines[2] == f"input sha256: {sha256(bad)}"
     assert sum(summary.reasons.values()) == 1 and summary.reasons[reason] == 1
+    assert summary.quarantined_inputs == [(f"{EXPORT}/m_{name}", reason)]
     assert re.search(reason_pattern, reason), reason
     for phi in PHI_STRINGS + (EXPORT, name, "CompressedSamples"):
-        assert phi.upper() not in reason.upper()
+        assert phi.upper() not in reason.upper()  # the audit store's reason names no path or value
     for path in sorted((cfg.workspace / "quarantine").iterdir()):
         assert path.name.startswith(ref)  # nothing else quarantined, names are opaque
+
+
+@pytest.mark.parametrize("kind", list(STRAY))
+def test_stray_files_are_skipped_not_quarantined(tmp_path, inp, kind):
+    make, name, reason_pattern = STRAY[kind]
+    export = inp / EXPORT
+    save(image_dataset(), export / "a_good.dcm")
+    stray = export / f"m_{name}"
+    make(stray)
+    cfg = config(tmp_path, inp)
+    summary = run(cfg)
+    assert (summary.written, summary.quarantined, summary.skipped) == (1, 0, 1)
+    assert records(cfg, stray)[stray.name].status == "skipped"
+    assert re.search(reason_pattern, summary.skipped_inputs[0][1])
+    assert summary.skipped_inputs[0][0] == f"{EXPORT}/m_{name}"
+    assert not (cfg.workspace / "quarantine").exists() or not list((cfg.workspace / "quarantine").iterdir())
 
 
 @pytest.mark.parametrize("kind", ["modality-US", "burned-in-YES"])
@@ -519,7 +546,7 @@ def test_mapping_files_pair_every_output_identifier_with_its_original(tmp_path, 
     # A quarantined file with identifiers of its own: none of them may be listed.
     save(image_dataset(PatientID="MRN-QUAR-1", StudyInstanceUID=STUDY_UID + ".66",
                        SeriesInstanceUID=SERIES_UID + ".66", SOPInstanceUID=SOP_UID + ".66",
-                       FrameOfReferenceUID=FOR_UID + ".66", SequenceName="SMITHERS"),
+                       FrameOfReferenceUID=FOR_UID + ".66", Modality="MRN-QUAR-1"),
          export / "zz_resid.dcm")
     cfg = config(tmp_path, mixed, mappings_dir=tmp_path / "maps")
     summary = run(cfg)
@@ -688,7 +715,7 @@ def test_audit_store_records_the_run_and_every_file(tmp_path, mixed):
     cfg = config(tmp_path, mixed, policy=TCIA)
     summary = run(cfg)
     # The ultrasound is written: the tcia profile's Clean Pixel Data option scans it.
-    assert summary.files_total == 7 and summary.written == 6 and summary.quarantined == 1
+    assert summary.files_total == 7 and summary.written == 6 and summary.skipped == 1
     with AuditStore.open(cfg.workspace / "audit.sqlite") as store:
         (row,) = store.runs()
         assert row["run_id"] == summary.run_id
@@ -700,9 +727,10 @@ def test_audit_store_records_the_run_and_every_file(tmp_path, mixed):
         assert row["tool_version"] == medveil.__version__
         assert row["finished_at"] is not None
         assert (row["files_total"], row["files_written"], row["files_quarantined"],
-                row["files_skipped"]) == (7, 6, 1, 0)
+                row["files_skipped"]) == (7, 6, 0, 1)
+        assert row["outcome"] == "finished"
         info = store.run_summary(summary.run_id)
-        assert info["status_counts"] == {"quarantined": 1, "written": 6}
+        assert info["status_counts"] == {"skipped": 1, "written": 6}
         assert info["action_counts"] == dict(summary.actions)
         assert sum(info["action_counts"].values()) > 20
         for path in inputs(mixed):
@@ -710,7 +738,7 @@ def test_audit_store_records_the_run_and_every_file(tmp_path, mixed):
             assert rec is not None and rec.run_id == summary.run_id
             assert rec.input_sha256 in (None, sha256(path))
             if path.name == "notes.txt":
-                assert rec.status == "quarantined" and rec.reason
+                assert rec.status == "skipped" and rec.reason
                 assert rec.output_relpath is None
             else:
                 assert rec.status == "written" and rec.reason is None

@@ -99,15 +99,17 @@ def test_raw_files_are_really_headerless(tree: Path) -> None:
 
 
 def test_root_may_be_a_single_file(tree: Path) -> None:
-    assert list(discover(tree / "b_ct.dcm")) == [Discovered(tree / "b_ct.dcm", "dicom")]
+    assert list(discover(tree / "b_ct.dcm")) == [Discovered(tree / "b_ct.dcm", "dicom", None,
+                                                            (tree / "b_ct.dcm").resolve())]
     assert list(discover(str(tree / "e_notes.txt")))[0].kind == "not-dicom"
 
 
-def test_missing_root_raises_without_path(tmp_path: Path) -> None:
+def test_missing_root_raises_naming_the_path(tmp_path: Path) -> None:
+    """The path is the user's own (a terminal message, never the audit store): name it."""
     missing = tmp_path / "DOE_JOHN"
     with pytest.raises(DiscoveryError) as info:
         list(discover(missing))
-    assert "DOE_JOHN" not in str(info.value)
+    assert str(missing) in str(info.value) and "does not exist" in str(info.value)
 
 
 def test_part10_files_need_no_full_parse(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,11 +170,12 @@ def test_directory_symlinks_are_not_followed(tmp_path: Path) -> None:
     (root / "loop").symlink_to(root, target_is_directory=True)
     (root / "link.dcm").symlink_to(root / "real" / "ct.dcm")
     found = [(d.path.relative_to(root).as_posix(), d.kind) for d in discover(root)]
-    assert found == [("link.dcm", "dicom"), ("loop", "not-dicom"), ("real/ct.dcm", "dicom")]
+    assert found == [("link.dcm", "dicom"), ("loop", "skipped"), ("real/ct.dcm", "dicom")]
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 def test_fifo_is_not_opened(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    assert classify(fifo) == Discovered(fifo, "not-dicom", "not a regular file")
+    found = classify(fifo)
+    assert (found.kind, found.real) == ("skipped", None) and "not a regular file" in found.reason

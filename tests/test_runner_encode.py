@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
+from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
 import medveil.runner.core as core
@@ -22,6 +24,7 @@ from tests.corpora import pydicom_files
 def _pydicom_bytes(ds: Dataset) -> bytes:
     ds = copy.deepcopy(ds)
     ds.preamble = None
+    encode.encapsulated_as_ob(ds)  # the one intended difference: pydicom keeps an encapsulated OW
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
@@ -143,3 +146,44 @@ def test_non_ascii_text_is_left_to_pydicom_and_encoded_by_the_character_set():
     assert "Übersicht".encode() in expected
     assert encode.encode_file(copy.deepcopy(ds)) == expected
 
+
+
+def _read(data: bytes) -> Dataset:
+    return pydicom.dcmread(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("name", ["SC_rgb_rle_16bit.dcm", "MR_small_jp2klossless.dcm", "rtdose_rle.dcm"])
+def test_encapsulated_pixel_data_read_as_ow_is_written_as_ob(name):
+    """PS3.5 A.4: encapsulated Pixel Data is OB; the fragments' bytes stay as they came."""
+    source = pydicom.dcmread(get_testdata_file(name))
+    assert source["PixelData"].VR == "OW"  # how these files store it
+    written = _read(encode.encode_file(copy.deepcopy(source)))
+    assert written["PixelData"].VR == "OB"
+    assert written.PixelData == source.PixelData
+    assert written.file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
+
+
+def test_encapsulated_ow_converted_element_is_written_as_ob():
+    ds = pydicom.dcmread(get_testdata_file("SC_rgb_rle_16bit.dcm"))
+    value = ds.PixelData  # converted: a DataElement, not a raw one
+    written = _read(encode.encode_file(ds))
+    assert written["PixelData"].VR == "OB" and written.PixelData == value
+
+
+def test_native_ow_pixel_data_stays_ow():
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    source_vr = ds["PixelData"].VR
+    written = _read(encode.encode_file(copy.deepcopy(ds)))
+    assert written["PixelData"].VR == source_vr == "OW"
+    assert written.PixelData == ds.PixelData
+
+
+def test_released_file_has_encapsulated_pixel_data_as_ob():
+    """Through the runner: the header path keeps the pixels, and writes them as OB."""
+    data = Path(get_testdata_file("MR_small_jp2klossless.dcm")).read_bytes()
+    policy = get_profile("basic")
+    out, record = core.deidentify_bytes(data, policy, throwaway_key())
+    assert record.status == "written"
+    released, source = _read(out), _read(data)
+    assert released["PixelData"].VR == "OB"
+    assert released.PixelData == source.PixelData

@@ -48,8 +48,7 @@ def test_patients_are_numbered_in_input_order_and_keep_their_number(tmp_path):
 
 def test_an_open_file_is_numbered_as_its_path(tmp_path):
     """The Dask runner numbers remote inputs from an open file: the same number as from the path."""
-    from medveil.runner.batch import RunConfig, _sequential_patient_id
-    from medveil.store.audit import AuditStore
+    from medveil.runner.book import RunBook, RunConfig
 
     _write(tmp_path / "in", "1.dcm", "PAT-A", "1.2.3.1")
     _write(tmp_path / "in", "2.dcm", "PAT-B", "1.2.3.2")
@@ -57,9 +56,12 @@ def test_an_open_file_is_numbered_as_its_path(tmp_path):
                      patient_id_format=IdFormat(prefix="MV", digits=4))
     config = RunConfig(input=tmp_path / "in", output=tmp_path / "out", policy=policy, key=Key(b"k" * 32),
                        workspace=tmp_path / "ws")
-    with AuditStore.open(tmp_path / "audit.sqlite") as store:
-        assert _sequential_patient_id(config, store, tmp_path / "in" / "1.dcm") == "MV0001"
+    book = RunBook(config).open()
+    try:
+        assert book.sequential_patient_id(tmp_path / "in" / "1.dcm") == "MV0001"
         with open(tmp_path / "in" / "2.dcm", "rb") as handle:
-            assert _sequential_patient_id(config, store, handle) == "MV0002"
+            assert book.sequential_patient_id(handle) == "MV0002"
         with open(tmp_path / "in" / "1.dcm", "rb") as handle:
-            assert _sequential_patient_id(config, store, handle) == "MV0001"
+            assert book.sequential_patient_id(handle) == "MV0001"
+    finally:
+        book.close("finished")

@@ -29,7 +29,7 @@ def test_schema_and_pragmas(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"runs", "files", "action_counts", "events"} <= tables
@@ -207,3 +207,20 @@ def test_runs_lists_all(tmp_path: Path) -> None:
     assert [r["run_id"] for r in runs] == ["a", "b"]
     assert runs[0]["finished_at"] is not None and runs[1]["finished_at"] is None
     assert runs[0]["key_fingerprint"] == "fp:abcd"
+
+
+def test_last_event_is_the_latest_of_its_category_for_one_input(tmp_path):
+    from medveil.store.audit import AuditStore
+
+    with AuditStore.open(tmp_path / "audit.sqlite") as store:
+        for run in ("r1", "r2"):
+            store.start_run(run, tool_version="t", table_edition="e", profile="p", options={},
+                            key_fingerprint="k", input_ref="i")
+        assert store.last_event("a", "forwarded") is None
+        store.add_event("r1", "a", "forwarded", "first")
+        store.add_event("r1", "b", "forwarded", "other input")
+        store.add_event("r2", "a", "forward-retry", "other category")
+        store.add_event("r2", "a", "forwarded", "second")
+        assert store.last_event("a", "forwarded") == "second"
+        assert store.last_event("b", "forwarded") == "other input"
+        assert store.last_event("a", "forward-retry") == "other category"

@@ -175,13 +175,16 @@ def test_write_mappings_creates_private_directory(tmp_path: Path) -> None:
     assert stat.S_IMODE(uid_path.stat().st_mode) & 0o077 == 0
 
 
-def test_write_mappings_accumulates_and_keeps_existing_dir_mode(tmp_path: Path) -> None:
+def test_write_mappings_accumulates_and_makes_an_open_directory_private(tmp_path: Path) -> None:
     directory = tmp_path / "maps"
     directory.mkdir()
     directory.chmod(0o750)
-    write_mappings(directory, [(UID_A, NEW_A)], [("P1", "A1")])
-    write_mappings(directory, [(UID_B, NEW_B)], [])
-    assert stat.S_IMODE(directory.stat().st_mode) == 0o750
+    notices: list[str] = []
+    write_mappings(directory, [(UID_A, NEW_A)], [("P1", "A1")], notices)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert len(notices) == 1 and "0750" in notices[0] and "0700" in notices[0]
+    write_mappings(directory, [(UID_B, NEW_B)], [], notices)
+    assert len(notices) == 1  # already private: nothing more to say
     assert load(directory / "uid_mapping.csv").items() == sorted([(UID_A, NEW_A), (UID_B, NEW_B)])
     assert load(directory / "patid_mapping.csv").items() == [("P1", "A1")]
 

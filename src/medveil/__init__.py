@@ -27,14 +27,26 @@ def deidentify_path(input: Path | str, output: Path | str, *, policy: Policy | s
                     progress: Callable[[int], None] | None = None,
                     on_total: Callable[[int], None] | None = None,
                     engine: str = "local", scheduler: str | None = None, batch_size: int | None = None,
-                    storage_options: dict | None = None):
+                    storage_options: dict | None = None, follow_symlinks: bool = False,
+                    protected: tuple[Path, ...] = (), force: bool = False, memory_budget: int | None = None,
+                    quarantine_limit: int | None = None):
     """De-identify a file or directory tree into *output*; returns the run summary.
 
-    *on_total* is told how many inputs were found, *progress* how many are done
-    as they finish (the CLI's progress bar uses both).  ``engine="dask"`` runs
+    *on_total* is told how many inputs were found, *progress* each input's
+    status ("written", "unchanged", "quarantined", "skipped") as it finishes
+    (the CLI's progress display uses both).  ``engine="dask"`` runs
     on a Dask cluster (a local one of *workers* processes unless *scheduler*
     names one); with it, *input* and *output* may be fsspec URLs such as
     ``s3://bucket/prefix``, and *storage_options* go to fsspec.
+
+    Symbolic links leading out of *input* are followed only with
+    *follow_symlinks*; files in *protected* (pass the key file) are never
+    read.  An *output* holding files no medveil run wrote is refused unless
+    *force*.  *memory_budget* (bytes per worker) refuses files whose declared
+    sizes need more; the default shares the machine's available memory.
+    Quarantine copies of files over *quarantine_limit* bytes are not made.
+    Interrupted (Ctrl-C, SIGTERM), the run stops cleanly and raises
+    :class:`KeyboardInterrupt` whose ``summary`` says what was done.
     """
     from medveil.runner.batch import RunConfig, default_workspace, run
     from medveil.runner.locations import is_url
@@ -52,7 +64,9 @@ def deidentify_path(input: Path | str, output: Path | str, *, policy: Policy | s
     config = RunConfig(input=as_path(input), output=as_path(output), policy=policy, key=key,
                        workspace=Path(workspace) if workspace else default_workspace(Path(output)),
                        mappings_dir=Path(mappings_dir) if mappings_dir else None, workers=workers,
-                       record_originals=record_originals, resume=resume)
+                       record_originals=record_originals, resume=resume, follow_symlinks=follow_symlinks,
+                       protected=tuple(Path(p) for p in protected), force=force, memory_budget=memory_budget,
+                       **({"quarantine_limit": quarantine_limit} if quarantine_limit is not None else {}))
     if engine == "dask":
         from medveil.runner.dask_runner import run_dask
 

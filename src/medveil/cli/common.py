@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
 """Messages go to stderr so that ``--json`` output on stdout stays parseable."""
 
 
 def fail(message: str, code: int = 2) -> None:
-    """Print ``message`` as an error and exit with ``code`` (2: bad setup or input)."""
-    console.print(f"[bold red]error:[/] {message}")
+    """Print ``message`` as an error and exit with ``code`` (2: bad setup or input).
+
+    The message is printed as it is written: brackets in it (``'medveil[ocr]'``,
+    a path) are not read as rich markup.
+    """
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)

@@ -11,15 +11,14 @@ from rich.console import Console
 from medveil.cli.common import fail
 from medveil.errors import MedveilError
 
-DEFAULT_WORD = "default"
 
 
 def synth(
-    paths: list[Path] = typer.Argument(  # noqa: B008  (typer's way of declaring arguments)
-        ..., metavar="[INPUT_CORPUS] OUT_DIR",
-        help="OUT_DIR alone uses the default corpora; INPUT_CORPUS OUT_DIR takes real DICOM files from "
-             "INPUT_CORPUS ('default' for the default corpora)."),
-    seed: int = typer.Option(..., "--seed", help="Same seed and corpus: the same set, byte for byte."),
+    out_dir: Path = typer.Argument(..., metavar="OUT_DIR", show_default=False,
+                                   help="A new or empty folder for input/, answer_key.db and manifest.json."),
+    seed: int = typer.Option(..., "--seed", metavar="N", help="Same seed and corpus: the same set, byte for byte."),
+    corpus: Path | None = typer.Option(None, "--corpus", metavar="DIR",
+                                       help="Real DICOM files to plant PHI in (default: the default corpora)."),
     patients: int | None = typer.Option(None, "--patients", min=1, help="Synthetic patients (default 10; at most one per source study)."),
     max_files: int | None = typer.Option(
         None, "--max-files", min=1, help="At most this many source files (one per series in turn)."),
@@ -31,10 +30,6 @@ def synth(
     """
     from medveil.synth import synthesize
 
-    if len(paths) not in (1, 2):
-        fail("give OUT_DIR, or INPUT_CORPUS and OUT_DIR")
-    out_dir = paths[-1]
-    corpus = paths[0] if len(paths) == 2 and str(paths[0]) != DEFAULT_WORD else None
     if corpus is not None and not corpus.exists():
         fail(f"no such corpus: {corpus}")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):

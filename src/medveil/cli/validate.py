@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from medveil.cli.common import console, fail
+from medveil.cli.progress import RunProgress
 from medveil.errors import MedveilError
 
 
@@ -44,8 +45,9 @@ def validate(
         fail(f"not a folder: {output_dir}")
     settings = ValidationSettings(ocr_engine=ocr)
     try:
-        result = validate_outputs(output_dir, answer_key, mappings_dir=mappings, original_dir=original,
-                                  settings=settings)
+        with RunProgress("scoring", quiet=as_json) as progress:
+            result = validate_outputs(output_dir, answer_key, mappings_dir=mappings, original_dir=original,
+                                      settings=settings, progress=progress, on_total=progress.set_total)
     except MedveilError as exc:
         fail(str(exc))
     if report is not None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from medveil.cli.common import fail
+from medveil.cli.progress import RunProgress
+from medveil.policy import PixelSettings
 from medveil.errors import MedveilError
 
 
@@ -21,21 +22,22 @@ def verify(
         None, "--workspace", help="The run's private workspace (default: beside OUTPUT_DIR); its keyed "
         "fingerprints of the input identifiers are what the output is checked against."),
     key_file: Path | None = typer.Option(
-        None, "--key-file", "-k", help="The run's key (or set MEDVEIL_KEY_FILE); without it only generic "
-        "PHI patterns are checked."),
-    ocr: str = typer.Option("rapidocr", "--ocr", help="OCR engines for pixels and overlays, comma-separated "
-                            "(rapidocr, tesseract, auto)."),
+        None, "--key-file", "-k", help="The run's key (or set MEDVEIL_KEY_FILE); without it the files' own "
+        "identifiers cannot be matched: only the de-identification structure and generic PHI patterns are checked."),
+    ocr: str = typer.Option(",".join(PixelSettings().engines), "--ocr",
+                            help="OCR engines for pixels and overlays, comma-separated "
+                            "(ppocr, rapidocr, tesseract, auto)."),
     no_ocr: bool = typer.Option(False, "--no-ocr", help="Check header text only."),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON on stdout."),
 ) -> None:
     """Exit 1 listing files of OUTPUT_DIR that still carry PHI (header, private, SR, overlays, pixels)."""
-    from medveil.evaluate.files import iter_files, read_dataset
+    from medveil.evaluate.files import iter_files
     from medveil.pixels.ocr import OcrUnavailable, available_engines
     from medveil.pseudonym import load_key
     from medveil.quiet import silenced
     from medveil.runner.batch import default_workspace
     from medveil.store.audit import AuditStore
-    from medveil.verify import Fingerprints, scan_dataset
+    from medveil.verify import Fingerprints
 
     if not output_dir.is_dir():
         fail(f"not a folder: {output_dir}")
@@ -48,7 +50,8 @@ def verify(
     if key_file is None and os.environ.get("MEDVEIL_KEY_FILE"):
         key_file = Path(os.environ["MEDVEIL_KEY_FILE"])
     matcher = None
-    note = "generic PHI patterns only (no key given)"
+    note = ("the de-identification structure and generic PHI patterns only: without the run's key the "
+            "files' own identifiers cannot be matched (pass --key-file for that)")
     workspace = workspace or default_workspace(output_dir)
     try:
         if key_file is not None:
@@ -68,38 +71,45 @@ def verify(
 
     results: dict[str, list[str]] = {}
     checked = 0
-    with silenced():
-        for path in iter_files(output_dir):
+    files = list(iter_files(output_dir))
+    with silenced(), RunProgress("verifying", quiet=as_json) as progress:
+        progress.set_total(len(files))
+        for path in files:
             checked += 1
             relpath = str(path.relative_to(output_dir))
-            ds = read_dataset(path)
-            if ds is None:
-                results[relpath] = ["file (not readable DICOM)"]
-                continue
-            try:
-                findings = scan_dataset(ds, matcher, ocr_engines=engines)
-            except Exception as exc:
-                results[relpath] = [f"file (could not be checked: {type(exc).__name__})"]
-                continue
-            if findings:
-                results[relpath] = [str(f) for f in findings]
+            results.update(_check(path, relpath, matcher, engines))
+            progress("quarantined" if relpath in results else "written")
     if as_json:
         typer.echo(json.dumps({"checked": checked, "failed": len(results), "against": note,
                                "ocr": engines or [], "files": results}, indent=2, sort_keys=True))
     else:
-        out = Console()
+        out = Console(soft_wrap=True)
         out.print(f"checked {checked} files against {note}; OCR: {', '.join(engines) if engines else 'off'}")
         if results:
-            table = Table(title=f"{len(results)} files still carry possible PHI")
-            table.add_column("file")
-            table.add_column("where (what)")
+            # One plain line per file, never wrapped: paths must survive copy and paste.
+            out.print(f"{len(results)} files still carry possible PHI (file: where (what)):")
             for relpath, findings in sorted(results.items()):
-                table.add_row(relpath, "; ".join(findings))
-            out.print(table)
+                out.print(f"  {escape(relpath)}: {escape('; '.join(findings))}", soft_wrap=True)
         else:
             out.print("[green]no PHI found[/]")
     if results:
         raise typer.Exit(1)
+
+
+def _check(path: Path, relpath: str, matcher, engines) -> dict[str, list[str]]:
+    """One file's findings, as ``{relpath: [finding, ...]}``; empty when nothing was found."""
+    from medveil.evaluate.files import read_dataset
+    from medveil.verify import scan_dataset
+    from medveil.verify.structure import structural_findings
+
+    ds = read_dataset(path)
+    if ds is None:
+        return {relpath: ["file (not readable DICOM)"]}
+    try:
+        findings = structural_findings(ds) + scan_dataset(ds, matcher, ocr_engines=engines)
+    except Exception as exc:  # noqa: BLE001  (a file that cannot be checked is not vouched for)
+        return {relpath: [f"file (could not be checked: {type(exc).__name__})"]}
+    return {relpath: [str(f) for f in findings]} if findings else {}
 
 
 def register(app: typer.Typer) -> None:

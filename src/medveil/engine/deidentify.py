@@ -20,12 +20,14 @@ from pydicom.tag import Tag
 
 from medveil._version import __version__
 from medveil.engine.context import Context
-from medveil.engine.residuals import Identifiers, collect_identifiers, find_residuals, sop_class_of
+from medveil.engine.repair import repair_element
+from medveil.engine.residuals import Identifiers, collect_identifiers, locate_residuals, sop_class_of
 from medveil.engine.walker import walk
 from medveil.errors import QuarantineError
 from medveil.policy import BASIC_PROFILE_CODE, Option, Policy
 from medveil.policy.options import PIXEL_OPTIONS
 from medveil.pseudonym import Key, patient_offset, pseudonymize_id
+from medveil.text.spans import Span
 
 ENCAPSULATED_DOCUMENT = 0x00420011
 IMPLEMENTATION_CLASS_UID = "2.25.143132137200271179821943504715000441957"
@@ -99,7 +101,7 @@ def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
     if policy.cleaners:
         from medveil.text import KnownIdentifiers
 
-        ctx.known = KnownIdentifiers.from_dataset(ds)
+        ctx.known = KnownIdentifiers.from_dataset(ds, policy)
     original_pid = _text(ds.get("PatientID"))
     if assigned_patient_id is not None and original_pid:
         ctx.assigned_patient_ids[original_pid] = assigned_patient_id
@@ -108,10 +110,7 @@ def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
     # Checked before medveil's own records and the recipe's additions go in: those are
     # chosen text, and a patient called "Patient" must not trip over "Retain Patient ...".
     old_uids = set() if policy.retains_uids else set(ctx.uid_pairs)
-    residual = find_residuals(ds, identifiers, old_uids)
-    if residual:
-        names = ", ".join(sorted(set(residual))[:5])
-        raise QuarantineError(f"original identifier still present after de-identification in: {names}")
+    _repair_residuals(ds, identifiers, old_uids, ctx)
     applied = _applied_options(policy, pixel_options_applied)
     _record_method(ds, policy, applied)
     for addition in policy.additions:
@@ -121,6 +120,37 @@ def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
     return Result(dataset=ds, new_patient_id=new_pid, uid_pairs=ctx.uid_pairs,
                   patient_pairs=ctx.patient_pairs, counts=ctx.counts, events=ctx.events,
                   applied_options=applied)
+
+
+_WHY_IDENTIFIER = "held one of the file's own identifiers"
+_WHY_UID = "held an original UID"
+
+
+def _repair_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str], ctx: Context) -> None:
+    """Repair each attribute that still holds an original identifier; quarantine only what stays.
+
+    Each repair is the smallest change that leaves the object valid (see
+    :mod:`medveil.engine.repair`); the check then runs again, so a repair that did
+    not remove the identifier (or one that revealed another) still stops the file.
+    """
+    residual = locate_residuals(ds, identifiers, old_uids)
+    if not residual:
+        return
+    pattern = identifiers.any
+
+    def spans_of(text: str) -> list[Span]:
+        return [Span(m.start(), m.end(), "other") for m in pattern.finditer(text) if m.end() > m.start()] if pattern else []
+
+    for hit in residual:
+        repaired = repair_element(hit.holder, hit.tag, hit.path, ctx.sop_class_uid,
+                                  _WHY_UID if hit.uid else _WHY_IDENTIFIER, uid=hit.uid,
+                                  remap_uid=ctx.remap_uid, spans_of=None if hit.vr == "CS" else spans_of)
+        if repaired is not None:
+            ctx.event(*repaired.event())
+    remaining = locate_residuals(ds, identifiers, old_uids)
+    if remaining:
+        names = ", ".join(sorted({r.path.rsplit(".", 1)[-1] for r in remaining})[:5])
+        raise QuarantineError(f"original identifier still present after de-identification in: {names}")
 
 
 def _set_patient(ds: Dataset, ctx: Context) -> None:
@@ -138,10 +168,23 @@ def _applied_options(policy: Policy, pixel_options_applied: frozenset[Option]) -
         pixel_options_applied & policy.options)
 
 
+_TEMPORAL_RANK = {"UNMODIFIED": 0, "MODIFIED": 1, "REMOVED": 2}
+
+
 def _record_method(ds: Dataset, policy: Policy, applied: frozenset[Option]) -> None:
+    """Record what was done, after what earlier de-identifications recorded.
+
+    PS3.3 C.12.1.1.5 makes De-identification Method multi-valued "in the case that
+    the object was anonymized more than once", and its Code Sequence likewise: a
+    file that was refaced or de-identified before keeps those values and items,
+    and medveil's follow them.  Longitudinal Temporal Information Modified never
+    claims less than an earlier run did (dates once shifted or removed stay so);
+    Recognizable Visual Features, where the file states it, is kept as stated.
+    """
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = [f"medveil {__version__}", f"PS3.15 E.1-1 {policy.table.edition}",
-                                 f"profile {policy.name}"]
+    earlier = [str(v) for v in _listed(ds.get("DeidentificationMethod")) if str(v).strip()]
+    ds.DeidentificationMethod = earlier + [f"medveil {__version__}", f"PS3.15 E.1-1 {policy.table.edition}",
+                                           f"profile {policy.name}"]
     codes = [BASIC_PROFILE_CODE] + sorted((o.code for o in applied), key=lambda c: c.value)
     # Items built from their elements directly: add_new's checks cost more than the rest
     # of recording the method, on every released file.
@@ -149,13 +192,25 @@ def _record_method(ds: Dataset, policy: Policy, applied: frozenset[Option]) -> N
                       _CODING_SCHEME: DataElement(_CODING_SCHEME, "SH", code.scheme),
                       _CODE_MEANING: DataElement(_CODE_MEANING, "LO", code.meaning)})
              for code in codes]
-    ds.DeidentificationMethodCodeSequence = Sequence(items)
+    previous = ds.get("DeidentificationMethodCodeSequence")
+    earlier_items = [item for item in previous or [] if isinstance(item, Dataset)]
+    ds.DeidentificationMethodCodeSequence = Sequence(earlier_items + items)
     if policy.modifies_dates:
-        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+        ours = "MODIFIED"
     elif policy.keeps_dates:
-        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+        ours = "UNMODIFIED"
     else:
-        ds.LongitudinalTemporalInformationModified = "REMOVED"
+        ours = "REMOVED"
+    before = str(ds.get("LongitudinalTemporalInformationModified", "") or "").strip().upper()
+    if _TEMPORAL_RANK.get(before, -1) > _TEMPORAL_RANK[ours]:
+        ours = before
+    ds.LongitudinalTemporalInformationModified = ours
+
+
+def _listed(value) -> list:
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
 
 
 def _clean_file_meta(ds: Dataset) -> None:

@@ -12,10 +12,9 @@ patient called "Lee" does not trip over "sleeve".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydicom.charset import convert_encodings, decode_bytes
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.valuerep import PersonName
@@ -24,19 +23,12 @@ from medveil.engine.dummy import GENERATED_VALUES
 from medveil.engine.uids import is_class_keyword
 from medveil.engine.vrs import TEXT_VRS, dictionary_vr, keyword_of, stored
 from medveil.policy import Policy
+from medveil.policy.identifying import RESIDUAL_KEYWORDS, kept_by_an_option, kept_on_purpose, tag_of
 from medveil.text.allow import is_clinical
 
-#: Top-level attributes whose values identify the patient, a person or a place.
-IDENTIFYING_KEYWORDS = (
-    "PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthName",
-    "PatientMotherBirthName", "PatientBirthDate", "PatientAddress", "PatientTelephoneNumbers",
-    "MedicalRecordLocator", "AccessionNumber", "InstitutionName", "InstitutionAddress",
-    "InstitutionalDepartmentName", "ReferringPhysicianName", "ReferringPhysicianAddress",
-    "ReferringPhysicianTelephoneNumbers", "PerformingPhysicianName", "NameOfPhysiciansReadingStudy",
-    "PhysiciansOfRecord", "OperatorsName", "RequestingPhysician", "ScheduledPerformingPhysicianName",
-    "PersonName", "MilitaryRank", "BranchOfService", "PatientInsurancePlanCodeSequence",
-    "ResponsiblePerson", "ResponsibleOrganization", "StationName", "DeviceSerialNumber",
-)
+#: Kept for callers of earlier versions: the list now lives in medveil.policy.identifying.
+IDENTIFYING_KEYWORDS = RESIDUAL_KEYWORDS
+
 _MIN_LENGTH = 4
 #: Name components that are placeholders, not names ("Last Name^First Name", "NAME^PATIENT").
 _PLACEHOLDERS = frozenset({"NAME", "PATIENT", "FIRST", "LAST", "MIDDLE", "TEST", "HERE", "OPERATOR",
@@ -71,8 +63,14 @@ class Identifiers:
         return bool(pattern and pattern.search(text))
 
 
-def _parts(value) -> list[str]:
-    """The value's text; for a person name also its non-placeholder components."""
+def _parts(value, as_name: bool = False) -> list[str]:
+    """The value's text; for a person name also its non-placeholder components.
+
+    *as_name*: the attribute is a person name by its dictionary VR although the
+    file declared another VR (LO, SH, LT, ...): split it into components all the same.
+    """
+    if as_name and isinstance(value, str) and not isinstance(value, PersonName):
+        value = PersonName(value)
     if isinstance(value, PersonName):
         pieces = [str(value)]
         for group in (value.alphabetic, value.ideographic, value.phonetic):
@@ -82,7 +80,7 @@ def _parts(value) -> list[str]:
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         out = []
         for item in value:
-            out.extend(_parts(item))
+            out.extend(_parts(item, as_name))
         return out
     return [str(value)] if isinstance(value, str) else []
 
@@ -111,33 +109,55 @@ def sop_class_of(ds: Dataset) -> str:
 def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Identifiers:
     whole: set[str] = set()
     parts: set[str] = set()
-    for keyword in IDENTIFYING_KEYWORDS:
-        tag = tag_for_keyword(keyword)
+    for keyword in RESIDUAL_KEYWORDS:
+        tag = tag_of(keyword)
         if tag is None or tag not in ds:
             continue
-        decision = policy.decide(tag, sop_class_uid)
-        if decision is not None and decision.action in ("K", "R"):
-            continue  # the user or an option keeps it on purpose
-        if decision is not None and decision.action == "C" and decision.fallback == "K":
-            continue
+        if kept_on_purpose(policy, tag, sop_class_uid) or kept_by_an_option(policy, tag):
+            continue  # the user, the profile or an option keeps it (or what it names) on purpose
         elem = ds[tag]
         if elem.VR == "SQ":
             continue
+        as_name = dictionary_vr(tag) == "PN"
         values = list(elem.value) if elem.VM > 1 else [elem.value]
         for value in values:
-            pieces = _parts(value)
+            if isinstance(value, bytes):
+                value = value.decode("latin-1")
+            pieces = _parts(value, as_name)
             if pieces and (text := _usable(pieces[0])):
                 whole.add(text)
             parts.update(t for piece in pieces[1:] if (t := _usable(piece)))
     return Identifiers(whole=_pattern(whole), any=_pattern(whole | parts), words=frozenset(whole | parts))
 
 
+@dataclass(frozen=True)
+class Residual:
+    """Where an original identifier survived: the dataset (or item) that holds it,
+    the element's tag, its VR, and its name as the audit store writes it
+    (``Keyword`` or ``Sequence[0].Keyword``, ``(gggg,eeee)`` without a keyword)."""
+
+    holder: Dataset = field(repr=False, compare=False)
+    tag: int
+    vr: str
+    path: str
+    uid: bool = False  # an original UID rather than an identifying value
+
+
 def find_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str]) -> list[str]:
     """Names (keywords or tags) of attributes still carrying an original identifier."""
-    hits: list[str] = []
+    return [_leaf(r.path) for r in locate_residuals(ds, identifiers, old_uids)]
+
+
+def locate_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str]) -> list[Residual]:
+    """Every element, at any depth, still carrying an original identifier or UID."""
+    hits: list[Residual] = []
     uids = {u for u in old_uids if len(u) >= _MIN_UID_LENGTH}
-    _scan(ds, identifiers, uids, hits, ["iso8859"])
+    _scan(ds, identifiers, uids, hits, ["iso8859"], "")
     return hits
+
+
+def _leaf(path: str) -> str:
+    return path.rsplit(".", 1)[-1]
 
 
 def _raw_texts(raw: bytes, encodings: list[str]) -> list[str]:
@@ -163,8 +183,8 @@ def _encodings(ds: Dataset, inherited: list[str]) -> list[str]:
         return inherited
 
 
-def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[str],
-          inherited: list[str]) -> None:
+def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[Residual],
+          inherited: list[str], prefix: str) -> None:
     encodings = _encodings(ds, inherited)  # an item may declare its own character set
     for tag in ds.keys():
         raw = stored(ds, tag)
@@ -183,8 +203,9 @@ def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[
             elem = raw if isinstance(raw, DataElement) else ds[tag]
             vr = elem.VR
             if vr == "SQ":
-                for item in elem.value or []:
-                    _scan(item, identifiers, old_uids, hits, encodings)
+                name = prefix + (keyword or _tag_name(tag))
+                for index, item in enumerate(elem.value or []):
+                    _scan(item, identifiers, old_uids, hits, encodings, f"{name}[{index}].")
                 continue
             if vr not in TEXT_VRS and not isinstance(elem.value, str):
                 continue
@@ -194,7 +215,12 @@ def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[
         whole_only = vr == "CS"
         check_uids = bool(old_uids) and not is_class_keyword(keyword)
         for text in texts:
-            if identifiers.find_in(text, whole_only=whole_only) or (
-                    check_uids and any(part.strip("\x00 ") in old_uids for part in text.split("\\"))):
-                hits.append(keyword or f"({tag >> 16:04X},{tag & 0xFFFF:04X})")
+            found = identifiers.find_in(text, whole_only=whole_only)
+            uid = not found and check_uids and any(part.strip("\x00 ") in old_uids for part in text.split("\\"))
+            if found or uid:
+                hits.append(Residual(ds, int(tag), vr or "UN", prefix + (keyword or _tag_name(tag)), uid=uid))
                 break
+
+
+def _tag_name(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"

@@ -17,7 +17,9 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from medveil.engine import hidden_dates
 from medveil.engine.context import Context
+from medveil.engine.hidden_dates import SEARCHED_VRS
 from medveil.engine.dummy import dummy_for
 from medveil.engine.uids import is_class_keyword, is_well_known
 from medveil.engine.vrs import KNOWN_VRS, TEXT_VRS, dictionary_vr, is_known, keyword_of, stored
@@ -181,13 +183,18 @@ def _unlisted(ds: Dataset, tag: int, ctx: Context, depth: int, current=None) -> 
     # Only the VRs acted on below are converted: an element left raw is written back
     # byte for byte, which is both faster and the surest way to keep it as it was.
     vr = _vr(ds, tag, current)
+    if vr != "PN" and dictionary_vr(tag) == "PN" and vr in TEXT_VRS:
+        vr = "PN"  # a person name the file stored as LO, SH or LT is a name all the same
     if ctx.cleaning_within is not None and vr in _CLEANED_TEXT_VRS and tag not in _CODED:
         _clean_unlisted_text(ds, tag, ctx)
         return
     if vr not in _UNLISTED_ACTED_ON:
+        if vr in SEARCHED_VRS and not tag >> 16 & 1:
+            hidden_dates.handle(ds, tag, vr, _tag_text(tag), ctx)
         return
     elem = ds[tag]
-    vr = elem.VR
+    if vr != "PN":
+        vr = elem.VR
     if vr == "SQ":
         for item in elem.value or []:
             walk(item, ctx, depth + 1)
@@ -264,8 +271,10 @@ def _apply(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int, 
             del ds[tag]
         ctx.counts["X"] += 1
         return
-    if action == "K" and _vr(ds, tag, current) != "SQ":
+    if action == "K" and (vr := _vr(ds, tag, current)) != "SQ":
         ctx.counts["K"] += 1
+        if vr in SEARCHED_VRS and not tag >> 16 & 1:
+            hidden_dates.handle(ds, tag, vr, _tag_text(tag), ctx)
         return
     elem = ds[tag]
     if action == "K" or action == "U*":

@@ -12,6 +12,7 @@ validator and the synthetic-set generator cannot drift apart.
 
 from __future__ import annotations
 
+import ast
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -53,6 +54,54 @@ def unwrap(value: object) -> str | None:
     return text
 
 
+def category_to_key(category: object) -> object:
+    """``answer_category_v2`` in the MIDI-B keys' own shape, from medveil's list form.
+
+    The organisers' keys hold an object with the families as keys (``hipaa``: ``z``, ``m``;
+    ``dicom``: ``p15``, ``iod``, ``safe``; ``tcia``: ``ptkb``, ``p15``, ``rev``) and
+    ``prev_cat``; their validation script flattens exactly those.  medveil's
+    ``["HIPAA", "date", "hidden"]`` fills the family's field its rule belongs to and keeps
+    the whole path as text under ``medveil`` (read back by :func:`category_from_key`).
+    Anything that is not a list of strings is written as it is.
+    """
+    if not isinstance(category, (list, tuple)) or not category or \
+            not all(isinstance(part, str) for part in category):
+        return category
+    family = category[0].upper()
+    rule = "/".join(category[1:]) or family.lower()
+    path = "/".join(category)
+    return {
+        "hipaa": {"z": rule if family == "HIPAA" else None, "m": None},
+        "dicom": {"p15": rule if family == "DICOM" and rule != "iod" else None,
+                  "iod": rule if family == "DICOM" and rule == "iod" else None, "safe": None},
+        "tcia": {"ptkb": rule if family == "TCIA" and "private" in rule else None,
+                 "p15": rule if family == "TCIA" and "private" not in rule else None, "rev": None},
+        "prev_cat": path,
+        "medveil": path,
+    }
+
+
+def category_from_key(value: object) -> object:
+    """The category as medveil uses it: its own list back from :func:`category_to_key`'s
+    object, any other key's value unchanged (:func:`medveil.evaluate.score.family` reads both)."""
+    if isinstance(value, dict) and isinstance(value.get("medveil"), str):
+        return value["medveil"].split("/")
+    return value
+
+
+def multi_value(text: str | None) -> str | None:
+    """A value written as a Python list repr, ``['A', 'B']``, as ``A\\B``; anything else as is."""
+    if text is None or len(text) < 2 or text[0] != "[" or text[-1] != "]":
+        return text
+    try:
+        parsed = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+    if not isinstance(parsed, list) or not all(isinstance(v, (str, int, float)) for v in parsed):
+        return text
+    return "\\".join(str(v) for v in parsed)
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     """One required action on one attribute (or on the pixels) of an instance.
@@ -81,21 +130,24 @@ class Check:
             "value": wrap(self.value),
             "action": wrap(self.action),
             "action_text": wrap(self.action_text),
-            "answer_category_v2": self.category,
+            "answer_category_v2": category_to_key(self.category),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Check:
+        """One check as a key stores it; multi-valued texts written as a Python list repr
+        (``['ORIGINAL', 'PRIMARY']``, as the MIDI-B script's ``str(value)`` writes them)
+        are read as DICOM writes them, joined by backslashes."""
         action = unwrap(data.get("action")) or ""
         return cls(
             action=action.strip(),
             tag_ds=str(data.get("tag_ds") or "").strip(),
             tag=unwrap(data.get("tag")) or "",
             tag_name=unwrap(data.get("tag_name")) or "",
-            value=unwrap(data.get("value")),
-            action_text=unwrap(data.get("action_text")),
+            value=multi_value(unwrap(data.get("value"))),
+            action_text=multi_value(unwrap(data.get("action_text"))),
             scope=(unwrap(data.get("scope")) or "Instance").strip(),
-            category=data.get("answer_category_v2"),
+            category=category_from_key(data.get("answer_category_v2")),
         )
 
 

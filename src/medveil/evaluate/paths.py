@@ -88,9 +88,12 @@ def _int(text: str | None) -> int | None:
 
 
 def format_path(steps: Path) -> str:
-    """The answer-key spelling: every tag in angle brackets, items as ``[<nnnn>]``."""
+    """The answer-key spelling: every tag in angle brackets, upper-case hex, private
+    creators upper-cased (as the MIDI-B script writes them), items as ``[<nnnn>]``."""
     parts: list[str] = []
     for step in steps:
+        if step.creator is not None and step.creator != step.creator.upper():
+            step = Step(step.group, step.element, step.creator.upper(), step.item)
         parts.append(f"<{step.tag_text()}>")
         if step.item is not None:
             parts.append(f"[<{step.item:04d}>]")

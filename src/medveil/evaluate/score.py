@@ -112,6 +112,13 @@ def family(category: object) -> str:
         found = [(upper.find(name), name) for name in FAMILY_WEIGHTS if name in upper]
         return min(found)[1] if found else OTHER_FAMILY
     if isinstance(category, dict):
+        # The MIDI-B keys' own shape: the families are the keys, a family applies when any
+        # of its fields is set ({"hipaa": {"z": ..., "m": null}, "dicom": {...}, ...}).
+        named = [name for name in FAMILY_WEIGHTS for key, value in category.items()
+                 if key.upper() == name and (any(v not in (None, "", 0) for v in value.values())
+                                             if isinstance(value, dict) else value not in (None, "", 0))]
+        if named:
+            return named[0]
         for key in ("family", "category", "rule", "source"):
             if key in category:
                 return family(category[key])

@@ -11,6 +11,7 @@ output file, and nothing here logs a value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,19 +54,27 @@ class ValidationResult:
 
 def validate_outputs(output_dir: Path, answer_key: Path, *, mappings_dir: Path | None = None,
                      original_dir: Path | None = None,
-                     settings: ValidationSettings = ValidationSettings()) -> ValidationResult:
+                     settings: ValidationSettings = ValidationSettings(),
+                     progress: Callable[[str], None] | None = None,
+                     on_total: Callable[[int], None] | None = None) -> ValidationResult:
     """Run every check of ``answer_key`` on the files under ``output_dir``.
 
     pydicom's warnings quote the values they complain about, so they are
-    silenced for the whole run.
+    silenced for the whole run.  *on_total* is told how many answer-key
+    instances there are and *progress* is called once per instance scored
+    (with "written", or "quarantined" when its output is missing).
     """
     with silenced():
-        return _validate(output_dir, answer_key, mappings_dir, original_dir, settings)
+        return _validate(output_dir, answer_key, mappings_dir, original_dir, settings,
+                         progress or (lambda status: None), on_total)
 
 
 def _validate(output_dir: Path, answer_key: Path, mappings_dir: Path | None, original_dir: Path | None,
-              settings: ValidationSettings) -> ValidationResult:
+              settings: ValidationSettings, progress: Callable[[str], None],
+              on_total: Callable[[int], None] | None) -> ValidationResult:
     rows = read_answer_key(answer_key)
+    if on_total:
+        on_total(len(rows))
     mappings = load_mappings(mappings_dir)
     if mappings is None and original_dir is not None:
         mappings = infer_mappings(original_dir, output_dir)
@@ -81,6 +90,7 @@ def _validate(output_dir: Path, answer_key: Path, mappings_dir: Path | None, ori
     matched = missing = unreadable_rows = 0
     for row in rows:
         paths = _paths_for(row, mappings, index, unreadable_by_original)
+        progress("written" if paths else "quarantined")
         if not paths:
             missing += 1
             results.extend(_result(row, None, check, missing_outcome(check)) for check in row.checks)

@@ -5,12 +5,17 @@ identifiers tell which burned-in words are PHI, and the device rules match
 on the header as it came in):
 
 1. known-location rules name rectangles for the device, whatever OCR reads;
-2. every frame is read by OCR (identical frames once), and the text is kept
-   or masked by the pixel policy (:mod:`medveil.pixels.select`);
-3. the boxes are masked (:func:`medveil.pixels.mask.mask_dataset`), leaving
-   every other stored byte as it was where the encoding allows;
-4. the decoded output is compared with the decoded input outside the boxes:
-   any other difference is a fault and the object is not released;
+2. every frame is decoded once and screened for text; the candidate regions
+   are read by OCR (identical frames and repeated crops once, see
+   :mod:`medveil.pixels.detect`), and the text is kept or masked by the
+   pixel policy (:mod:`medveil.pixels.select`);
+3. the boxes are masked (:func:`medveil.pixels.mask.mask_dataset`) with the
+   Pixel Padding Value or the darkest value the image uses, leaving every
+   other stored byte as it was where the encoding allows; an object with
+   nothing to mask keeps its Pixel Data, transfer syntax and Photometric
+   Interpretation exactly as they came;
+4. the decoded output is compared with the frames decoded in step 2 outside
+   the boxes: any other difference is a fault and the object is not released;
 5. overlay planes that carry text are removed, and with them overlay bits
    hidden in Pixel Data; icons (small copies of the image, text included)
    are removed.
@@ -22,16 +27,18 @@ confidence and a reason, never text.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
 from pydicom import Dataset
+from pydicom.uid import JPEGBaseline8Bit, JPEGExtended12Bit
 
 from medveil.errors import QuarantineError, safe_reason
-from medveil.pixels.detect import TextBox, detect_in_image, detect_text
+from medveil.pixels.detect import Scan, TextBox, detect_in_image, scan_frames
 from medveil.pixels.frames import iter_frames
-from medveil.pixels.layout import MaskingNotSupported
+from medveil.pixels.layout import MaskingNotSupported, PixelLayout
 from medveil.pixels.mask import (
     MaskBox,
     MaskResult,
@@ -97,6 +104,13 @@ class PixelReport:
     overlays_removed: int = 0
     overlay_bits_cleared: int = 0
     icon_removed: bool = False
+    #: What screening and reading cost: frames screened, candidate regions, crops read and reused.
+    frames_screened: int = 0
+    candidates: int = 0
+    crops_read: int = 0
+    crops_reused: int = 0
+    #: The stored value masked boxes were filled with (None: the layout's own "min", or no mask).
+    fill: int | None = None
 
     @property
     def pixels_changed(self) -> bool:
@@ -108,10 +122,15 @@ def clean_pixels(
     ds: Dataset,
     settings: PixelSettings,
     *,
-    known: KnownIdentifiers | None = None,
+    known: KnownIdentifiers | Callable[[], KnownIdentifiers] | None = None,
     burned_in_reason: str | None = None,
 ) -> PixelReport:
-    """Mask burned-in text in *ds* in place; raise QuarantineError when that cannot be done fully."""
+    """Mask burned-in text in *ds* in place; raise QuarantineError when that cannot be done fully.
+
+    *known*: the object's own identifiers, or a function that collects them,
+    called only when text was found (most frames hold none, and collecting
+    walks the whole header).
+    """
     policy = settings.policy if settings.policy != "auto" else (ALL_TEXT if burned_in_reason else PHI_ONLY)
     report = PixelReport(policy=policy)
     try:
@@ -140,17 +159,24 @@ def _site_rules(path: str) -> tuple[LocationRule, ...]:
     return load_rules(path)
 
 
-def _mask_text(ds: Dataset, settings: PixelSettings, policy: str, known: KnownIdentifiers | None,
-               report: PixelReport) -> None:
+def _mask_text(ds: Dataset, settings: PixelSettings, policy: str,
+               known: KnownIdentifiers | Callable[[], KnownIdentifiers] | None, report: PixelReport) -> None:
     boxes: list[MaskBox] = []
     for label, (x1, y1, x2, y2) in matching_boxes(ds, _rules(settings)):
         boxes.append(MaskBox(x1, y1, x2, y2, None))
         report.masked.append(MaskedRegion(None, x1, y1, x2, y2, "rule", label))
-    found = detect_text(ds, engines=list(settings.engines), min_confidence=settings.min_confidence)
+    scan = scan_frames(ds, engines=list(settings.engines), min_confidence=settings.min_confidence,
+                       screen=settings.screen, keep_frames=True)
+    report.frames_screened, report.candidates = scan.frames_screened, scan.candidates
+    report.crops_read, report.crops_reused = scan.crops_read, scan.crops_reused
+    found = scan.boxes
     report.text_regions = len(found)
     protected = ultrasound_regions(ds) if str(ds.get("Modality", "")).upper() == "US" else []
     width = int(ds.Columns)
-    for decision in select(found, policy, known=known, protected=protected):
+    if found and callable(known):
+        known = known()
+    for decision in select(found, policy, known=known if isinstance(known, KnownIdentifiers) else None,
+                           protected=protected) if found else ():
         box = decision.box
         # Engines clip a line's first and last glyphs by a stroke or two, and a glyph
         # half read is still half legible: widen by half a line height each side.
@@ -160,10 +186,87 @@ def _mask_text(ds: Dataset, settings: PixelSettings, policy: str, known: KnownId
         report.masked.append(MaskedRegion(box.frame, x1, box.y1, x2, box.y2, "ocr",
                                           decision.reason, box.engine, box.confidence))
     if not boxes:
-        return
-    before = _pixel_copy(ds)
-    report.mask = mask_dataset(ds, boxes, padding=settings.padding, fill=settings.fill)
-    _check_outside(before, ds, boxes, settings.padding + report.mask.margin)
+        return  # nothing to mask: Pixel Data, transfer syntax and photometric stay as they came
+    apply_masks(ds, settings, boxes, report, scan)
+
+
+def apply_masks(ds: Dataset, settings: PixelSettings, boxes: list[MaskBox], report: PixelReport,
+                scan: Scan | None = None) -> None:
+    """Mask *boxes* and prove nothing outside them moved; raise QuarantineError otherwise.
+
+    The frames decoded while reading (*scan*) are the reference for the
+    check when they were kept; otherwise the input is decoded again.
+    """
+    before = _pixel_copy(ds) if scan is None or scan.frames is None else scan.frames
+    fill = fill_value(ds, settings, scan)
+    report.fill = fill if isinstance(fill, int) else None
+    result = mask_dataset(ds, boxes, padding=settings.padding, fill=fill)
+    if report.mask is None:
+        report.mask = result
+    else:  # a second pass (the verify gate's): keep what the first did, add what this one did
+        report.mask = MaskResult(report.mask.changed_bytes + result.changed_bytes,
+                                 max(report.mask.frames, result.frames),
+                                 report.mask.transfer_syntax_kept and result.transfer_syntax_kept,
+                                 report.mask.reencoded or result.reencoded, result.note,
+                                 max(report.mask.margin, result.margin))
+    _check_outside(before, ds, boxes, settings.padding + result.margin)
+
+
+def mask_found_lines(ds: Dataset, settings: PixelSettings, lines: list[TextBox], report: PixelReport) -> None:
+    """Mask lines of pixel text that a rescan (the verify gate) still reads as PHI.
+
+    The smallest repair that can make the object safe: those lines go, each
+    recorded as a ``verify`` box; the caller scans again and refuses the
+    object only when text is still read.
+    """
+    width = int(ds.Columns)
+    boxes = []
+    for line in lines:
+        grow = (line.y2 - line.y1) // 2
+        x1, x2 = max(0, line.x1 - grow), min(width, line.x2 + grow)
+        boxes.append(MaskBox(x1, line.y1, x2, line.y2, line.frame))
+        report.masked.append(MaskedRegion(line.frame, x1, line.y1, x2, line.y2, "ocr", "verify",
+                                          line.engine, line.confidence))
+    try:
+        apply_masks(ds, settings, boxes, report)
+    except MaskingNotSupported as exc:
+        raise QuarantineError(f"burned-in text cannot be masked: {safe_reason(exc)}") from None
+
+
+def fill_value(ds: Dataset, settings: PixelSettings, scan: Scan | None) -> str | int:
+    """What masked greyscale pixels are filled with under ``fill: min``.
+
+    The Pixel Padding Value where the object has one (it is the value that
+    means "no image here", and viewers leave it out of their window), or
+    else the darkest stored value the image actually uses: its minimum
+    (MONOCHROME2) or maximum (MONOCHROME1). The darkest value the encoding
+    could hold (-32768 on a signed CT) sits far below anything in the image
+    and makes a viewer that stretches from minimum to maximum wash the image
+    out. JPEG Baseline keeps its own block-level black, and colour and
+    palette images keep the layout's black (see :meth:`PixelLayout.fill_values`).
+    """
+    if settings.fill != "min":
+        return settings.fill
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax in (JPEGBaseline8Bit, JPEGExtended12Bit):
+        return "min"
+    try:
+        layout = PixelLayout.from_dataset(ds)
+    except MaskingNotSupported:
+        return "min"
+    if layout.samples != 1 or layout.photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        return "min"
+    padding = ds.get("PixelPaddingValue")
+    if isinstance(padding, int) and layout.stored_min <= padding <= layout.stored_max:
+        return padding
+    used = None
+    if scan is not None:
+        used = scan.brightest if layout.photometric == "MONOCHROME1" else scan.darkest
+    if used is None:
+        values = [frame.max() if layout.photometric == "MONOCHROME1" else frame.min() for frame in iter_frames(ds)]
+        used = max(values) if layout.photometric == "MONOCHROME1" else min(values)
+    value = int(used)
+    return value if layout.stored_min <= value <= layout.stored_max else "min"
 
 
 def _lines_in(box: TextBox) -> int:
@@ -182,15 +285,18 @@ def _pixel_copy(ds: Dataset) -> Dataset:
     return copy_
 
 
-def _check_outside(before: Dataset, after: Dataset, boxes: list[MaskBox], padding: int) -> None:
+def _check_outside(before: Dataset | list[np.ndarray], after: Dataset, boxes: list[MaskBox], padding: int) -> None:
     """Every decoded sample outside the (padded) boxes must equal the input's.
+
+    *before* is the input's Pixel Data (decoded here) or its frames decoded already.
 
     Colour subsampled input (YBR_FULL_422) shares chroma between pixel
     pairs, so the comparison allows the masked boxes one pixel of slack
     horizontally there.
     """
-    slack = 1 if str(before.get("PhotometricInterpretation", "")).endswith("422") else 0
-    for index, (old, new) in enumerate(zip(iter_frames(before), iter_frames(after), strict=True)):
+    slack = 1 if str(after.get("PhotometricInterpretation", "")).endswith("422") else 0
+    originals = iter_frames(before) if isinstance(before, Dataset) else iter(before)
+    for index, (old, new) in enumerate(zip(originals, iter_frames(after), strict=True)):
         if old.shape != new.shape:
             raise QuarantineError("masking changed the image geometry")
         outside = np.ones(old.shape[:2], dtype=bool)

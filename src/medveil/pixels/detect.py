@@ -1,24 +1,32 @@
 """Finding text burned into pixel data: where it is, not yet what to do about it.
 
-Every frame is read, because a name may be drawn on one frame of a cine loop
-only; frames whose decoded pixels are identical are read once, because most
-loops repeat their overlay unchanged. Each frame is read in several views
-(see :mod:`medveil.pixels.frames`), in both polarities where that is cheap,
-enlarged when small and in overlapping tiles when large, since OCR engines
-misread glyphs under about 20 pixels tall and shrink large inputs until small
-text vanishes. What the engines read is kept only in memory: it is PHI.
+Every frame is decoded once and screened (:mod:`medveil.pixels.screen`), a
+cheap classical test that names the regions where text could be; a frame
+with no candidate region is not read at all, which is most CT and MR slices.
+Each candidate region is cut out, stretched to its own range, enlarged by
+how small its glyphs are and read in both polarities by the recognisers;
+only crops are ever enlarged, never whole frames. A crop identical to one
+read before (same place, same bytes: the overlay every slice of a series
+repeats) reuses that reading (:class:`ReadingCache`). What the engines read
+is kept only in memory: it is PHI.
+
+With the screen ``off`` the whole frame is the one region, read in tiles:
+slow, and the old behaviour.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from pydicom import Dataset
 
-from medveil.pixels.frames import frame_digest, iter_frames, ocr_views
-from medveil.pixels.ocr import OcrEngine, available_engines, get_engine
+from medveil.pixels.frames import frame_digest, iter_frames
+from medveil.pixels.ocr import OcrEngine, Word, available_engines, get_engine, to_uint8
+from medveil.pixels.screen import Candidate, screen_frame
 
 #: Tiles for large images: engines scale big inputs down before detecting,
 #: so a 3000-pixel radiograph would lose its 15-pixel labels.
@@ -58,6 +66,74 @@ class TextBox:
         return max(0, self.x2 - self.x1) * max(0, self.y2 - self.y1)
 
 
+#: Decoded frames are kept for the masking step's check while they fit in this many bytes.
+KEEP_FRAMES_BYTES = 256 * 1024 * 1024
+#: Glyphs are enlarged towards this height: recognisers read 20-30 pixel glyphs best.
+GLYPH_TARGET = 24
+#: The most a candidate region is enlarged.
+MAX_ENLARGE = 4
+#: Glyphs this tall are read at their own size: the detector finds them as they are, the
+#: recogniser resizes every line to its own height anyway, and enlarging a region by 2 costs
+#: the detector 4 times as much (most such regions on CT are anatomy, not text).
+NATIVE_GLYPH = 14
+#: Frames no larger than this (rows and columns) have their candidate regions enlarged the most.
+SMALL_FRAME = 320
+
+
+@dataclass
+class Scan:
+    """What reading an object's frames found, and what it cost (counts, never times)."""
+
+    boxes: list[TextBox] = field(default_factory=list)
+    #: The decoded frames, kept for masking when they fit (see KEEP_FRAMES_BYTES); None otherwise.
+    frames: list[np.ndarray] | None = None
+    frames_screened: int = 0
+    candidates: int = 0
+    crops_read: int = 0
+    crops_reused: int = 0
+    #: The darkest and brightest stored value of any greyscale frame (masking fills with one of them).
+    darkest: float | None = None
+    brightest: float | None = None
+
+
+class ReadingCache:
+    """Readings of crops already read, by place and bytes, so a series' repeated overlay is read once.
+
+    A reading is what the engines saw in a crop (boxes and text), a pure
+    function of the crop's pixels, its place and the reading settings: which
+    of it is PHI is decided afterwards, for each file with its own
+    identifiers, so a reading may be shared between files while a decision
+    never is. Entries hold PHI, in memory only, in one worker process; the
+    oldest are dropped beyond ``capacity``.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[bytes, tuple[TextBox, ...]] = OrderedDict()
+
+    def get(self, key: bytes) -> tuple[TextBox, ...] | None:
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
+    def put(self, key: bytes, boxes: Sequence[TextBox]) -> None:
+        self._entries[key] = tuple(boxes)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+#: This process's cache (each worker process has its own).
+SERIES_CACHE = ReadingCache()
+
+
 def detect_text(
     ds: Dataset,
     *,
@@ -65,65 +141,237 @@ def detect_text(
     min_confidence: float = 0.5,
     upscale_small: bool = True,
     both_polarities: bool | None = None,
+    screen: str = "recall",
+    cache: ReadingCache | None = None,
 ) -> list[TextBox]:
     """Boxes around text burned into any frame of ``ds``, overlapping boxes merged.
 
-    ``engines``: names (``tesseract``, ``rapidocr``, ``auto`` for every
-    installed one) or engine objects; None means RapidOCR, the engine that
-    found most text in ``benchmarks/ocr_bench.py``. ``min_confidence`` is on a
-    0-1 scale for every engine (Tesseract's 0-100 is rescaled).
-    ``both_polarities``: None reads the inverted image as well when it is
-    small enough to be cheap.
+    ``engines``: names (``ppocr``, ``rapidocr``, ``tesseract``, ``auto`` for
+    every installed one) or engine objects; None means ``ppocr``.
+    ``min_confidence`` is on a 0-1 scale for every engine (Tesseract's 0-100
+    is rescaled). ``both_polarities``: None reads the inverted crop as well
+    when it is small enough to be cheap. ``screen``: ``recall`` (default),
+    ``balanced`` or ``off`` (read every frame whole). ``cache``: where
+    readings are shared (default: this process's :data:`SERIES_CACHE`).
+    """
+    return scan_frames(ds, engines=engines, min_confidence=min_confidence, upscale_small=upscale_small,
+                       both_polarities=both_polarities, screen=screen, cache=cache).boxes
+
+
+def scan_frames(
+    ds: Dataset,
+    *,
+    engines: Sequence[str | OcrEngine] | str | None = None,
+    min_confidence: float = 0.5,
+    upscale_small: bool = True,
+    both_polarities: bool | None = None,
+    screen: str = "recall",
+    cache: ReadingCache | None = None,
+    keep_frames: bool = False,
+) -> Scan:
+    """Decode each frame once, screen it, read its candidate regions; see :func:`detect_text`.
+
+    ``keep_frames`` keeps the decoded frames in the result (when they fit in
+    :data:`KEEP_FRAMES_BYTES`) so masking can check its work without decoding
+    the input again.
     """
     readers = _resolve_engines(engines)
-    boxes: list[TextBox] = []
-    seen: dict[bytes, list[TextBox]] = {}
+    cache = SERIES_CACHE if cache is None else cache
+    scan = Scan(frames=[] if keep_frames else None)
     if min(int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)) < MIN_SIDE:
-        return boxes  # nothing legible fits: a word needs more pixels than the image has
+        scan.frames = None
+        return scan  # nothing legible fits: a word needs more pixels than the image has
+    # Engines are named and identified: a site may register another engine under a name already used.
+    settings = (tuple((engine.name, id(engine)) for engine in readers), min_confidence, upscale_small,
+                both_polarities, screen)
+    seen: dict[bytes, list[TextBox]] = {}
+    multi_frame = _frame_count(ds) > 1
+    kept = 0
     for index, frame in enumerate(iter_frames(ds)):
-        digest = frame_digest(frame)
+        scan.frames_screened += 1
+        if scan.frames is not None:
+            kept += frame.nbytes
+            scan.frames = scan.frames + [frame] if kept <= KEEP_FRAMES_BYTES else None
+        if frame.ndim == 2 and frame.size:
+            low, high = float(frame.min()), float(frame.max())
+            scan.darkest = low if scan.darkest is None else min(scan.darkest, low)
+            scan.brightest = high if scan.brightest is None else max(scan.brightest, high)
+        # Identical frames (a cine loop's still) are read once; one frame needs no digest.
+        digest = frame_digest(frame) if multi_frame else b""
         if digest not in seen:
-            seen[digest] = _examine_frame(frame, ds, readers, min_confidence=min_confidence,
-                                          upscale_small=upscale_small, both_polarities=both_polarities)
-        boxes.extend(replace(box, frame=index) for box in seen[digest])
+            seen[digest] = _read_frame(frame, readers, settings, cache, scan, min_confidence=min_confidence,
+                                       upscale_small=upscale_small, both_polarities=both_polarities,
+                                       screen=screen)
+        scan.boxes.extend(replace(box, frame=index) for box in seen[digest])
+    return scan
+
+
+def _frame_count(ds: Dataset) -> int:
+    try:
+        return int(ds.get("NumberOfFrames") or 1)
+    except (TypeError, ValueError):
+        return 2  # unreadable: treat as many, which only costs a digest per frame
+
+
+def _read_frame(frame: np.ndarray, readers: Sequence[OcrEngine], settings: tuple, cache: ReadingCache,
+                scan: Scan, *, min_confidence: float, upscale_small: bool, both_polarities: bool | None,
+                screen: str) -> list[TextBox]:
+    """Merged boxes for one frame (numbered 0): its candidate regions read, or reused."""
+    candidates = screen_frame(frame, screen)
+    scan.candidates += len(candidates)
+    found: list[TextBox] = []
+    pending: list[tuple[bytes, Candidate, list[tuple[np.ndarray, int]]]] = []
+    for candidate in candidates:
+        crop = np.ascontiguousarray(frame[candidate.y1:candidate.y2, candidate.x1:candidate.x2])
+        key = _crop_key(settings, candidate, crop)
+        reading = cache.get(key)
+        if reading is not None:
+            scan.crops_reused += 1
+            found.extend(reading)
+            continue
+        scan.crops_read += 1
+        pending.append((key, candidate, _crop_views(crop, candidate, upscale_small, both_polarities,
+                                                    small_frame=max(frame.shape[:2]) <= SMALL_FRAME)))
+    for (key, candidate, _views), boxes in zip(pending, _read_crops(pending, readers, min_confidence),
+                                               strict=True):
+        height, width = frame.shape[:2]
+        placed = [box for box in (_clip(replace(b, x1=b.x1 + candidate.x1, y1=b.y1 + candidate.y1,
+                                                  x2=b.x2 + candidate.x1, y2=b.y2 + candidate.y1), width, height)
+                                  for b in boxes) if box.area > 0]
+        cache.put(key, placed)
+        found.extend(placed)
+    return join_lines(merge_boxes(found))
+
+
+def join_lines(boxes: list[TextBox]) -> list[TextBox]:
+    """Words of one line joined into one box where the gap between them is under two line heights
+    (the grouping :func:`medveil.pixels.select.group_lines` judges lines by).
+
+    Recognisers split a line at spaces unevenly; a name split in two leaves
+    the gap between its halves unmasked, and masking a gap hides nothing
+    clinical. Boxes join when they overlap vertically by half the smaller
+    height.
+    """
+    result = merge_boxes(boxes)
+    joined = True
+    while joined:
+        joined = False
+        result.sort(key=lambda b: (b.frame, b.x1))
+        for i, left in enumerate(result):
+            for j in range(i + 1, len(result)):
+                right = result[j]
+                height = min(left.y2 - left.y1, right.y2 - right.y1)
+                overlap = min(left.y2, right.y2) - max(left.y1, right.y1)
+                gap = right.x1 - left.x2
+                if (right.frame == left.frame and height > 0 and overlap >= height / 2
+                        and gap <= 2 * max(left.y2 - left.y1, right.y2 - right.y1)):
+                    result[i] = _union([left, right])
+                    del result[j]
+                    joined = True
+                    break
+            if joined:
+                break
+    return result
+
+
+def _crop_key(settings: tuple, candidate: Candidate, crop: np.ndarray) -> bytes:
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(repr((settings, candidate.x1, candidate.y1, candidate.x2, candidate.y2, candidate.glyph,
+                        crop.shape, crop.dtype.str)).encode())
+    digest.update(crop.tobytes())
+    return digest.digest()
+
+
+def _crop_views(crop: np.ndarray, candidate: Candidate, upscale_small: bool,
+                both_polarities: bool | None, *, small_frame: bool = False) -> list[tuple[np.ndarray, int]]:
+    """The 8-bit images a crop is read in, each with its enlargement factor.
+
+    The crop is stretched over its own range (text drawn at the top of a
+    16-bit range reaches full contrast whatever the window), turned dark on
+    light, enlarged until its glyphs are about :data:`GLYPH_TARGET` pixels
+    tall, and offered inverted too where that is cheap. A whole frame (no
+    glyph height known) is enlarged by its size, at two factors when small.
+    """
+    grey = _dark_on_light(to_uint8(crop))
+    if not upscale_small:
+        factors: tuple[int, ...] = (1,)
+    elif candidate.glyph:
+        # On a small frame (a 256-pixel MR slice) labels are 4 to 6 pixels tall whatever strokes
+        # of anatomy the region also holds, and enlarging its small crops is cheap.
+        floor = MAX_ENLARGE if small_frame else 1
+        wanted = 1 if candidate.glyph >= NATIVE_GLYPH else round(GLYPH_TARGET / candidate.glyph)
+        factors = (max(floor, min(MAX_ENLARGE, wanted)),)
+    else:
+        factors = upscale_factors(grey.shape)
+    views = []
+    for factor in factors:
+        image = _enlarge(grey, factor)
+        views.append((image, factor))
+        cheap = image.size <= BOTH_POLARITIES_MAX_PIXELS
+        if both_polarities or (both_polarities is None and cheap and _ambiguous(grey)):
+            views.append((255 - image, factor))
+    return views
+
+
+def _ambiguous(grey: np.ndarray) -> bool:
+    """Whether a crop's polarity is in doubt: its background (median) is neither dark nor light.
+
+    A crop stretched over its own range has text at one end and background
+    near the other; where the median sits mid-range (text over anatomy, a
+    grey band) either polarity may be the text, and both are read.
+    """
+    return 64 <= float(np.median(grey)) <= 191
+
+
+def _read_crops(pending: list, readers: Sequence[OcrEngine], min_confidence: float) -> list[list[TextBox]]:
+    """Each pending crop's boxes in crop coordinates; engines that batch get every crop at once."""
+    results: list[list[TextBox]] = [[] for _ in pending]
+    for engine in readers:
+        batched = getattr(engine, "read_many", None)
+        if batched is not None:
+            jobs = [(number, image, factor, tile) for number, (_key, _candidate, views) in enumerate(pending)
+                    for image, factor in views for tile in tiles(*image.shape[:2])]
+            words = batched([np.ascontiguousarray(image[y0:y1, x0:x1])
+                             for _number, image, _factor, (x0, y0, x1, y1) in jobs]) if jobs else []
+            for (number, _image, factor, (x0, y0, _x1, _y1)), read in zip(jobs, words, strict=True):
+                results[number].extend(_boxes(engine.name, read, factor, x0, y0, min_confidence))
+            continue
+        for number, (_key, _candidate, views) in enumerate(pending):
+            for image, factor in views:
+                results[number].extend(_read_tiled(image, engine, factor, min_confidence))
+    return results
+
+
+def _boxes(engine: str, words: Iterable[Word], factor: int, x0: int, y0: int,
+           min_confidence: float) -> list[TextBox]:
+    boxes = []
+    for word in words:
+        confidence = _normalised_confidence(engine, word.confidence)
+        if confidence < min_confidence or not any(ch.isalnum() for ch in word.text):
+            continue
+        bx1, by1, bx2, by2 = word.box
+        boxes.append(TextBox(
+            frame=0,
+            x1=int(np.floor((bx1 + x0) / factor)),
+            y1=int(np.floor((by1 + y0) / factor)),
+            x2=int(np.ceil((bx2 + x0) / factor)),
+            y2=int(np.ceil((by2 + y0) / factor)),
+            engine=engine,
+            confidence=confidence,
+            text=word.text,
+        ))
     return boxes
 
 
 def _resolve_engines(engines: Sequence[str | OcrEngine] | str | None) -> list[OcrEngine]:
     if engines is None:
-        return [get_engine("rapidocr")]
+        return [get_engine("ppocr")]
     if isinstance(engines, str):
         return available_engines(engines)
     readers: list[OcrEngine] = []
     for engine in engines:
         readers.extend(available_engines(engine) if isinstance(engine, str) else [engine])
     return readers
-
-
-def _examine_frame(
-    frame: np.ndarray,
-    ds: Dataset,
-    engines: Sequence[OcrEngine],
-    *,
-    min_confidence: float,
-    upscale_small: bool,
-    both_polarities: bool | None,
-) -> list[TextBox]:
-    """Merged boxes for one frame (numbered 0; the caller renumbers)."""
-    found: list[TextBox] = []
-    for _name, view in ocr_views(frame, ds):
-        for factor in upscale_factors(view.shape) if upscale_small else (1,):
-            image = _enlarge(view, factor)
-            images = [_dark_on_light(image)]
-            cheap = image.size <= BOTH_POLARITIES_MAX_PIXELS
-            if both_polarities or (both_polarities is None and cheap):
-                images.append(255 - images[0])
-            for candidate in images:
-                for engine in engines:
-                    found.extend(_read_tiled(candidate, engine, factor, min_confidence))
-    height, width = frame.shape[:2]
-    clipped = [_clip(box, width, height) for box in found]
-    return merge_boxes([box for box in clipped if box.area > 0])
 
 
 def detect_in_image(
@@ -195,21 +443,8 @@ def _read_tiled(image: np.ndarray, engine: OcrEngine, factor: int, min_confidenc
     boxes = []
     height, width = image.shape[:2]
     for x0, y0, x1, y1 in tiles(height, width):
-        for word in engine.read(np.ascontiguousarray(image[y0:y1, x0:x1])):
-            confidence = _normalised_confidence(engine.name, word.confidence)
-            if confidence < min_confidence or not any(ch.isalnum() for ch in word.text):
-                continue
-            bx1, by1, bx2, by2 = word.box
-            boxes.append(TextBox(
-                frame=0,
-                x1=int(np.floor((bx1 + x0) / factor)),
-                y1=int(np.floor((by1 + y0) / factor)),
-                x2=int(np.ceil((bx2 + x0) / factor)),
-                y2=int(np.ceil((by2 + y0) / factor)),
-                engine=engine.name,
-                confidence=confidence,
-                text=word.text,
-            ))
+        boxes.extend(_boxes(engine.name, engine.read(np.ascontiguousarray(image[y0:y1, x0:x1])), factor, x0, y0,
+                            min_confidence))
     return boxes
 
 

@@ -45,6 +45,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from medveil.engine.vrs import dictionary_vr
 from medveil.errors import InvalidValueError, safe_reason
 from medveil.pixels.jpeg_blocks import (
     JpegBlockError,
@@ -442,9 +443,26 @@ def remove_icon(ds: Dataset) -> bool:
     if _ICON_IMAGE_SEQUENCE in ds:
         del ds[_ICON_IMAGE_SEQUENCE]
         removed = True
-    for tag in list(ds.keys()):
+    for tag, element in list(ds._dict.items()):
+        if not _may_be_sequence(int(tag), element.VR):
+            continue  # left as read: converting every element would cost more than the walk itself
         value = ds[tag].value
         if isinstance(value, DicomSequence):
             for item in value:
                 removed = remove_icon(item) or removed
     return removed
+
+
+def _may_be_sequence(tag: int, vr: str | None) -> bool:
+    """Whether an element (raw or converted) can hold items, judged without converting it.
+
+    An element read without its VR (implicit VR) is a sequence when the
+    dictionary says so, or when the dictionary does not know it (a private
+    element: pydicom decides on conversion); UN can turn out to be one too.
+    """
+    if vr in ("SQ", "UN"):
+        return True
+    if vr is not None:
+        return False
+    known = dictionary_vr(tag)
+    return known is None or known == "SQ"

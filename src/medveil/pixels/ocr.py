@@ -1,10 +1,12 @@
 """Optical character recognition behind one small interface.
 
-Two engines install from the package index and run offline: Tesseract through
-``tesserocr`` with its English model from the ``tessdata`` packages, and
-RapidOCR (``rapidocr_onnxruntime``, whose ONNX models ship inside the wheel).
-Neither downloads anything at run time, which is why EasyOCR (the MIDI-B
-validator's engine, which fetches its models on first use) is not among them.
+Three engines install from the package index and run offline: Tesseract
+through ``tesserocr`` with its English model from the ``tessdata`` packages;
+RapidOCR (``rapidocr_onnxruntime``, whose PP-OCR ONNX models ship inside the
+wheel); and ``ppocr``, medveil's own crop-sized runner of those same models
+(:mod:`medveil.pixels.ppocr`), the default. None downloads anything at run
+time, which is why EasyOCR (the MIDI-B validator's engine, which fetches its
+models on first use) is not among them.
 
 Engines take an 8-bit greyscale array and return words with boxes; they never
 log what they read, because what they read is usually PHI.
@@ -24,7 +26,9 @@ import numpy as np
 
 from medveil.errors import MedveilError
 
-ENGINES = ("tesseract", "rapidocr")
+ENGINES = ("tesseract", "rapidocr", "ppocr", "ppocr-v5", "ppocr-v6")
+#: What ``auto`` reads with: every installed engine of these (rapidocr runs the same models as ppocr).
+AUTO_ENGINES = ("ppocr", "tesseract")
 
 
 class OcrUnavailable(MedveilError):
@@ -150,7 +154,7 @@ def register_engine(name: str, factory: Callable[[], OcrEngine]) -> None:
 
 @functools.cache
 def get_engine(name: str = "auto") -> OcrEngine:
-    """The engine called ``name``; ``auto`` takes Tesseract, else RapidOCR.
+    """The engine called ``name``; ``auto`` takes the first installed of :data:`AUTO_ENGINES`.
 
     Engines are built once per process: loading a model costs far more than
     reading one image.
@@ -158,7 +162,7 @@ def get_engine(name: str = "auto") -> OcrEngine:
     choice = name.strip().lower()
     if choice == "auto":
         errors = []
-        for candidate in ENGINES:
+        for candidate in AUTO_ENGINES:
             try:
                 return get_engine(candidate)
             except OcrUnavailable as exc:
@@ -168,6 +172,10 @@ def get_engine(name: str = "auto") -> OcrEngine:
         return TesseractEngine()
     if choice == "rapidocr":
         return RapidOcrEngine()
+    if choice in ("ppocr", "ppocr-v5", "ppocr-v6"):
+        from medveil.pixels.ppocr import PpOcrEngine
+
+        return PpOcrEngine(choice)
     if choice in _REGISTERED:
         return _REGISTERED[choice]()
     raise OcrUnavailable(f"unknown OCR engine {name!r}; choose auto, {', '.join(ENGINES)}")
@@ -221,7 +229,7 @@ def available_engines(name: str = "auto") -> list[OcrEngine]:
     if name.strip().lower() != "auto":
         return [get_engine(name)]
     engines = []
-    for candidate in ENGINES:
+    for candidate in AUTO_ENGINES:
         try:
             engines.append(get_engine(candidate))
         except OcrUnavailable:

@@ -41,9 +41,15 @@ class Term:
     field: str
     value: str
 
-    def holds(self, ds: Dataset) -> bool:
-        present = self.field in ds
-        text = _text(ds.get(self.field)) if present else ""
+    def holds(self, ds: Dataset, seen: dict[str, tuple[bool, str]] | None = None) -> bool:
+        """Whether the term holds for *ds*; *seen* memoises each field's (present, text) across terms."""
+        found = seen.get(self.field) if seen is not None else None
+        if found is None:
+            present = self.field in ds
+            found = (present, _text(ds.get(self.field)) if present else "")
+            if seen is not None:
+                seen[self.field] = found
+        present, text = found
         if self.op == "missing":
             return not present
         if self.op == "present":
@@ -65,8 +71,8 @@ class LocationRule:
     conditions: tuple[tuple[Term, ...], ...]
     boxes: tuple[tuple[int, int, int, int], ...]
 
-    def matches(self, ds: Dataset) -> bool:
-        return all(any(term.holds(ds) for term in line) for line in self.conditions)
+    def matches(self, ds: Dataset, seen: dict[str, tuple[bool, str]] | None = None) -> bool:
+        return all(any(term.holds(ds, seen) for term in line) for line in self.conditions)
 
 
 @cache
@@ -137,4 +143,5 @@ def load_rules(path: Path | str) -> tuple[LocationRule, ...]:
 
 def matching_boxes(ds: Dataset, rules: Iterable[LocationRule]) -> list[tuple[str, tuple[int, int, int, int]]]:
     """(rule label, rectangle) for every rectangle of every rule *ds* matches."""
-    return [(rule.label, box) for rule in rules if rule.matches(ds) for box in rule.boxes]
+    seen: dict[str, tuple[bool, str]] = {}  # a hundred rules ask about a handful of attributes
+    return [(rule.label, box) for rule in rules if rule.matches(ds, seen) for box in rule.boxes]

@@ -31,16 +31,25 @@ class Option(enum.Enum):
     def code(self) -> Code:
         return OPTION_CODES[self]
 
+    @property
+    def summary(self) -> str:
+        """What the option does, in one line (``medveil profiles``)."""
+        return OPTION_SUMMARIES[self]
+
     @classmethod
     def parse(cls, text: str) -> Option:
         key = text.strip().lower().replace("-", "_")
         for option in cls:
             if option.value == key:
                 return option
-        names = ", ".join(o.value for o in cls)
+        import difflib
+
         from medveil.errors import PolicyError
 
-        raise PolicyError(f"unknown option {text.strip()!r}; known options: {names}")
+        names = [o.value for o in cls]
+        close = difflib.get_close_matches(key, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise PolicyError(f"unknown option {text.strip()!r}; {hint}known options: {', '.join(names)}")
 
 
 class Code(tuple):
@@ -73,6 +82,21 @@ OPTION_CODES: dict[Option, Code] = {
     Option.RETAIN_UIDS: Code("113110", "Retain UIDs Option"),
     Option.RETAIN_SAFE_PRIVATE: Code("113111", "Retain Safe Private Option"),
     Option.RETAIN_INSTITUTION_IDENTITY: Code("113112", "Retain Institution Identity Option"),
+}
+
+OPTION_SUMMARIES: dict[Option, str] = {
+    Option.RETAIN_SAFE_PRIVATE: "keep private attributes known to be safe (TCIA Private Tag KB, PS3.15 E.3.10)",
+    Option.RETAIN_UIDS: "keep the original UIDs instead of keyed replacements",
+    Option.RETAIN_DEVICE_IDENTITY: "keep device serial numbers, station and device names",
+    Option.RETAIN_INSTITUTION_IDENTITY: "keep institution and department names and addresses",
+    Option.RETAIN_PATIENT_CHARACTERISTICS: "keep sex, age, size, weight and similar characteristics",
+    Option.RETAIN_LONG_FULL_DATES: "keep dates and times as they are",
+    Option.RETAIN_LONG_MODIFIED_DATES: "shift dates by a keyed per-patient offset (intervals kept)",
+    Option.CLEAN_DESCRIPTORS: "keep descriptions and comments, with their PHI removed",
+    Option.CLEAN_STRUCTURED_CONTENT: "keep structured report content, with its PHI removed",
+    Option.CLEAN_GRAPHICS: "keep graphic annotations, with their PHI removed",
+    Option.CLEAN_PIXEL_DATA: "find burned-in text with OCR and mask what identifies",
+    Option.CLEAN_RECOGNIZABLE_VISUAL_FEATURES: "change pixels that show who the patient is (--clean-visual-features)",
 }
 
 #: Options that act on pixels; they are recorded only when a pixel step really ran.

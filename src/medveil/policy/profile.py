@@ -91,6 +91,24 @@ class Overrides:
 
 
 @dataclass(frozen=True)
+class Convention:
+    """A profile's own action for one attribute, where its curators' practice differs from
+    the table (``data/profiles.yaml`` says which and why).
+
+    It applies while none of ``unless`` and all of ``requires`` are among the policy's
+    options, so that a user who adds or drops an option gets that option's behaviour.
+    """
+
+    decision: Decision
+    unless: frozenset[Option] = frozenset()
+    requires: frozenset[Option] = frozenset()
+    reason: str = ""
+
+    def applies(self, options: frozenset[Option]) -> bool:
+        return not (self.unless & options) and self.requires <= options
+
+
+@dataclass(frozen=True)
 class Addition:
     """An attribute the recipe adds to every output (top level)."""
 
@@ -113,8 +131,12 @@ class PixelSettings:
     ``all-text`` or ``phi-only``.  ``scan``: ``all`` reads every image;
     ``flagged`` only those presumed to carry burned-in text (modality, SOP
     Class, Burned In Annotation), which is much faster on CT/MR series but
-    trusts the header.  ``engines``: OCR engines (``rapidocr``,
-    ``tesseract``, ``auto`` for every installed one).  ``padding`` grows each
+    trusts the header; either way every image that is read is screened
+    first.  ``screen``: the text-presence screen that decides which regions
+    of a frame OCR reads (``recall``, the default, tuned so no text is
+    missed; ``balanced``, fewer false candidates; ``off``, every frame read
+    whole, slowly).  ``engines``: OCR engines (``ppocr``, the default; ``ppocr-v5``, ``ppocr-v6``,
+    ``rapidocr``, ``tesseract``, ``auto`` for every installed one).  ``padding`` grows each
     box by that many pixels.  ``overlays``: ``text`` removes overlay planes
     OCR reads text in, ``all`` removes every overlay, ``keep`` none.
     ``rules_file``: a site's known-location rules, used beside the shipped
@@ -123,7 +145,8 @@ class PixelSettings:
 
     policy: str = "auto"
     scan: str = "all"
-    engines: tuple[str, ...] = ("rapidocr",)
+    engines: tuple[str, ...] = ("ppocr",)
+    screen: str = "recall"
     min_confidence: float = 0.5
     padding: int = 3
     fill: str = "min"
@@ -133,6 +156,7 @@ class PixelSettings:
 
     def __post_init__(self) -> None:
         checks = {"policy": ("auto", "all-text", "phi-only"), "scan": ("all", "flagged"),
+                  "screen": ("recall", "balanced", "off"),
                   "overlays": ("text", "all", "keep")}
         for name, allowed in checks.items():
             if getattr(self, name) not in allowed:
@@ -148,6 +172,8 @@ class Policy:
     name: str
     options: frozenset[Option]
     overrides: Overrides = field(default_factory=Overrides)
+    #: The profile's conventions by tag (recipe overrides win over them; they win over the table).
+    conventions: dict[int, Convention] = field(default_factory=dict)
     additions: tuple[Addition, ...] = ()
     #: ID attributes replaced by keyed pseudonyms (keyword -> pseudonym kind).
     pseudonymize: dict[str, str] = field(default_factory=lambda: {"PatientID": "patient-id"})
@@ -207,6 +233,10 @@ class Policy:
         if key in cache:
             return cache[key]
         decision = self.overrides.for_tag(tag)
+        if decision is None:
+            convention = self.conventions.get(tag)
+            if convention is not None and convention.applies(self.options):
+                decision = convention.decision
         if decision is None:
             rule = self.table.lookup(tag)
             if rule is not None and rule.tag != "private":

@@ -7,40 +7,73 @@
            Device Identity + Clean Descriptors + Clean Structured Content +
            Retain Safe Private + Clean Pixel Data (where burned-in text
            exists), with accession numbers replaced by keyed pseudonyms
-           rather than emptied, so that studies stay linkable in the release.
+           rather than emptied, so that studies stay linkable in the release;
+           plus TCIA's curation conventions where they differ from the table
+           (Station Name removed, reference sequences kept with remapped
+           UIDs, SR observer sequences processed, ...).
+
+Both live in ``data/profiles.yaml``, each convention with its reason.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import replace
+from functools import lru_cache
+from importlib import resources
+
+import yaml
 
 from medveil.errors import PolicyError
 from medveil.policy.options import Option
 from medveil.policy.private_kb import load_private_kb
-from medveil.policy.profile import Policy
+from medveil.policy.profile import Convention, Decision, Policy
 from medveil.text.dicom import clean_element_value
 
 #: Options whose C actions the text cleaner carries out.
 CLEANING_OPTIONS = frozenset({Option.CLEAN_DESCRIPTORS, Option.CLEAN_STRUCTURED_CONTENT, Option.CLEAN_GRAPHICS})
 
-PROFILES: dict[str, dict] = {
-    "basic": {
-        "options": frozenset(),
-        "pseudonymize": {"PatientID": "patient-id"},
-    },
-    "tcia": {
-        "options": frozenset({
-            Option.RETAIN_LONG_MODIFIED_DATES,
-            Option.RETAIN_PATIENT_CHARACTERISTICS,
-            Option.RETAIN_DEVICE_IDENTITY,
-            Option.CLEAN_DESCRIPTORS,
-            Option.CLEAN_STRUCTURED_CONTENT,
-            Option.RETAIN_SAFE_PRIVATE,
-            Option.CLEAN_PIXEL_DATA,
-        }),
-        "pseudonymize": {"PatientID": "patient-id", "AccessionNumber": "accession"},
-    },
-}
+PROFILES_FILE = "profiles.yaml"
+_ACTIONS = {"X", "Z", "D", "K", "U*", "C"}
+
+
+def _options(names) -> frozenset[Option]:
+    return frozenset(Option.parse(n) for n in names or [])
+
+
+def _convention(entry: dict) -> tuple[int, Convention]:
+    tag = int(str(entry["tag"]), 16)
+    action = str(entry["action"]).strip().upper()
+    if action not in _ACTIONS:
+        raise PolicyError(f"profile convention for {entry.get('attribute')}: unknown action {action}")
+    requires = _options(entry.get("requires"))
+    if action == "C":
+        # A clean action names the option whose cleaner carries it out; uncleanable: removed.
+        source = next(iter(sorted(requires, key=lambda o: o.value)), Option.CLEAN_DESCRIPTORS)
+        decision = Decision("C", source=source, fallback="X", origin="profile")
+    else:
+        decision = Decision(action, origin="profile")
+    return tag, Convention(decision=decision, unless=_options(entry.get("unless")), requires=requires,
+                           reason=" ".join(str(entry.get("reason", "")).split()))
+
+
+@lru_cache(maxsize=1)
+def _load_profiles() -> dict[str, dict]:
+    text = resources.files("medveil.policy").joinpath("data", PROFILES_FILE).read_text("utf-8")
+    data = yaml.safe_load(text)
+    profiles: dict[str, dict] = {}
+    for name, spec in data["profiles"].items():
+        profiles[name] = {
+            "description": " ".join(str(spec.get("description", "")).split()),
+            "options": _options(spec.get("options")),
+            "pseudonymize": dict(spec.get("pseudonymize") or {"PatientID": "patient-id"}),
+            "conventions": dict(_convention(entry) for entry in spec.get("conventions") or []),
+        }
+    return profiles
+
+
+#: The named profiles (from data/profiles.yaml): options, pseudonymised IDs, conventions.
+PROFILES: dict[str, dict] = _load_profiles()
 
 
 def get_profile(name: str, *, extra_options: frozenset[Option] = frozenset(),
@@ -49,13 +82,15 @@ def get_profile(name: str, *, extra_options: frozenset[Option] = frozenset(),
     try:
         spec = PROFILES[name.strip().lower()]
     except KeyError:
-        raise PolicyError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}") from None
+        close = difflib.get_close_matches(name.strip().lower(), list(PROFILES), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise PolicyError(f"unknown profile {name!r}; {hint}known profiles: {', '.join(PROFILES)}") from None
     options = spec["options"] | extra_options
     # Full Dates asked for explicitly replaces the profile's Modified Dates.
     if Option.RETAIN_LONG_FULL_DATES in extra_options:
         options -= {Option.RETAIN_LONG_MODIFIED_DATES}
     policy = Policy(name=name.strip().lower(), options=frozenset(options),
-                    pseudonymize=dict(spec["pseudonymize"]))
+                    pseudonymize=dict(spec["pseudonymize"]), conventions=dict(spec["conventions"]))
     cleaning = options & CLEANING_OPTIONS
     if cleaning and "cleaners" not in settings:
         # C actions clean text span by span instead of falling back to removal.

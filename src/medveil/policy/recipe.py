@@ -19,7 +19,7 @@ attributes, and sets the pseudonym formats.  Example::
     patient_name: "{patient_id}"
     date_shift: {min_days: -730, max_days: -30}
     burned_in: quarantine                      # when clean_pixel_data is off
-    pixels: {policy: phi-only, scan: all, engines: [rapidocr], padding: 2, overlays: text}
+    pixels: {policy: phi-only, scan: all, engines: [ppocr], screen: recall, padding: 2, overlays: text}
 """
 
 from __future__ import annotations

@@ -40,6 +40,10 @@ class Key:
     def __post_init__(self) -> None:
         if not isinstance(self.secret, bytes) or len(self.secret) < MIN_BYTES:
             raise KeyFileError(f"a key needs at least {MIN_BYTES} secret bytes")
+        if not any(self.secret):
+            # All zeros is what a truncated or blanked file and placeholder keys look like: every
+            # pseudonym would be computable by anyone.
+            raise KeyFileError("the key's secret is all zeros; create a real one with 'medveil keygen'")
 
     def fingerprint(self) -> str:
         """A short, non-secret name for the key, safe to log and to store.
@@ -129,6 +133,24 @@ def load_key(path: Path) -> Key:
     if len(secret) < MIN_BYTES:
         raise KeyFileError(f"key file {path.name}: the secret is shorter than {MIN_BYTES} bytes")
     return Key(secret)
+
+
+def key_file_warnings(path: Path) -> list[str]:
+    """What is wrong, but not fatal, about how the key file at *path* is kept (its mode).
+
+    A key readable by other users lets them compute every pseudonym (and
+    re-identify a release by hashing candidate identifiers): the key still
+    loads, since refusing it mid-project would strand earlier releases, but
+    the user is told how to fix it.
+    """
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except OSError:
+        return []
+    if mode & 0o077:
+        return [f"key file {Path(path).name} can be read by other users (mode {mode:04o}); "
+                f"make it private with: chmod 600 {path}"]
+    return []
 
 
 def load_key_from_env(var: str = "MEDVEIL_KEY_FILE") -> Key | None:

@@ -24,22 +24,28 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
 
 from medveil.engine import deidentify_dataset
+from medveil.engine.repair import repair_element, resolve
 from medveil.engine.residuals import collect_identifiers, sop_class_of
 from medveil.errors import QuarantineError, safe_reason
 from medveil.pixels.clean import PixelReport, clean_pixels, region_records
 from medveil.pixels.mask import overlay_groups
 from medveil.policy import Option, Policy
+from medveil.policy.iod import load_attribute_types
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
+from medveil.review.capture import HeaderSnapshot, ReviewMaterial, pixel_source, review_material
 from medveil.runner.burned_in import burned_in_reason
 from medveil.runner.encode import encode_file
-from medveil.runner.integrity import check_complete
+from medveil.runner.discover import read_meta_group
+from medveil.runner.integrity import Nonconformity, Swallowed, check_complete, dataset_start, inspect, zero_padding_start
+from medveil.runner.limits import check_decode, check_inflated_size, file_limit, human
 from medveil.text import KnownIdentifiers
 from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset
 
@@ -67,6 +73,8 @@ class AuditRecord:
     events: list[tuple[str, str]] = field(default_factory=list)
     #: Keyed fingerprints of the input's identifiers (never the identifiers), for ``medveil verify``.
     fingerprints: list[str] = field(default_factory=list, repr=False)
+    #: Header differences and before/after pictures of masked pixels, for the workspace only.
+    review: ReviewMaterial | None = field(default=None, repr=False)
 
 
 def _component(value: str) -> str:
@@ -99,18 +107,22 @@ def _ensure_file_meta(ds: Dataset) -> None:
 
 
 def deidentify_bytes(data: bytes, policy: Policy, key: Key, *,
-                     patient_id: str | None = None) -> tuple[bytes | str, AuditRecord]:
+                     patient_id: str | None = None,
+                     memory_budget: int | None = None) -> tuple[bytes | str, AuditRecord]:
     """De-identify one encoded file: ``(cleaned bytes, record)`` or ``(reason, record)``.
 
     *patient_id* is the sequential Patient ID the engine assigned, when the
     policy numbers patients (numbering needs the whole input, so the engine
-    does it).  Never raises for a bad input: every failure is a quarantine
-    reason that names no value.
+    does it).  *memory_budget* (bytes) refuses a file whose declared sizes
+    (the file, its inflated dataset, its decoded pixels) would need more,
+    before they are inflated or decoded (:mod:`medveil.runner.limits`).
+    Never raises for a bad input: every failure is a quarantine reason that
+    names no value.
     """
     record = AuditRecord()
     with silenced():
         try:
-            out = _deidentify_bytes(data, policy, key, patient_id, record)
+            out = _deidentify_bytes(data, policy, key, patient_id, record, memory_budget)
         except Exception as exc:  # fail closed: every error ends in quarantine, never a crash
             record.status = "quarantined"
             record.reason = safe_reason(exc)
@@ -120,21 +132,35 @@ def deidentify_bytes(data: bytes, policy: Policy, key: Key, *,
 
 
 def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | None,
-                      record: AuditRecord) -> bytes:
+                      record: AuditRecord, memory_budget: int | None) -> bytes:
     record.input_sha256 = hashlib.sha256(data).hexdigest()
     if data[:4] == b"DICM":  # meta group without the 128-byte preamble
         data = bytes(128) + data
+    if memory_budget is not None:
+        _check_budget(data, memory_budget)
+    padding = zero_padding_start(data)
+    if padding is not None:
+        data = data[:padding]  # trailing zeros are no elements; parsing them took minutes
     try:
         ds = pydicom.dcmread(BytesIO(data), force=True)
     except Exception as exc:  # any parse failure means we cannot vouch for the file
         raise QuarantineError(f"cannot be parsed as DICOM ({type(exc).__name__})") from None
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         raise QuarantineError("not a composite instance (no SOP Class/Instance UID)")
-    pixels_before = check_complete(data, ds)
+    inspection = inspect(data, ds)
+    for finding in inspection.nonconforming:
+        if finding.refuses_file:
+            raise QuarantineError(f"{finding.describe()}; the file is not parsed further")
+    restored = _restore_swallowed(ds, inspection.source, inspection.swallowed)
+    pixels_before = inspection.pixels
+    if memory_budget is not None and "PixelData" in ds and (policy.cleans_pixels or policy.visual_features):
+        check_decode(ds, memory_budget)
     reason = burned_in_reason(ds)
     _ensure_file_meta(ds)
+    snapshot = HeaderSnapshot(ds)
     identifiers = collect_identifiers(ds, policy, sop_class_of(ds))
     words = identifier_words(ds, policy, identifiers)
+    source = pixel_source(ds) if policy.cleans_pixels else None
     pixel_report = _clean_pixels(ds, policy, reason, pixels_before)
     if pixel_report is None and reason and policy.burned_in == "quarantine":
         raise QuarantineError(f"may carry burned-in text ({reason}); turn on the Clean Pixel Data "
@@ -151,8 +177,9 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     if pixel_report is not None and "PixelData" in ds:
         # The text that could identify the patient is gone (PS3.3 C.7.6.1.1.6).
         ds.BurnedInAnnotation = "NO"
+    nonconforming = _refuse_hidden_data(ds, inspection.nonconforming)
     if policy.verify:
-        _verify_clean(ds, policy, words)
+        _verify_clean(ds, policy, words, pixel_report, pixels_before, result.events)
     relpath = output_relpath(ds)
     _resolve_implicit_vrs(ds)
     _share_unchanged_pixels(ds, pixels_before)
@@ -163,13 +190,134 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     record.uid_pairs = result.uid_pairs
     record.patient_pairs = result.patient_pairs
     record.counts = result.counts
-    record.events = result.events
+    record.events = result.events + restored + nonconforming
     record.fingerprints = Fingerprints(key).digests_of(words)
     if pixel_report is not None:
         record.events.extend(_pixel_events(pixel_report))
     elif reason:
         record.events.append(("burned-in-passed", reason))
+    elif policy.cleans_pixels and "PixelData" in ds:
+        # --pixel-scan flagged trusted the header: the run's summary warns how many were not read.
+        record.events.append(("pixel-not-scanned", "not presumed to carry burned-in text"))
+    record.review = review_material(snapshot, ds, source, pixel_report.masked if pixel_report else ())
     return out
+
+
+def _check_budget(data: bytes, budget: int) -> None:
+    """Refuse a file (or its inflated dataset) too large for *budget*, before parsing it."""
+    if len(data) > file_limit(budget):
+        raise QuarantineError(f"the file ({human(len(data))}) is larger than a worker's memory budget allows "
+                              f"for one file ({human(file_limit(budget))}); raise --memory-budget to process it")
+    meta = _meta_group(data)
+    if meta is not None and meta.get(0x00020010, b"").rstrip(b"\x00 ") == DeflatedExplicitVRLittleEndian.encode():
+        check_inflated_size(memoryview(data)[dataset_start(data):], budget)
+
+
+def _meta_group(data: bytes) -> dict[int, bytes] | None:
+    if data[128:132] != b"DICM":
+        return None
+    handle = BytesIO(data)
+    handle.seek(132)
+    return read_meta_group(handle)
+
+
+#: Type 1 text attributes of the modules every image carries (General Series, Image Pixel, SOP
+#: Common, ...): an object without them is not what it claims to be, so one of these holding
+#: hidden bytes cannot be repaired by removal.
+_TYPE_1_TEXT = frozenset({0x00080060, 0x00280004, 0x00080016, 0x00080018, 0x0020000D, 0x0020000E, 0x00200052})
+
+
+def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity]) -> list[tuple[str, str]]:
+    """A value that breaks its VR in a way that can hide other elements must not reach the output.
+
+    Binary bytes in a text value are what a length stretched over the next
+    elements leaves behind (their headers are binary).  When the policy has
+    already removed, emptied or replaced such a value, nothing of it is
+    released.  When it would be kept or cleaned (the cleaner keeps what it
+    does not recognise), the attribute itself is repaired: emptied if its
+    Type is 2, removed otherwise; what it swallowed goes with it.  Only a
+    Type 1 attribute that every object needs (Modality, the instance's
+    UIDs, ...) cannot be repaired that way, and the file is quarantined.
+
+    Other breaches (a value longer than its VR allows, a UID with letters)
+    are common in real exports and hide nothing; they are returned as events
+    with the repairs.
+    """
+    events = []
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    for finding in findings:
+        if not finding.hides_data:
+            events.append(("nonconforming-value", finding.describe()))
+            continue
+        parent, elem = _element_at(ds, finding.path)
+        if elem is None or elem.is_empty:
+            continue
+        tag = finding.path[-1]
+        attribute = finding.where()
+        kind = load_attribute_types().type_of(tag, sop_class) if len(finding.path) == 1 else None
+        if tag in _TYPE_1_TEXT or kind == 1:
+            raise QuarantineError(f"{finding.describe()}: such a value may hold the bytes of other elements, "
+                                  "and the attribute is required, so it cannot be removed")
+        if kind == 2:
+            elem.value = ""
+            action = "emptied"
+        else:
+            del parent[tag]
+            action = "removed"
+        events.append(("repair", json.dumps({"attribute": attribute, "action": action,
+                                             "why": "binary bytes in a text value (may hide other elements)"},
+                                            sort_keys=True)))
+    return events
+
+
+def _restore_swallowed(ds: Dataset, data: bytes, swallowed: list[Swallowed]) -> list[tuple[str, str]]:
+    """Put back the elements a stretched length hid inside a value, and cut the value to its own bytes.
+
+    The elements are read from where the structural walk found them, so the
+    file is de-identified as it was meant to be: a Patient's Name hidden in a
+    kept description is replaced like any other, and its words are known to
+    the text cleaner.  An element that would then appear twice refuses the file.
+    """
+    from pydicom.filereader import read_dataset
+
+    events = []
+    for found in sorted(swallowed, key=lambda s: s.value_start):
+        parent, _ = _element_at(ds, found.path[:-1] + (0,)) if len(found.path) > 1 else (ds, None)
+        tag = found.path[-1]
+        raw = parent._dict.get(tag) if parent is not None else None
+        if not isinstance(raw, RawDataElement):
+            raise QuarantineError(f"{_path_text(found.path)}: its length covers the next elements, and they "
+                                  "cannot be put back")
+        own = data[found.value_start:found.value_start + found.keep]
+        parent._dict[tag] = raw._replace(value=own, length=len(own))
+        hidden = read_dataset(BytesIO(data[found.start:found.end]), found.implicit, found.little,
+                              parent_encoding=getattr(parent, "_character_set", None) or "iso8859")
+        for key, elem in hidden._dict.items():
+            if key in parent._dict:
+                raise QuarantineError(f"{_path_text(found.path)}: its length covers an element that also "
+                                      "appears after it")
+            parent._dict[key] = elem
+        events.append(("repair", json.dumps({
+            "attribute": _path_text(found.path), "action": "split",
+            "why": f"its length covered the next {len(hidden._dict)} elements; they were read as elements"},
+            sort_keys=True)))
+    return events
+
+
+def _path_text(path: tuple[int, ...]) -> str:
+    return Nonconformity(path, "").where()
+
+
+def _element_at(ds: Dataset, path: tuple[int, ...]):
+    """``(dataset holding it, element)`` at *path* (tags with item indices between them); element None if absent."""
+    current = ds
+    for position in range(0, len(path) - 1, 2):
+        elem = current.get(path[position])
+        items = elem.value if elem is not None and elem.VR == "SQ" else None
+        if not items or path[position + 1] >= len(items):
+            return current, None
+        current = items[path[position + 1]]
+    return current, current.get(path[-1])
 
 
 def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
@@ -184,7 +332,9 @@ def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
         return None
     if policy.pixels.scan == "flagged" and not reason:
         return None
-    report = clean_pixels(ds, policy.pixels, known=KnownIdentifiers.from_dataset(ds), burned_in_reason=reason)
+    # The identifiers are collected only if text is found: most frames hold none.
+    report = clean_pixels(ds, policy.pixels, known=lambda: KnownIdentifiers.from_dataset(ds, policy),
+                          burned_in_reason=reason)
     if report.pixels_changed and PIXEL_DATA in pixels_before:
         pixels_before[PIXEL_DATA] = memoryview(_encoded_pixel_value(ds))
     return report
@@ -199,20 +349,57 @@ def _encoded_pixel_value(ds: Dataset) -> bytes:
     return value + b"\0" if len(value) % 2 else value
 
 
-def _verify_clean(ds: Dataset, policy: Policy, words: set[str]) -> None:
-    """The --verify gate: rescan the cleaned object, OCR included; PHI found means quarantine."""
+def _verify_clean(ds: Dataset, policy: Policy, words: set[str], pixel_report: PixelReport | None = None,
+                  pixels_before: dict[int, memoryview] | None = None,
+                  events: list[tuple[str, str]] | None = None) -> None:
+    """The --verify gate: rescan the cleaned object, OCR included.
+
+    A header attribute found holding PHI is repaired (medveil.engine.repair) and
+    recorded in *events*; pixel text still read as PHI is masked (when the step
+    that cleans pixels ran); then the object is scanned again.  It is refused only
+    for what no repair fixes.  Values the policy keeps on purpose are no finding.
+    """
     engines = policy.pixels.engines if "PixelData" in ds or overlay_groups(ds) else None
-    findings = scan_dataset(ds, WordMatcher(words), ocr_engines=engines,
-                            min_confidence=policy.pixels.min_confidence)
+    matcher = WordMatcher(words)
+    kept = KnownIdentifiers.from_dataset(ds, policy).kept
+    lines: list = []
+    findings = scan_dataset(ds, matcher, ocr_engines=engines, min_confidence=policy.pixels.min_confidence,
+                            pixel_lines=lines, kept=kept)
+    header = [f for f in findings if not f.location.startswith(_PIXEL_LOCATIONS)]
+    if header:
+        sop_class = sop_class_of(ds)
+        for finding in header:
+            target = resolve(ds, finding.location)
+            repaired = target and repair_element(*target, finding.location, sop_class,
+                                                 "verification found possible PHI")
+            if repaired and events is not None:
+                events.append(repaired.event())
+    pixel_findings = [f for f in findings if f not in header]
+    if pixel_findings and lines and pixel_report is not None and "PixelData" in ds:
+        from medveil.pixels.clean import mask_found_lines
+
+        mask_found_lines(ds, policy.pixels, lines, pixel_report)
+        if pixels_before is not None and PIXEL_DATA in pixels_before:
+            pixels_before[PIXEL_DATA] = memoryview(_encoded_pixel_value(ds))
+        findings = scan_dataset(ds, matcher, ocr_engines=engines, min_confidence=policy.pixels.min_confidence,
+                                kept=kept)
+    elif header:
+        findings = pixel_findings + scan_dataset(ds, matcher, kept=kept)
     if findings:
         where = ", ".join(str(f) for f in findings[:5])
         raise QuarantineError(f"verification found possible PHI after cleaning in: {where}")
 
 
+_PIXEL_LOCATIONS = ("pixels frame", "overlay ")
+
+
 def _pixel_events(report: PixelReport) -> list[tuple[str, str]]:
     """Audit events: one per masked box (geometry, engine, confidence; never text)."""
     events = [("pixel-scan", json.dumps({"policy": report.policy, "text_regions": report.text_regions,
-                                         "masked": len(report.masked)}))]
+                                         "masked": len(report.masked), "frames": report.frames_screened,
+                                         "candidates": report.candidates, "crops_read": report.crops_read,
+                                         "crops_reused": report.crops_reused, "fill": report.fill},
+                                        sort_keys=True))]
     events.extend(("pixel-box", json.dumps(record, sort_keys=True)) for record in region_records(report))
     if report.mask is not None and not report.mask.transfer_syntax_kept:
         events.append(("pixel-reencoded", report.mask.note))

@@ -27,33 +27,22 @@ coordinator's local disk: they hold original identifiers and never travel.
 from __future__ import annotations
 
 import math
-import uuid
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from medveil._version import __version__
 from medveil.errors import MedveilError, safe_reason
 from medveil.policy import Policy
 from medveil.pseudonym import Key, derive
 from medveil.quiet import silenced
-from medveil.runner.batch import (
-    RunConfig,
-    RunSummary,
-    _already_done,
-    _check_layout,
-    _Coordinator,
-    _instance,
-    _sequential_patient_id,
-    input_ref,
-)
+from medveil.runner.book import RunBook, RunConfig, RunSummary, check_layout, input_ref, instance_of
 from medveil.runner.core import AuditRecord, deidentify_bytes
-from medveil.runner.discover import DICOM, DICOMDIR, classify_bytes, discover
+from medveil.runner.discover import DICOM, DICOMDIR, SKIPPED, UNREADABLE, classify_bytes, discover
+from medveil.runner.limits import default_memory_budget, file_limit
 from medveil.runner.locations import Location, LocationError
 from medveil.runner.process import Job
-from medveil.store.audit import AuditStore
-from medveil.store.mappings import write_mappings
 
 #: Files per task: large enough that scheduling costs nothing next to the work, small enough
 #: that every worker gets several tasks and a retry repeats little.
@@ -71,19 +60,23 @@ class Done:
     record: AuditRecord = field(default_factory=AuditRecord)
 
 
-def run_batch(jobs: list[Job], source: Location, target: Location, policy: Policy, key: Key) -> list[Done]:
+def run_batch(jobs: list[Job], source: Location, target: Location, policy: Policy, key: Key,
+              budget: int | None = None) -> list[Done]:
     """One task: de-identify *jobs* in order, writing each output as soon as it is verified.
 
     Files are handled one at a time, so a worker holds one input and one
     output in memory, whatever the batch size.
     """
-    return [_one(job, source, target, policy, key) for job in jobs]
+    return [_one(job, source, target, policy, key, budget) for job in jobs]
 
 
-def _one(job: Job, source: Location, target: Location, policy: Policy, key: Key) -> Done:
+def _one(job: Job, source: Location, target: Location, policy: Policy, key: Key, budget: int | None) -> Done:
     done = Done(index=job.index, input_ref=job.input_ref, status="quarantined")
     try:
-        data = source.read(job.path)
+        data = source.read(job.path, limit=file_limit(budget) if budget else None)
+    except MedveilError as exc:  # too large, or not a regular file
+        done.record.reason = str(exc)
+        return done
     except Exception as exc:  # unreadable input: quarantine with the error's type only
         done.record.reason = f"unreadable: cannot be read ({type(exc).__name__})"
         return done
@@ -93,9 +86,10 @@ def _one(job: Job, source: Location, target: Location, policy: Policy, key: Key)
             done.status, done.record.reason = "skipped", DICOMDIR_REASON
             return done
         if found.kind != DICOM:
-            done.record.reason = f"{found.kind}: {found.reason or 'not a DICOM file'}"
+            done.status = "skipped"
+            done.record.reason = f"not DICOM: {found.reason or 'not a DICOM file'}"
             return done
-    out, record = deidentify_bytes(data, policy, key, patient_id=job.patient_id)
+    out, record = deidentify_bytes(data, policy, key, patient_id=job.patient_id, memory_budget=budget)
     del data
     done.record = record
     if record.status != "written":
@@ -112,12 +106,12 @@ def _one(job: Job, source: Location, target: Location, policy: Policy, key: Key)
     return done
 
 
-class _DaskCoordinator(_Coordinator):
-    """The local runner's bookkeeping, for outputs that workers already wrote in place."""
+class _DaskCoordinator:
+    """The run's book, for outputs that workers already wrote in place."""
 
-    def __init__(self, config: RunConfig, store: AuditStore, summary: RunSummary,
-                 progress: Callable[[int], None] | None, source: Location, target: Location):
-        super().__init__(config, store, summary, progress)
+    def __init__(self, book: RunBook, source: Location, target: Location):
+        self.book = book
+        self.config = book.config
         self.source = source
         self.target = target
         #: new SOP Instance UID -> the job that claimed it and its output's path, to put that
@@ -127,49 +121,65 @@ class _DaskCoordinator(_Coordinator):
         #: another worker may have written an identical file first during this run.
         self.preexisting: set[str] = set()
 
-    def quarantine_copy(self, path, ref: str, reason: str) -> None:
+    def refuse(self, job: Job, reason: str, input_sha256: str | None = None) -> None:
         if self.source.local:
-            return super().quarantine_copy(Path(path), ref, reason)
-        self.quarantine.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.book.refuse(job.input_ref, job.path, reason, input_sha256=input_sha256,
+                             copy_from=Path(job.path))
+        else:
+            self.book.refuse(job.input_ref, job.path, reason, input_sha256=input_sha256,
+                             copier=lambda target: self._copy_remote(job.path, target))
+
+    def _copy_remote(self, path: str, target: Path) -> tuple[bool, str | None]:
+        import hashlib
+
+        from medveil.store.private import open_private
+
+        digest = hashlib.sha256()
+        limit = self.config.quarantine_limit
         try:
-            self.source.copy_to_local(str(path), self.quarantine / f"{ref}.dcm")
+            with self.source.open(path) as src, os.fdopen(open_private(target), "wb") as dst:
+                copied = 0
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    digest.update(chunk)
+                    copied += len(chunk)
+                    if copied > limit:
+                        break
+                    dst.write(chunk)
+            if copied > limit:
+                target.unlink(missing_ok=True)
+                return False, None
         except Exception:
-            reason += " (the file could not be copied to quarantine)"
-        (self.quarantine / f"{ref}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+            target.unlink(missing_ok=True)
+            return False, None
+        return True, digest.hexdigest()
 
     def finish_done(self, done: Done, job: Job) -> None:
         record = done.record
+        book = self.book
         if done.status == "skipped":
-            self.record(done.input_ref, job.path, "skipped", record.reason)
+            book.skip(done.input_ref, job.path, record.reason or "skipped")
             return
         if done.status == "quarantined":
-            self.quarantine_copy(job.path, done.input_ref, record.reason or "unknown")
-            self.record(done.input_ref, job.path, "quarantined", record.reason,
-                        input_sha256=record.input_sha256)
+            self.refuse(job, record.reason or "unknown", record.input_sha256)
             return
-        instance = _instance(record.relpath)
-        try:
-            claimed = self.claimed.get(instance)
-            if claimed is not None and claimed != record.output_sha256:
-                raise MedveilError("another input of this run has the same SOP Instance UID")
-            self._merge_pairs(record)
-        except MedveilError as exc:
+        instance = instance_of(record.relpath)
+        claimed = book.claimed.get(instance)
+        why = book.claim(record.relpath, record.output_sha256, record.uid_pairs, record.patient_pairs)
+        if why is not None:
             self._withdraw(record.relpath, instance, record.output_sha256)
-            reason = safe_reason(exc)
-            self.quarantine_copy(job.path, done.input_ref, reason)
-            self.record(done.input_ref, job.path, "quarantined", reason, input_sha256=record.input_sha256)
+            self.refuse(job, why, record.input_sha256)
             return
         if claimed is not None:
             done.status = "unchanged"  # an earlier input of this run wrote the same bytes
         elif done.status == "unchanged" and record.relpath not in self.preexisting:
             done.status = "written"
-        self.claimed[instance] = record.output_sha256
         self.owner.setdefault(instance, (job, record.relpath))
-        self.record_released(done.input_ref, job.path, done.status, record)
+        book.sync()
+        book.released(done.input_ref, job.path, done.status, record)
 
     def _withdraw(self, relpath: str, instance: str, sha256: str) -> None:
         """Undo a refused file's write: restore the earlier owner's output, or remove it."""
-        claimed = self.claimed.get(instance)
+        claimed = self.book.claimed.get(instance)
         owner, owner_relpath = self.owner.get(instance, (None, None))
         if claimed is None or owner_relpath != relpath:
             self.target.delete(relpath)  # no accepted file of this run lives under that name
@@ -200,27 +210,20 @@ def run_dask(config: RunConfig, *, scheduler: str | None = None, batch_size: int
     source = Location(config.input, storage_options)
     target = Location(config.output, storage_options)
     if source.local and target.local:
-        _check_layout(config)
-    if target.local:
-        Path(target.root).mkdir(parents=True, exist_ok=True)
-        target.clean_temporaries()
-    config.workspace.mkdir(parents=True, exist_ok=True, mode=0o700)
-    run_id = uuid.uuid4().hex
-    summary = RunSummary(run_id=run_id, quarantine_dir=config.workspace / "quarantine",
-                         workspace=config.workspace)
-    manifest = _manifest(config, source)
-    summary.files_total = len(manifest)
-    if on_total:
-        on_total(len(manifest))
-    options = {"options": sorted(o.value for o in config.policy.options), "workers": config.workers,
-               "mappings": config.mappings_dir is not None, "engine": "dask"}
-    with AuditStore.open(config.workspace / "audit.sqlite", record_originals=config.record_originals) as store:
-        store.start_run(run_id, tool_version=__version__, table_edition=config.policy.table.edition,
-                        profile=config.policy.name, options=options,
-                        key_fingerprint=config.key.fingerprint(), input_ref=_root_ref(config, source))
-        coordinator = _DaskCoordinator(config, store, summary, progress, source, target)
+        check_layout(config)
+    budget = config.memory_budget or (default_memory_budget(config.workers) if not scheduler else None)
+    book = RunBook(config, local_output=target.local, progress=progress).open()
+    book.summary.memory_budget = budget
+    with book.running():
+        if target.local:
+            target.clean_temporaries()
+        manifest = _manifest(config, source)
+        book.summary.files_total = len(manifest)
+        if on_total:
+            on_total(len(manifest))
+        coordinator = _DaskCoordinator(book, source, target)
         coordinator.preexisting = target.existing()
-        jobs = _jobs(config, store, coordinator, source, target, manifest)
+        jobs = _jobs(book, coordinator, source, target, manifest)
         if jobs:
             if scheduler:
                 cluster_cm = None
@@ -233,27 +236,25 @@ def run_dask(config: RunConfig, *, scheduler: str | None = None, batch_size: int
                 workers = len(client.scheduler_info().get("workers", {})) or max(1, config.workers)
                 size = batch_size or max(1, min(MAX_BATCH, math.ceil(len(jobs) / (4 * workers))))
                 batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
-                _submit_and_finish(client, as_completed, batches, source, target, config, coordinator, run_id)
+                _submit_and_finish(client, as_completed, batches, source, target, config, coordinator,
+                                   book.run_id, budget)
             finally:
                 client.close()
                 if cluster_cm is not None:
                     cluster_cm.close()
-        target.clean_temporaries()
-        if config.mappings_dir is not None:
-            write_mappings(config.mappings_dir, coordinator.uids.items(), coordinator.patids.items())
-        store.finish_run(run_id, files_total=summary.files_total,
-                         files_written=summary.written + summary.unchanged,
-                         files_quarantined=summary.quarantined, files_skipped=summary.skipped)
-    return summary
+        if target.local:
+            target.clean_temporaries()
+    return book.summary
 
 
 def _submit_and_finish(client, as_completed, batches: list[list[Job]], source: Location, target: Location,
-                       config: RunConfig, coordinator: _DaskCoordinator, run_id: str) -> None:
+                       config: RunConfig, coordinator: _DaskCoordinator, run_id: str,
+                       budget: int | None) -> None:
     """Submit every batch; finish their files in input order as batches come back."""
     policy, key = client.scatter([config.policy, config.key], broadcast=True)
     futures = {}
     for number, batch in enumerate(batches):
-        future = client.submit(run_batch, batch, source, target, policy, key, retries=2, pure=False,
+        future = client.submit(run_batch, batch, source, target, policy, key, budget, retries=2, pure=False,
                                key=f"medveil-batch-{run_id}-{number}")
         futures[future] = number
     ready: dict[int, list[Done]] = {}
@@ -282,6 +283,7 @@ class _Item:
     ref: str
     kind: str
     reason: str | None
+    real: str | None = None  # what to read (a local link resolved at discovery)
 
 
 def _manifest(config: RunConfig, source: Location) -> list[_Item]:
@@ -289,8 +291,9 @@ def _manifest(config: RunConfig, source: Location) -> list[_Item]:
     if source.local:
         root = Path(source.root)
         with silenced():
-            found = list(discover(root))
-        return [_Item(index, str(item.path), input_ref(config.key, root, item.path), item.kind, item.reason)
+            found = list(discover(root, follow_symlinks=config.follow_symlinks, protected=config.protected))
+        return [_Item(index, str(item.path), input_ref(config.key, root, item.path), item.kind, item.reason,
+                      str(item.real) if item.real else None)
                 for index, item in enumerate(found)]
     try:
         names = list(source.walk())
@@ -299,51 +302,49 @@ def _manifest(config: RunConfig, source: Location) -> list[_Item]:
     except Exception as exc:
         raise LocationError(f"the input location cannot be listed ({type(exc).__name__})") from None
     # Objects are classified by the workers (that needs their bytes); "dicom" until then.
-    return [_Item(index, source.join(name), derive(config.key, "input-path", name).hex()[:32], DICOM, None)
+    return [_Item(index, source.join(name), derive(config.key, "input-path", name).hex()[:32], DICOM, None,
+                  source.join(name))
             for index, name in enumerate(names)]
 
 
-def _root_ref(config: RunConfig, source: Location) -> str:
-    if source.local:
-        return input_ref(config.key, Path(source.root), Path(source.root))
-    return derive(config.key, "input-path", source.url).hex()[:32]
-
-
-def _jobs(config: RunConfig, store: AuditStore, coordinator: _DaskCoordinator, source: Location,
-          target: Location, manifest: list[_Item]) -> list[Job]:
-    """Record what needs no worker (resumed, DICOMDIR, not DICOM); the rest become jobs."""
+def _jobs(book: RunBook, coordinator: _DaskCoordinator, source: Location, target: Location,
+          manifest: list[_Item]) -> list[Job]:
+    """Record what needs no worker (resumed, DICOMDIR, not DICOM, skipped); the rest become jobs."""
     jobs = []
     for item in manifest:
         if item.kind == DICOM:
             if source.local and target.local:
-                done = _already_done(config, store, item.ref, Path(item.path))
+                done = book.resumable(item.ref, Path(item.real))
                 if done is not None:
-                    coordinator.claimed[_instance(done.output_relpath)] = done.output_sha256
-                    coordinator.owner[_instance(done.output_relpath)] = (Job(item.index, item.path, item.ref),
-                                                                         done.output_relpath)
-                    coordinator.record(item.ref, item.path, "unchanged", None, input_sha256=done.input_sha256,
-                                       output_relpath=done.output_relpath, output_sha256=done.output_sha256)
+                    book.claimed[instance_of(done.output_relpath)] = done.output_sha256
+                    coordinator.owner[instance_of(done.output_relpath)] = (
+                        Job(item.index, item.real, item.ref), done.output_relpath)
+                    book.record(item.ref, item.path, "unchanged", None, input_sha256=done.input_sha256,
+                                output_relpath=done.output_relpath, output_sha256=done.output_sha256,
+                                settings=done.settings, journaled=done.journaled)
                     continue
-            patient_id = _patient_number(config, store, source, item.path)
-            jobs.append(Job(index=item.index, path=item.path, input_ref=item.ref, patient_id=patient_id))
+            patient_id = _patient_number(book, source, item.real)
+            jobs.append(Job(index=item.index, path=item.real, input_ref=item.ref, patient_id=patient_id))
         elif item.kind == DICOMDIR:
-            coordinator.record(item.ref, item.path, "skipped", DICOMDIR_REASON)
+            book.skip(item.ref, item.path, DICOMDIR_REASON)
+        elif item.kind == UNREADABLE:
+            book.refuse(item.ref, item.path, f"unreadable: {item.reason}")
+        elif item.kind == SKIPPED:
+            book.skip(item.ref, item.path, item.reason or "skipped")
         else:
-            reason = f"{item.kind}: {item.reason or 'not a DICOM file'}"
-            coordinator.quarantine_copy(item.path, item.ref, reason)
-            coordinator.record(item.ref, item.path, "quarantined", reason)
+            book.skip(item.ref, item.path, f"not DICOM: {item.reason or 'not a DICOM file'}")
     return jobs
 
 
-def _patient_number(config: RunConfig, store: AuditStore, source: Location, path: str) -> str | None:
+def _patient_number(book: RunBook, source: Location, path: str) -> str | None:
     """The sequential Patient ID, numbered in input order as the local runner numbers it."""
-    if not config.policy.sequential_patient_ids:
+    if not book.config.policy.sequential_patient_ids:
         return None
     if source.local:
-        return _sequential_patient_id(config, store, Path(path))
+        return book.sequential_patient_id(Path(path))
     try:
         handle = source.open(path)
     except Exception:
         return None  # the worker will fail to read it too, and quarantine it
     with handle:
-        return _sequential_patient_id(config, store, handle)
+        return book.sequential_patient_id(handle)

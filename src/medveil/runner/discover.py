@@ -10,10 +10,17 @@ the cheap heuristic alone could mistake arbitrary binary data for one.
 
 Nothing is skipped silently: every file under the root is yielded with a kind
 and, when it will not be processed, a reason.  Reasons are fixed texts that
-never contain the path (paths may carry patient names).  The walk is sorted
-and does not follow directory symlinks, so two runs over the same tree see the
-same files in the same order and cannot loop.  Only medveil's own temporary
-files (``.medveil-tmp-*``) are left out.
+never contain the path (paths may carry patient names).  The walk is sorted,
+so two runs over the same tree see the same files in the same order.  Only
+medveil's own temporary files (``.medveil-tmp-*``) are left out.
+
+An input tree is not trusted.  Devices, FIFOs and sockets are never opened
+(``/dev/zero`` behind a ``.dcm`` name would be read, and copied, forever);
+a symbolic link is followed only when it resolves inside the input root,
+unless the caller asks for links to be followed; protected files (the key
+file) are never read, whatever points at them; and :func:`read_regular`
+reads a file by its resolved path without following a link planted after
+discovery, refusing anything that is not a regular file of bounded size.
 """
 
 from __future__ import annotations
@@ -37,14 +44,20 @@ DICOM = "dicom"
 DICOMDIR = "dicomdir"
 NOT_DICOM = "not-dicom"
 UNREADABLE = "unreadable"
-KINDS = (DICOM, DICOMDIR, NOT_DICOM, UNREADABLE)
+#: Never opened at all: devices, FIFOs, links leading out of the input, the key file.
+SKIPPED = "skipped"
+KINDS = (DICOM, DICOMDIR, NOT_DICOM, UNREADABLE, SKIPPED)
 
 TMP_PREFIX = ".medveil-tmp-"
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 
 REASON_EMPTY = "empty file"
 REASON_NOT_RECOGNISED = "no DICM prefix and not a recognizable implicit/explicit VR dataset"
-REASON_NOT_REGULAR = "not a regular file"
+REASON_NOT_REGULAR = "not a regular file (device, FIFO or socket; never opened)"
+REASON_OUTSIDE = "symbolic link to a file outside the input (not followed; --follow-symlinks follows it)"
+REASON_OUTSIDE_DIR = "symbolic link to a directory (not followed; --follow-symlinks follows it)"
+REASON_PROTECTED = "the medveil key file (never read as input)"
+REASON_LOOP = "symbolic link to a directory already walked (not followed again)"
 
 # Groups a raw (headerless) dataset plausibly starts with.  Real data almost
 # always opens with (0008,0005) or (0008,0008); the others cover group-length
@@ -69,40 +82,61 @@ class DiscoveryError(MedveilError):
 
 @dataclass(frozen=True)
 class Discovered:
-    """One file found under the input root and what it appears to be."""
+    """One file found under the input root and what it appears to be.
+
+    ``real`` is the resolved path to read (links followed once, at discovery);
+    None where the file will not be read.
+    """
 
     path: Path
     kind: str
     reason: str | None = None
+    real: Path | None = None
 
 
-def discover(root: Path | str) -> Iterator[Discovered]:
+@dataclass(frozen=True)
+class _Rules:
+    root: Path  # resolved
+    follow_symlinks: bool
+    protected: frozenset[Path]  # resolved
+
+
+def discover(root: Path | str, *, follow_symlinks: bool = False,
+             protected: tuple[Path, ...] = ()) -> Iterator[Discovered]:
     """Yield every file under *root* (or *root* itself if it is a file), classified.
 
     Order is deterministic: entries of each directory sorted by name, depth
-    first.  Directory symlinks are reported, not followed; file symlinks are
-    classified through their target.
+    first.  A symbolic link is followed only when its target lies inside
+    *root*, or everywhere with *follow_symlinks* (directories then once each,
+    so a loop ends); files in *protected* (the key file) are never read.
     """
     root = Path(root)
     try:
         is_dir = root.is_dir()
         exists = is_dir or root.exists() or root.is_symlink()
     except OSError:
-        raise DiscoveryError("the input path cannot be examined") from None
+        raise DiscoveryError(f"the input path {root} cannot be examined") from None
     if not exists:
-        raise DiscoveryError("the input path does not exist")
+        raise DiscoveryError(f"the input path {root} does not exist")
+    rules = _Rules(root=root.resolve(), follow_symlinks=follow_symlinks,
+                   protected=frozenset(Path(p).resolve() for p in protected))
     if not is_dir:
-        yield classify(root)
+        yield _classify_checked(root, root.resolve(), rules)
         return
-    yield from _walk(root)
+    yield from _walk(root, rules)
 
 
-def _walk(root: Path) -> Iterator[Discovered]:
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _walk(root: Path, rules: _Rules) -> Iterator[Discovered]:
     stack: list[Iterator[os.DirEntry[str]]] = []
     listing = _sorted_entries(root)
     if isinstance(listing, Discovered):
         yield listing
         return
+    visited = {_identity(root)}
     stack.append(iter(listing))
     while stack:
         entry = next(stack[-1], None)
@@ -114,20 +148,46 @@ def _walk(root: Path) -> Iterator[Discovered]:
         path = Path(entry.path)
         try:
             is_real_dir = entry.is_dir(follow_symlinks=False)
+            is_link = entry.is_symlink()
         except OSError as exc:
             yield Discovered(path, UNREADABLE, _os_reason(exc))
             continue
+        real = path.resolve() if is_link else path
+        if is_link and _is_dir_target(path):
+            if not rules.follow_symlinks:
+                yield Discovered(path, SKIPPED, REASON_OUTSIDE_DIR)
+                continue
+            if _identity(real) in visited:
+                yield Discovered(path, SKIPPED, REASON_LOOP)
+                continue
+            is_real_dir = True
         if is_real_dir:
+            visited.add(_identity(real))
             listing = _sorted_entries(path)
             if isinstance(listing, Discovered):
                 yield listing
             else:
                 stack.append(iter(listing))
             continue
-        if entry.is_symlink() and _is_dir_target(path):
-            yield Discovered(path, NOT_DICOM, "symbolic link to a directory (not followed)")
+        if is_link and not rules.follow_symlinks and not _inside(real, rules.root):
+            yield Discovered(path, SKIPPED, REASON_OUTSIDE)
             continue
-        yield classify(path)
+        yield _classify_checked(path, real, rules)
+
+
+def _identity(path: Path) -> tuple[int, int] | Path:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return path
+    return info.st_dev, info.st_ino
+
+
+def _classify_checked(path: Path, real: Path, rules: _Rules) -> Discovered:
+    if real in rules.protected:
+        return Discovered(path, SKIPPED, REASON_PROTECTED)
+    found = classify(real)
+    return Discovered(path, found.kind, found.reason, real if found.kind in (DICOM, DICOMDIR) else None)
 
 
 def _sorted_entries(directory: Path) -> list[os.DirEntry[str]] | Discovered:
@@ -151,14 +211,53 @@ def classify(path: Path | str) -> Discovered:
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
-            # Never open FIFOs or devices: reading them can block forever.
-            return Discovered(path, NOT_DICOM, REASON_NOT_REGULAR)
+            # Never open FIFOs or devices: reading them can block forever, or never end.
+            return Discovered(path, SKIPPED, REASON_NOT_REGULAR)
         if info.st_size == 0:
             return Discovered(path, NOT_DICOM, REASON_EMPTY)
         with open(path, "rb") as handle:
-            return _classify_open(path, handle, info.st_size)
+            found = _classify_open(path, handle, info.st_size)
+            return Discovered(path, found.kind, found.reason, path if found.kind in (DICOM, DICOMDIR) else None)
     except OSError as exc:
         return Discovered(path, UNREADABLE, _os_reason(exc))
+
+
+class InputTooLarge(MedveilError):
+    """A file is larger than the caller is prepared to hold in memory."""
+
+
+def read_regular(path: Path | str, limit: int | None = None) -> bytes:
+    """The bytes of the regular file at *path*, read without following a final symbolic link.
+
+    *path* is the resolved path discovery recorded: a link or a FIFO put in
+    its place since is refused (``O_NOFOLLOW``, ``O_NONBLOCK`` and an
+    ``fstat`` of what was opened), and so is a file over *limit* bytes
+    (:class:`InputTooLarge`), before anything is read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise MedveilError("not a regular file (device, FIFO or socket; never read)")
+        if limit is not None and info.st_size > limit:
+            from medveil.runner.limits import human
+
+            raise InputTooLarge(f"the file ({human(info.st_size)}) is larger than a worker's memory budget "
+                                f"allows for one file ({human(limit)}); raise --memory-budget to process it")
+        data = os.read(fd, info.st_size) if info.st_size else b""  # one read: no second copy
+        if len(data) == info.st_size:
+            return data
+        chunks = [data]  # a read cut short (over 2 GiB, or a file shrinking under us)
+        remaining = info.st_size - len(data)
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 30))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def classify_bytes(name: str, data: bytes) -> Discovered:
@@ -179,7 +278,7 @@ def _classify_open(path: Path, handle: BinaryIO, size: int) -> Discovered:
         # damaged it is reported as DICOM: the processor will then quarantine
         # it with a reason instead of it vanishing as "not DICOM".
         handle.seek(132 if header[128:132] == b"DICM" else 4)
-        meta = _read_meta_group(handle)
+        meta = read_meta_group(handle)
         if meta is not None:
             sop_class = meta.get(0x00020002, b"").rstrip(b"\x00 ").decode("ascii", "replace")
             if sop_class == MEDIA_STORAGE_DIRECTORY or named_dicomdir:
@@ -195,7 +294,7 @@ def _classify_open(path: Path, handle: BinaryIO, size: int) -> Discovered:
     return Discovered(path, NOT_DICOM, REASON_NOT_RECOGNISED)
 
 
-def _read_meta_group(handle: BinaryIO) -> dict[int, bytes] | None:
+def read_meta_group(handle: BinaryIO) -> dict[int, bytes] | None:
     """Parse the explicit-VR little-endian group 0002 at the current position.
 
     A tiny parser of our own: pydicom cannot read a meta group that lacks the

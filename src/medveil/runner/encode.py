@@ -53,6 +53,7 @@ def encode_file(ds: Dataset) -> bytes:
     this sets Pixel Data's undefined-length flag from the transfer syntax.
     Unlike pydicom, the 128-byte preamble is always zeros.
     """
+    encapsulated_as_ob(ds)
     try:
         return _fast(ds)
     except _Unsupported:
@@ -60,6 +61,27 @@ def encode_file(ds: Dataset) -> bytes:
         ds.preamble = None  # written as zeros, as above
         ds.save_as(buffer, enforce_file_format=True)
         return buffer.getvalue()
+
+
+def encapsulated_as_ob(ds: Dataset) -> bool:
+    """Give encapsulated Pixel Data the VR OB (PS3.5 A.4); returns whether it was OW.
+
+    Some writers store compressed Pixel Data as OW; readers keep the VR they
+    read, and pydicom writes it back unchanged. Strict receivers (Orthanc)
+    refuse such a file. Only the element's VR changes: its value, the
+    fragments and their bytes, stay exactly as they were. Native Pixel Data
+    keeps OW, where it is right for 16-bit samples.
+    """
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    pixel = ds._dict.get(_PIXEL_DATA)
+    if pixel is None or pixel.VR != "OW" or syntax is None or not syntax.is_encapsulated:
+        return False
+    if isinstance(pixel, RawDataElement):
+        ds._dict[_PIXEL_DATA] = pixel._replace(VR="OB")
+    else:
+        pixel.VR = "OB"
+    return True
 
 
 def _fast(ds: Dataset) -> bytes:

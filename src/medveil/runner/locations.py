@@ -97,10 +97,22 @@ class Location:
             return set()
         return set(self.walk())
 
-    def read(self, path: str) -> bytes:
-        """The bytes of *path* (a full path as :meth:`join` gives it)."""
+    def read(self, path: str, limit: int | None = None) -> bytes:
+        """The bytes of *path* (a full path as :meth:`join` gives it), refusing more than *limit*.
+
+        A local path must be a regular file, read without following a link
+        planted after discovery (:func:`medveil.runner.discover.read_regular`).
+        """
         if self.local:
-            return Path(path).read_bytes()
+            from medveil.runner.discover import InputTooLarge, read_regular
+
+            try:
+                return read_regular(path, limit)
+            except InputTooLarge as exc:
+                raise LocationError(str(exc)) from None
+        if limit is not None and self.fs.size(path) > limit:
+            raise LocationError(f"the object is larger than this run may hold in memory ({limit >> 20} MiB "
+                                "for one file); raise --memory-budget to process it")
         return self.fs.cat_file(path)
 
     def open(self, path: str):

@@ -32,7 +32,7 @@ from typing import Any
 
 from medveil.errors import MedveilError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUSES = ("written", "quarantined", "skipped", "unchanged")
 
 _SCHEMA = f"""
@@ -49,7 +49,8 @@ CREATE TABLE runs (
     files_total INTEGER,
     files_written INTEGER,
     files_quarantined INTEGER,
-    files_skipped INTEGER
+    files_skipped INTEGER,
+    outcome TEXT
 );
 CREATE TABLE files (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -60,7 +61,9 @@ CREATE TABLE files (
     reason TEXT,
     output_relpath TEXT,
     output_sha256 TEXT,
-    original_path TEXT
+    original_path TEXT,
+    settings TEXT,
+    journaled INTEGER
 );
 CREATE INDEX files_by_input ON files(input_ref, seq);
 CREATE INDEX files_by_run ON files(run_id);
@@ -97,9 +100,20 @@ CREATE TABLE IF NOT EXISTS identifier_fingerprints (
 """
 _SCHEMA += _FINGERPRINTS
 
+#: Added in schema version 3: what decided each output (for resuming only when nothing changed),
+#: whether its mapping pairs reached the pair journal, and how a run ended.
+_VERSION_3 = (
+    "ALTER TABLE files ADD COLUMN settings TEXT",
+    "ALTER TABLE files ADD COLUMN journaled INTEGER",
+    "ALTER TABLE runs ADD COLUMN outcome TEXT",
+)
+
+#: An index for :meth:`AuditStore.last_event` (the gateway's resume); created on open, old stores included.
+_EVENTS_BY_INPUT = "CREATE INDEX IF NOT EXISTS events_by_input ON events(input_ref, category, seq)"
+
 _RUN_COLUMNS = ("run_id", "started_at", "finished_at", "tool_version", "table_edition",
                 "profile", "options", "key_fingerprint", "input_ref", "files_total",
-                "files_written", "files_quarantined", "files_skipped")
+                "files_written", "files_quarantined", "files_skipped", "outcome")
 
 
 class AuditStoreError(MedveilError):
@@ -117,6 +131,10 @@ class FileRecord:
     output_relpath: str | None
     output_sha256: str | None
     reason: str | None
+    #: Fingerprint of everything that decided the output (policy, key, version, table edition).
+    settings: str | None = None
+    #: Whether the file's mapping pairs went to the workspace's pair journal.
+    journaled: bool = False
 
 
 def utc_now() -> str:
@@ -153,6 +171,10 @@ class AuditStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             _ensure_schema(db)
+            try:
+                db.execute(_EVENTS_BY_INPUT)
+            except sqlite3.OperationalError:
+                pass  # a read-only store: lookups scan instead
         except sqlite3.DatabaseError as exc:
             db.close()
             raise AuditStoreError(
@@ -210,18 +232,22 @@ class AuditStore:
             raise AuditStoreError("a run with this run id is already recorded") from None
 
     def finish_run(self, run_id: str, *, files_total: int, files_written: int,
-                   files_quarantined: int, files_skipped: int) -> None:
-        """Stamp the end time and the totals; a run without it was interrupted."""
+                   files_quarantined: int, files_skipped: int, outcome: str = "finished") -> None:
+        """Stamp the end time, the totals and how the run ended ("finished", "interrupted").
+
+        A run without an end time was killed.
+        """
         cursor = self._db.execute(
             "UPDATE runs SET finished_at = ?, files_total = ?, files_written = ?,"
-            " files_quarantined = ?, files_skipped = ? WHERE run_id = ?",
-            (utc_now(), files_total, files_written, files_quarantined, files_skipped, run_id))
+            " files_quarantined = ?, files_skipped = ?, outcome = ? WHERE run_id = ?",
+            (utc_now(), files_total, files_written, files_quarantined, files_skipped, outcome, run_id))
         if cursor.rowcount != 1:
             raise AuditStoreError("unknown run id")
 
     def record_file(self, run_id: str, *, input_ref: str, input_sha256: str | None,
                     status: str, reason: str | None = None, output_relpath: str | None = None,
-                    output_sha256: str | None = None, original_path: str | None = None) -> None:
+                    output_sha256: str | None = None, original_path: str | None = None,
+                    settings: str | None = None, journaled: bool = False) -> None:
         """Record the outcome for one input, committed immediately.
 
         *original_path* is dropped unless the store was opened with
@@ -233,10 +259,10 @@ class AuditStore:
         stored_original = str(original_path) if (self.record_originals and original_path) else None
         try:
             self._db.execute(
-                "INSERT INTO files (run_id, input_ref, input_sha256, status, reason,"
-                " output_relpath, output_sha256, original_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO files (run_id, input_ref, input_sha256, status, reason, output_relpath,"
+                " output_sha256, original_path, settings, journaled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, input_ref, input_sha256, status, reason, output_relpath, output_sha256,
-                 stored_original))
+                 stored_original, settings, int(journaled)))
         except sqlite3.IntegrityError:
             raise AuditStoreError("unknown run id") from None
 
@@ -301,9 +327,29 @@ class AuditStore:
         """The most recent outcome for *input_ref* over all runs, for resuming."""
         row = self._db.execute(
             "SELECT run_id, input_ref, status, input_sha256, output_relpath, output_sha256,"
-            " reason FROM files WHERE input_ref = ? ORDER BY seq DESC LIMIT 1",
+            " reason, settings, journaled FROM files WHERE input_ref = ? ORDER BY seq DESC LIMIT 1",
             (input_ref,)).fetchone()
-        return None if row is None else FileRecord(**dict(row))
+        if row is None:
+            return None
+        fields = dict(row)
+        fields["journaled"] = bool(fields["journaled"])
+        return FileRecord(**fields)
+
+    def output_paths(self) -> set[str]:
+        """Every release-tree path any run recorded as written (to tell medveil's files from others)."""
+        rows = self._db.execute("SELECT DISTINCT output_relpath FROM files WHERE output_relpath IS NOT NULL")
+        return {row[0] for row in rows}
+
+    def last_event(self, input_ref: str, category: str) -> str | None:
+        """The detail of the latest *category* event recorded for *input_ref*, over all runs.
+
+        The gateway asks whether a file was forwarded (and where to) before it
+        skips a re-sent instance on resume.
+        """
+        row = self._db.execute(
+            "SELECT detail FROM events WHERE input_ref = ? AND category = ? ORDER BY seq DESC LIMIT 1",
+            (input_ref, category)).fetchone()
+        return None if row is None else row[0]
 
     def run_summary(self, run_id: str) -> dict[str, Any]:
         """The run's row plus per-status file counts, action counts and event counts."""
@@ -332,14 +378,32 @@ class AuditStore:
             f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs ORDER BY started_at, rowid")
         return [_run_dict(r) for r in rows]
 
+    def file_rows(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Every file row in recording order (of one run, or of all); for reports."""
+        query = ("SELECT seq, run_id, input_ref, input_sha256, status, reason, output_relpath, output_sha256,"
+                 " original_path FROM files")
+        rows = self._db.execute(query + " WHERE run_id = ? ORDER BY seq", (run_id,)) if run_id else \
+            self._db.execute(query + " ORDER BY seq")
+        return [dict(r) for r in rows]
+
+    def event_rows(self, input_ref: str | None = None) -> list[dict[str, Any]]:
+        """Every event in recording order (of one input, or of all); for reports."""
+        query = "SELECT seq, run_id, input_ref, category, detail FROM events"
+        rows = self._db.execute(query + " WHERE input_ref = ? ORDER BY seq", (input_ref,)) if input_ref else \
+            self._db.execute(query + " ORDER BY seq")
+        return [dict(r) for r in rows]
+
 
 def _ensure_schema(db: sqlite3.Connection) -> None:
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         return
-    if version == 1:  # version 2 only added a table
+    if version in (1, 2):  # later versions only added a table and columns
         db.execute("BEGIN IMMEDIATE")
-        db.execute(_FINGERPRINTS)
+        if version == 1:
+            db.execute(_FINGERPRINTS)
+        for statement in _VERSION_3:
+            db.execute(statement)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
         return

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from medveil.errors import MedveilError
+from medveil.store.private import private_dir, write_durably
 
 HEADER = ("id_old", "id_new")
 UID_FILE = "uid_mapping.csv"
@@ -170,7 +169,7 @@ class MappingTable:
         return buffer.getvalue()
 
     def _dump(self, path: Path) -> None:
-        _atomic_write(path, self.to_csv().encode("utf-8"))
+        write_durably(path, self.to_csv().encode("utf-8"), TMP_PREFIX)
 
 
 def read_pairs(path: Path | str, *, skip_blank: bool = False) -> list[tuple[str, str]]:
@@ -211,16 +210,17 @@ def load(path: Path | str, kind: str | None = None) -> MappingTable:
 
 
 def write_mappings(directory: Path | str, uid_pairs: Pairs,
-                   patid_pairs: Pairs) -> tuple[Path, Path]:
+                   patid_pairs: Pairs, notices: list[str] | None = None) -> tuple[Path, Path]:
     """Merge *uid_pairs* and *patid_pairs* into the two files in *directory*.
 
-    A new directory is created with mode 0700 because the files hold original
-    identifiers; an existing one keeps the mode its owner gave it.  Both merges
+    The directory is made private (0700; an existing one open to others is
+    tightened, with a line added to *notices*) because the files hold original
+    identifiers.  Both merges
     are checked before either file is replaced, so a collision in one kind does
     not leave the other half-updated.  Returns the two file paths.
     """
     directory = Path(directory)
-    _ensure_private_dir(directory)
+    private_dir(directory, "mappings directory", notices)
     uid_path, patid_path = directory / UID_FILE, directory / PATID_FILE
     uid_table, patid_table = MappingTable("uid"), MappingTable("patid")
     uid_table.update(uid_pairs)
@@ -234,49 +234,3 @@ def write_mappings(directory: Path | str, uid_pairs: Pairs,
 
 def _kind_for(path: Path) -> str:
     return "patid" if path.name.lower().startswith("patid") else "uid"
-
-
-def _ensure_private_dir(directory: Path) -> None:
-    if directory.is_dir():
-        return
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        directory.mkdir(mode=0o700)
-    except FileExistsError:
-        if not directory.is_dir():
-            raise MappingFileError("mapping directory path exists and is not a directory") from None
-        return
-    # mkdir's mode is filtered by the umask; be explicit about what we promise.
-    os.chmod(directory, 0o700)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write *data* to *path* so readers see the old file or the new one, never half."""
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".csv", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable; not every platform lets a directory be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -48,7 +48,7 @@ from medveil.synth.plan import (
     select,
 )
 from medveil.synth.private import inject_private
-from medveil.synth.seeds import rng
+from medveil.synth.seeds import new_uid, rng
 from medveil.synth.sr import build_report
 
 ANSWER_KEY = "answer_key.db"
@@ -210,6 +210,9 @@ class _Writer:
             ds = corpora.read_source(source.path)
             ctx = Context(self.seed, study, series, index, self.uid_map)
             expects = inject(ds, ctx)
+            if source.variant:  # the same instance in another encoding: an instance of its own
+                ds.SOPInstanceUID = new_uid(self.seed, "variant", source.origin)
+                ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
             syntax = pydicom.uid.UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
             if syntax.is_transfer_syntax and not syntax.is_implicit_VR:
                 when = _datetime(study)

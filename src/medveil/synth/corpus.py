@@ -20,7 +20,7 @@ import io
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pydicom
@@ -127,6 +127,12 @@ class Source:
     instance_number: int
     pixel_text: str | None  # why its pixels are presumed to show text, or None
     burnable: bool = False  # native pixels text can be drawn into, in a corpus without real text
+    #: "transfer syntax/photometric interpretation" of its pixels ("" without Pixel Data): the
+    #: selection takes one of each, so that every encoding gets its "pixels retained" check.
+    encoding: str = ""
+    #: The same instance as an earlier source, in another pixel encoding (pydicom ships
+    #: MR_small as RLE, JPEG-LS, JPEG 2000 ...): written as an instance of its own.
+    variant: bool = False
 
     @property
     def origin(self) -> str:
@@ -164,10 +170,12 @@ def iter_files(corpora: Mapping[str, Path]) -> Iterator[tuple[str, Path, str]]:
 
 def scan(corpora: Mapping[str, Path], *,
          max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[list[Source], list[Skipped]]:
-    """All usable sources (first of each SOP Instance UID) and every file left out, with why."""
+    """All usable sources (the first of each SOP Instance UID, and each other pixel encoding of
+    it as a variant) and every file left out, with why."""
     sources: list[Source] = []
     skipped: list[Skipped] = []
     first: dict[str, str] = {}
+    encodings: dict[str, set[str]] = {}
     for corpus, path, relpath in iter_files(corpora):
         origin = f"{corpus}:{relpath}"
         try:
@@ -177,9 +185,14 @@ def scan(corpora: Mapping[str, Path], *,
             continue
         earlier = first.get(source.sop_instance_uid)
         if earlier is not None:
+            if source.encoding and source.encoding not in encodings[source.sop_instance_uid]:
+                encodings[source.sop_instance_uid].add(source.encoding)
+                sources.append(replace(source, variant=True))
+                continue
             skipped.append(Skipped(origin, f"duplicate SOP Instance UID (kept {earlier})"))
             continue
         first[source.sop_instance_uid] = origin
+        encodings[source.sop_instance_uid] = {source.encoding}
         sources.append(source)
     return sources, skipped
 
@@ -217,7 +230,15 @@ def examine(corpus: str, path: Path, relpath: str, *,
         instance_number=_int(ds.get("InstanceNumber")),
         pixel_text=_pixel_text(corpus, ds),
         burnable=corpus not in TEXT_IN_PIXELS_CORPORA and unburnable_reason(ds) is None,
+        encoding=_encoding(ds),
     )
+
+
+def _encoding(ds: Dataset) -> str:
+    if "PixelData" not in ds:
+        return ""
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", "") or "").strip()
+    return f"{syntax}/{str(ds.get('PhotometricInterpretation', '') or '').strip()}"
 
 
 def read_source(path: Path) -> Dataset:

@@ -29,7 +29,7 @@ from medveil.evaluate.paths import Step, public
 from medveil.evaluate.tokens import content_tokens
 from medveil.policy import load_table
 from medveil.synth import expect as E
-from medveil.synth import vocab
+from medveil.synth import precision, vocab
 from medveil.synth.checks import decide
 from medveil.synth.expect import Expect
 from medveil.synth.fake import Patient, Person
@@ -82,6 +82,7 @@ def inject(ds: Dataset, ctx: Context) -> list[Expect]:
     series_module(ds, ctx, expects)
     if "PixelData" in ds:
         _image_comments(ds, ctx, expects)
+    precision.plant(ds, ctx, expects)
     ds.SOPInstanceUID = ctx.uid(str(ds.SOPInstanceUID))
     ds.StudyInstanceUID = ctx.study.uid
     ds.SeriesInstanceUID = ctx.series.uid

@@ -83,15 +83,29 @@ class Plan:
 
 
 def select(sources: Sequence[Source], max_files: int | None) -> list[Source]:
-    """At most ``max_files`` sources, taken one per series in turn so that a small set stays varied."""
+    """At most ``max_files`` sources: first one image of each pixel encoding (transfer syntax and
+    photometric interpretation) without text in its pixels, up to a third of the set, so that
+    palette, YBR_RCT, JPEG 2000, JPEG-LS and RLE images each get a "pixels retained" check;
+    then one per series in turn so that a small set stays varied."""
     if max_files is None or max_files >= len(sources):
         return list(sources)
+    chosen: list[Source] = []
+    encodings: dict[str, Source] = {}
+    counts: dict[str, int] = defaultdict(int)
+    for source in sorted(sources, key=lambda s: s.origin):
+        if source.encoding and source.pixel_text is None:
+            encodings.setdefault(source.encoding, source)
+            counts[source.encoding] += 1
+    # The rarest encodings first: a common one turns up in the round below anyway.
+    for encoding in sorted(encodings, key=lambda e: (counts[e], e))[:max(1, max_files // 3)]:
+        chosen.append(encodings[encoding])
+    taken = {id(source) for source in chosen}
     by_series: dict[str, list[Source]] = defaultdict(list)
     for source in sources:
-        by_series[source.series_uid].append(source)
+        if id(source) not in taken:
+            by_series[source.series_uid].append(source)
     queues = [sorted(group, key=_instance_order) for group in by_series.values()]
     queues.sort(key=lambda group: group[0].origin)
-    chosen: list[Source] = []
     depth = 0
     while len(chosen) < max_files:
         took = False

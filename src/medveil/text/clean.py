@@ -8,6 +8,7 @@ file's own identifiers once per :class:`TextCleaner`; a call only runs them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, partial
@@ -93,6 +94,8 @@ class TextCleaner:
         self._known = KnownMatcher(known)
         self._detectors = generic_detectors()
         self._offset = date_offset
+        kept = sorted({v.strip() for v in known.kept if len(v.strip()) >= 2}, key=len, reverse=True)
+        self._kept = re.compile("|".join(re.escape(v) for v in kept), re.IGNORECASE) if kept else None
 
     def find(self, text: str) -> list[Span]:
         """Sorted, non-overlapping PHI spans of *text*; dates and timestamps carry their
@@ -105,6 +108,10 @@ class TextCleaner:
             if not needs or not needs.isdisjoint(characters):
                 spans.extend(detector(text))
         spans = [s for s in spans if s.category not in _WORDY or not _all_clinical(text[s.start:s.end])]
+        if self._kept is not None:  # identifiers the policy keeps on purpose stay in text too
+            allowed = [(m.start(), m.end()) for m in self._kept.finditer(text)]
+            spans = [s for s in spans if s.category in ("date", "timestamp")
+                     or not any(a <= s.start and s.end <= b for a, b in allowed)]
         merged = merge(spans)
         if self._offset is None:
             return merged

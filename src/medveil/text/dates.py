@@ -85,8 +85,11 @@ FORMATS = (
             + r"\.?[ \t\-/.,]*(?P<y>" + _YEAR4 + r"|[0-9]{2})" + _TIME),
     _format("month-day-year", _MON + r"\.?[ \t\-]*(?P<d>[0-9]{1,2})" + _ORD + r"(?:,[ \t]*|[ \t\-]+)"
             r"(?P<y>" + _YEAR4 + r")" + _TIME),
-    _format("month-year", _MON_CASED + r"\.?,?[ \t]+(?P<y>" + _YEAR4 + r")"),
-    _format("mm/yyyy", r"(?P<m>0[1-9]|1[0-2])/(?P<y>" + _YEAR4 + r")"),
+    _format("month-year", _MON_CASED + r"\.?,?[ \t]*(?P<y>" + _YEAR4 + r")"),
+    _format("month-'yy", _MON_CASED + r"\.?,?[ \t]*['’](?P<y>[0-9]{2})"),
+    _format("mm/yyyy", r"(?P<m>0[1-9]|1[0-2])[/\-.](?P<y>" + _YEAR4 + r")"),
+    _format("yyyy-mm", r"(?P<y>" + _YEAR4 + r")[\-/](?P<m>0[1-9]|1[0-2])"),
+    _format("quarter", r"(?P<q>(?i:Q)[1-4])[ \t/\-]*(?P<y>" + _YEAR4 + r")"),
     _format("month-day", _MON_FULL_CASED + r"[ \t]+(?P<d>[0-9]{1,2})" + _ORD),
     _format("day-month", r"(?P<d>[0-9]{1,2})" + _ORD + r"[ \t]+(?:of[ \t]+)?" + _MON_FULL_CASED),
 )
@@ -110,6 +113,8 @@ def _month_day(fmt: DateFormat, m: re.Match) -> tuple[int, int, str, str] | None
         if fmt.order == "md":
             return (a, b, "a", "b") if a <= 12 else (b, a, "b", "a")
         return (b, a, "b", "a") if b <= 12 else (a, b, "a", "b")
+    if groups.get("q"):  # a quarter stands for its middle month
+        return 3 * int(groups["q"][1]) - 1, 15, "q", ""
     month = int(groups["m"]) if groups.get("m") else _MONTH_NUMBER.get(groups["mon"].lower()[:3], 0)
     if groups.get("mon") and groups["mon"].lower().startswith("sept"):
         month = 9
@@ -172,7 +177,9 @@ def _render(fmt: DateFormat, m: re.Match, new: date) -> str:
     edits = []
     for group, value in values.items():
         original = m.group(group)
-        if group == "mon":
+        if group == "q":
+            text = original[0] + str((value - 1) // 3 + 1)
+        elif group == "mon":
             text = _month_name(value, original)
         elif group == "y":
             text = f"{value:04d}" if len(original) == 4 else f"{value % 100:02d}"
@@ -206,7 +213,11 @@ def shift_date_text(text: str, days: int) -> str | None:
             return None
         if m.groupdict().get("y") and not 1900 <= new.year <= 2099 and len(m.group("y")) == 4:
             return None
-        return _render(fmt, m, new)
+        rendered = _render(fmt, m, new)
+        if days and rendered == text:
+            # A month or quarter the shift did not leave would show the true one: removed instead.
+            return None
+        return rendered
     return None
 
 

@@ -20,6 +20,9 @@ from typing import Any, Protocol
 from pydicom.multival import MultiValue
 
 CLEANABLE_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
+#: Longer text is not cleaned span by span (the cleaner reads well under a megabyte a second, and
+#: no report needs more than 64 K characters): the Basic Profile action for the attribute applies.
+MAX_CLEANED_CHARACTERS = 1 << 16
 
 
 class _CleaningContext(Protocol):
@@ -34,9 +37,12 @@ def clean_element_value(keyword: str, vr: str, value: Any, ctx: _CleaningContext
         return None
     if value is None or value == "":
         return value
-    cleaner = ctx.text_cleaner()
     multiple = isinstance(value, (list, tuple, MultiValue))
     values = list(value) if multiple else [value]
+    if sum(len(str(item)) for item in values) > MAX_CLEANED_CHARACTERS:
+        ctx.event("text-too-long-to-clean", keyword or vr)
+        return None
+    cleaner = ctx.text_cleaner()
     cleaned: list[str] = []
     for item in values:
         result = cleaner.clean(str(item))

@@ -38,6 +38,7 @@ from pydicom.errors import BytesLengthException
 from pydicom.multival import MultiValue
 
 from medveil.engine.vrs import dictionary_vr, keyword_of, stored
+from medveil.policy.identifying import IDENTIFYING
 from medveil.text.allow import is_clinical, is_common
 from medveil.text.dates import own_date_forms
 from medveil.text.patterns import STATE_CODES, STATE_NAMES
@@ -69,38 +70,38 @@ class KnownIdentifiers:
     addresses: tuple[str, ...] = ()     # patient/institution addresses (free text)
     phones: tuple[str, ...] = ()
     other: tuple[str, ...] = ()         # anything else to remove verbatim
+    #: Values of identifying attributes the policy keeps on purpose (a retained Device Serial
+    #: Number): text that is exactly one of them is left alone, wherever it is copied.
+    kept: tuple[str, ...] = ()
 
     @classmethod
-    def from_dataset(cls, ds) -> KnownIdentifiers:
-        """Collect from the dataset and every nested sequence item: every person name (PN),
-        date (DA) and date-time (DT), and the values of the ID, institution, address and
-        telephone attributes listed in this module.  Empty values and placeholders are left
-        out; values that cannot be read are skipped (the residual check still sees them)."""
+    def from_dataset(cls, ds, policy=None) -> KnownIdentifiers:
+        """Collect from the dataset and every nested sequence item: every person name (by
+        dictionary VR PN, whatever VR the file declares), date (DA) and date-time (DT), and
+        the values of the ID, institution, address and telephone attributes of
+        :data:`medveil.policy.identifying.IDENTIFYING`.  With a *policy*, the attributes it
+        keeps on purpose go to ``kept`` instead.  Empty values and placeholders are left out;
+        values that cannot be read are skipped (the residual check still sees them)."""
         found: dict[str, dict[str, None]] = {f.name: {} for f in fields(cls)}
-        for kind, value in _walk(ds):
+        keeps = _kept_keywords(ds, policy)
+        for kind, value, keyword in _walk(ds):
             value = value.strip(" \x00")
             if value.upper() not in PLACEHOLDERS:
-                found[kind][value] = None
+                found["kept" if keyword in keeps else kind][value] = None
         return cls(**{kind: tuple(values) for kind, values in found.items()})
 
 
+def _kept_keywords(ds, policy) -> frozenset[str]:
+    if policy is None:
+        return frozenset()
+    from medveil.policy.identifying import kept_identifying
+
+    sop_class = str(ds.get("SOPClassUID", "") or "").strip().rstrip("\x00")
+    return frozenset(kept_identifying(policy, sop_class))
+
+
 #: Attribute keyword -> the kind of value it holds (PN, DA and DT are found by VR).
-KEYWORD_KINDS = {
-    **dict.fromkeys(("PatientID", "OtherPatientIDs", "AccessionNumber", "StudyID",
-                     "MedicalRecordLocator", "AdmissionID", "ServiceEpisodeID", "RequestedProcedureID",
-                     "ScheduledProcedureStepID", "PerformedProcedureStepID",
-                     "PlacerOrderNumberImagingServiceRequest", "FillerOrderNumberImagingServiceRequest",
-                     "PlacerOrderNumberProcedure", "FillerOrderNumberProcedure", "DeviceSerialNumber",
-                     "InsurancePlanIdentification"), "ids"),
-    **dict.fromkeys(("InstitutionName", "InstitutionalDepartmentName", "StationName",
-                     "ResponsibleOrganization", "IssuerOfPatientID", "LocalNamespaceEntityID"),
-                    "institutions"),
-    **dict.fromkeys(("PatientAddress", "InstitutionAddress", "ReferringPhysicianAddress",
-                     "PersonAddress"), "addresses"),
-    **dict.fromkeys(("PatientTelephoneNumbers", "ReferringPhysicianTelephoneNumbers",
-                     "PersonTelephoneNumbers", "PatientTelecomInformation", "PersonTelecomInformation"),
-                    "phones"),
-}
+KEYWORD_KINDS = IDENTIFYING
 _VR_KINDS = {"PN": "names", "DA": "dates", "DT": "dates"}
 #: What converting a broken raw element raises in pydicom (bad lengths, bad encodings, ...).
 _UNREADABLE = (BytesLengthException, struct.error, ValueError, TypeError, KeyError, AttributeError,
@@ -121,14 +122,15 @@ def _values(value) -> Iterator[str]:
 _INTERESTING_VRS = frozenset(_VR_KINDS) | {"SQ"}
 
 
-def _walk(ds) -> Iterator[tuple[str, str]]:
+def _walk(ds) -> Iterator[tuple[str, str, str]]:
     for tag in list(ds.keys()):
         # Decide from the raw element's VR (or the dictionary's) and the keyword before
         # converting: most elements hold nothing to collect, and converting every value
         # of every file would cost more than the rest of the de-identification.
         raw = stored(ds, tag)
         vr = (raw.VR if raw is not None else None) or dictionary_vr(int(tag)) or "UN"
-        if vr not in _INTERESTING_VRS and keyword_of(int(tag)) not in KEYWORD_KINDS:
+        keyword = keyword_of(int(tag))
+        if vr not in _INTERESTING_VRS and keyword not in KEYWORD_KINDS and dictionary_vr(int(tag)) != "PN":
             continue
         try:
             elem = ds[tag]
@@ -138,7 +140,9 @@ def _walk(ds) -> Iterator[tuple[str, str]]:
             for item in elem.value or []:
                 yield from _walk(item)
             continue
-        kind = _VR_KINDS.get(elem.VR) or KEYWORD_KINDS.get(elem.keyword)
+        # A person name stored under another VR (LO, SH, LT in some exports) is still a name.
+        by_dictionary = "names" if dictionary_vr(int(tag)) == "PN" else None
+        kind = _VR_KINDS.get(elem.VR) or by_dictionary or KEYWORD_KINDS.get(keyword)
         if kind is None:
             continue
         try:
@@ -146,7 +150,7 @@ def _walk(ds) -> Iterator[tuple[str, str]]:
         except _UNREADABLE:
             continue
         for value in values:
-            yield kind, value
+            yield kind, value, keyword
 
 
 # --- person names --------------------------------------------------------------------------
@@ -298,6 +302,24 @@ _CONNECTORS = frozenset({"and", "of", "the", "at", "for"})
 _GENERIC_LAST = frozenset({"hospital", "hosp", "clinic", "center", "centre", "institute", "infirmary",
                            "healthcare", "klinikum", "klinik"})
 _JOIN = r"(?:[\W_]+(?:and|of|the|at|for|&)(?![^\W_]))*[\W_]{0,4}"
+#: Words that say what kind of place an institution is, not which one.
+_KIND_WORDS = _GENERIC_LAST | frozenset({"general", "community", "memorial", "medical", "regional", "university",
+                                         "county", "city", "state", "national", "district", "department",
+                                         "dept", "health", "care", "imaging", "radiology", "services",
+                                         "group", "associates", "practice", "main", "campus", "the"})
+
+
+def _names_a_place(words: list[str]) -> bool:
+    """True when the name has a word that picks out one place: "Price Community Hospital"
+    does ("Price", a common word but not a kind of place), "General Hospital" and
+    "Department of Radiology" do not.  A lone common word ("Main") does not either."""
+    institution = any(w.lower() in _GENERIC_LAST for w in words)
+    # Beside "Hospital", "Center" or "Clinic" even a clinical word names the place ("Sharp
+    # Medical Center"); elsewhere it names a specialty ("Radiology", "Nuclear Medicine").
+    informative = [w for w in words if w.lower() not in _KIND_WORDS and (institution or not is_clinical(w))]
+    if not informative:
+        return False
+    return len(words) > 1 or not is_common(words[0])
 
 
 def _word_alternatives(word: str) -> str:
@@ -319,8 +341,7 @@ def _name_words(value: str) -> list[str]:
 def institution_forms(value: str) -> tuple[list[str], list[str]]:
     """(case-insensitive forms, case-sensitive acronyms) of an institution-like name."""
     words = _name_words(value)
-    if sum(len(w) for w in words) < _MIN_ID or all(is_common(w) or w.lower() in _GENERIC_LAST
-                                                   for w in words):
+    if sum(len(w) for w in words) < _MIN_ID or not _names_a_place(words):
         return [], []
     forms = [_phrase(words)]
     if words[0].lower() == "the" and len(words) > 1:
@@ -333,7 +354,46 @@ def institution_forms(value: str) -> tuple[list[str], list[str]]:
     letters = "".join(w[0] for w in words if w[0].isalpha()).upper()
     if len(words) >= 3 and len(letters) >= 3 and not is_common(letters):
         acronyms.append(re.escape(letters))
+    if len(words) >= 4 and words[-1].lower() in _GENERIC_LAST:
+        # "North Fulton General" for "North Fulton General Hospital": the site without its kind
+        head = letters[:-1]
+        if len(head) >= 3 and not is_common(head) and not is_clinical(head):
+            acronyms.append(re.escape(head))
+    acronyms += [re.escape(t) for t in site_codes(value)]
     return forms, acronyms
+
+
+#: A code that names the site inside a station or short institution name: "SMC" in "SMC-MR2",
+#: "HUP" in "HUP6MR1", "NFGH" in "NFGH_CT".  Letters only, three or more, upper case as written.
+_SITE_CODE = re.compile(r"(?<![A-Za-z])[A-Z]{3,8}(?![a-z])")
+
+
+@lru_cache(maxsize=4096)
+def _clinical_prefix(token: str) -> bool:
+    """"NUC" (nuclear), "CARD" (cardiac): a short department code, not a site."""
+    from medveil.text.allow import clinical_terms
+
+    low = token.lower()
+    return len(low) <= 4 and any(term.startswith(low) for term in clinical_terms())
+
+
+def site_codes(value: str) -> list[str]:
+    """Short forms of a site found inside a coded name (station names, "NFGH-MR2").
+
+    Only values that look like codes (no blank, or digits or separators in them) are read,
+    and a run of capitals counts only when it is neither a clinical abbreviation ("MRI",
+    "PET", "CTA": the clinical allow-list wins) nor a common word.
+    """
+    text = value.strip()
+    if " " in text and not re.search(r"[0-9_\-]", text):
+        return []
+    found = []
+    for match in _SITE_CODE.finditer(text):
+        token = match.group(0)
+        if (not is_clinical(token) and not is_common(token) and token.upper() not in PLACEHOLDERS
+                and token.lower() not in _KIND_WORDS and not _clinical_prefix(token)):
+            found.append(token)
+    return found
 
 
 _STATE_WORDS = frozenset(s.lower() for s in STATE_CODES) | frozenset(s.lower() for s in STATE_NAMES)

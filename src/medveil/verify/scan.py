@@ -13,7 +13,7 @@ the name gazetteer would flag manufacturer and protocol names.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,10 +22,10 @@ from pydicom.dataelem import RawDataElement
 
 from medveil.engine.vrs import TEXT_VRS, keyword_of
 from medveil.pixels.clean import NOT_PICTURES, overlay_images
-from medveil.pixels.detect import detect_in_image, detect_text
+from medveil.pixels.detect import TextBox, detect_in_image, detect_text
 from medveil.pixels.mask import overlay_groups
 from medveil.pixels.select import group_lines
-from medveil.text import TextCleaner
+from medveil.text import KnownIdentifiers, TextCleaner
 
 #: Generic categories trusted in header text of de-identified output.
 HEADER_CATEGORIES = frozenset({"email", "phone", "ssn"})
@@ -55,15 +55,24 @@ def scan_dataset(
     *,
     ocr_engines: Sequence[str] | None = None,
     min_confidence: float = 0.5,
+    pixel_lines: list[TextBox] | None = None,
+    kept: Iterable[str] = (),
 ) -> list[Finding]:
-    """Every place in *ds* that still looks like PHI; OCR runs only when engines are given."""
+    """Every place in *ds* that still looks like PHI; OCR runs only when engines are given.
+
+    *pixel_lines*, when given, receives one box per line of pixel text found
+    to be PHI (text stays in memory), so the caller can mask it and scan again.
+    *kept*: values of identifying attributes the policy keeps on purpose
+    (:func:`medveil.policy.identifying.kept_identifying`, e.g. a retained Device Serial
+    Number); text that is one of them is not a finding, in the header or in the pixels.
+    """
     findings: list[Finding] = []
-    cleaner = TextCleaner()
+    cleaner = TextCleaner(KnownIdentifiers(kept=tuple(kept)))
     _scan_header(ds, matcher, cleaner, findings, prefix="")
     if ocr_engines:
         if "PixelData" in ds and str(ds.get("SOPClassUID", "")) not in NOT_PICTURES:
             boxes = detect_text(ds, engines=list(ocr_engines), min_confidence=min_confidence)
-            _judge_text(boxes, matcher, cleaner, findings, lambda frame: f"pixels frame {frame}")
+            _judge_text(boxes, matcher, cleaner, findings, lambda frame: f"pixels frame {frame}", pixel_lines)
         for group in overlay_groups(ds):
             if (group << 16 | 0x3000) not in ds:
                 continue
@@ -78,16 +87,27 @@ def scan_dataset(
     return _unique(findings)
 
 
-def _judge_text(boxes, matcher: Matcher | None, cleaner: TextCleaner, findings: list[Finding], where) -> None:
+def _judge_text(boxes, matcher: Matcher | None, cleaner: TextCleaner, findings: list[Finding], where,
+                lines_out: list[TextBox] | None = None) -> None:
     for line in group_lines(boxes):
         text = " ".join(box.text for box in line)
         location = where(line[0].frame)
         if matcher is not None and matcher.find(text):
             findings.append(Finding(location, "identifier"))
-            continue
-        spans = cleaner.find(text)
-        if spans:
+        elif spans := cleaner.find(text):
             findings.append(Finding(location, spans[0].category))
+        else:
+            continue
+        if lines_out is not None:
+            lines_out.append(_line_box(line))
+
+
+def _line_box(line: list[TextBox]) -> TextBox:
+    """One box around a line's words (the text joined, the lowest confidence kept)."""
+    return TextBox(frame=line[0].frame, x1=min(b.x1 for b in line), y1=min(b.y1 for b in line),
+                   x2=max(b.x2 for b in line), y2=max(b.y2 for b in line),
+                   engine="+".join(sorted({b.engine for b in line})),
+                   confidence=min(b.confidence for b in line), text=" ".join(b.text for b in line))
 
 
 def _scan_header(ds: Dataset, matcher: Matcher | None, cleaner: TextCleaner, findings: list[Finding],

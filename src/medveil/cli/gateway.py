@@ -1,0 +1,274 @@
+"""``medveil serve`` and ``medveil pull``: medveil as a DICOM node (see docs/gateway.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from medveil.cli.common import console, fail
+from medveil.errors import MedveilError
+
+DEFAULT_AE = "MEDVEIL"
+
+
+def _policy_and_key(profile, recipe, option, without, burned_in, sequential_ids, verify, pixel_scan, ocr,
+                    key_file, throwaway_key):
+    from dataclasses import replace
+
+    from medveil.cli.deidentify import BurnedIn, PixelScan, _check_ocr, _pixel_settings, _policy, load_run_key
+
+    policy = _policy(profile, recipe, option, BurnedIn(burned_in) if burned_in else None, without)
+    if sequential_ids:
+        policy = replace(policy, sequential_patient_ids=True)
+    policy = _pixel_settings(policy, None, PixelScan(pixel_scan) if pixel_scan else None, ocr, None, None, None)
+    if verify:
+        policy = replace(policy, verify=True)
+    _check_ocr(policy)
+    return policy, load_run_key(key_file, throwaway_key)[0]
+
+
+def _tls(cert: Path | None, key: Path | None, ca: Path | None):
+    from medveil.gateway.endpoints import Tls
+
+    return Tls(cert, key, ca) if (cert or key or ca) else None
+
+
+def _destination(to: str, to_tls: bool, to_tls_ca: Path | None, cert: Path | None, key: Path | None):
+    from medveil.gateway.endpoints import Tls, parse_destination
+
+    tls = Tls(cert, key, to_tls_ca) if (to_tls or to_tls_ca) else None
+    if tls is None and to.startswith("https://"):
+        tls = Tls(cert, key, None)
+    return parse_destination(to, tls)
+
+
+def _workspace(workspace: Path) -> Path:
+    if workspace.exists() and not workspace.is_dir():
+        fail("the workspace must be a folder")
+    return workspace
+
+
+# Options both commands share (typer needs them spelled out per command).
+_TO = typer.Option(..., "--to", help="Where cleaned files go: AET@host:port (C-STORE) or a DICOMweb base URL "
+                   "such as http://host:8042/dicom-web (STOW-RS).")
+_WORKSPACE = typer.Option(..., "--workspace", help="Private workspace: audit store, quarantine, outbox "
+                          "(the same folder a batch run uses keeps one history).")
+
+
+def serve(
+    to: str = _TO,
+    workspace: Path = _WORKSPACE,
+    ae_title: str = typer.Option(DEFAULT_AE, "--ae-title", help="medveil's AE title (called AE)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(11112, "--port", help="Port to listen on."),
+    allow: list[str] = typer.Option([], "--allow", help="Calling AE title allowed to send (repeatable; "
+                                    "default: any)."),
+    calling_ae: Optional[str] = typer.Option(None, "--calling-ae", help="AE title medveil uses towards the "
+                                             "destination (default: --ae-title)."),
+    tls_cert: Optional[Path] = typer.Option(None, "--tls-cert", exists=True, dir_okay=False,
+                                            help="TLS certificate (PEM): turns on TLS for incoming associations."),
+    tls_key: Optional[Path] = typer.Option(None, "--tls-key", exists=True, dir_okay=False,
+                                           help="TLS private key (PEM) for --tls-cert."),
+    tls_ca: Optional[Path] = typer.Option(None, "--tls-ca", exists=True, dir_okay=False,
+                                          help="CA certificates (PEM): senders must present a certificate "
+                                          "signed by one."),
+    to_tls: bool = typer.Option(False, "--to-tls", help="TLS towards a C-STORE destination (system trust)."),
+    to_tls_ca: Optional[Path] = typer.Option(None, "--to-tls-ca", exists=True, dir_okay=False,
+                                             help="CA certificates to trust for the destination (implies TLS)."),
+    profile: str = typer.Option("basic", "--profile", "-p", help="Profile, as for deidentify."),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", "-k", help="Secret key (or MEDVEIL_KEY_FILE)."),
+    throwaway_key: bool = typer.Option(False, "--throwaway-key", help="A random key for this run only."),
+    mappings: Optional[Path] = typer.Option(None, "--mappings", help="Keep uid_mapping.csv and "
+                                            "patid_mapping.csv here, up to date before each file leaves."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", exists=True, help="YAML recipe."),
+    option: list[str] = typer.Option([], "--option", "-o", help="Add an option (repeatable)."),
+    without: list[str] = typer.Option([], "--without", help="Drop an option (repeatable)."),
+    burned_in: Optional[str] = typer.Option(None, "--burned-in", help="quarantine (default) or pass."),
+    pixel_scan: Optional[str] = typer.Option(None, "--pixel-scan", help="With clean_pixel_data: all or flagged."),
+    ocr: Optional[str] = typer.Option(None, "--ocr", help="OCR engines, comma-separated."),
+    sequential_ids: bool = typer.Option(False, "--sequential-ids", help="Number patients 1, 2, ... "
+                                        "(numbers kept in the workspace, shared with batch runs)."),
+    verify: bool = typer.Option(False, "--verify", help="Rescan every output; quarantine what still looks "
+                                "like PHI."),
+    record_originals: bool = typer.Option(False, "--record-originals", help="Store the calling AE and the "
+                                          "original SOP Instance UID of each file in the audit store."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Do not forward again an instance "
+                                "already forwarded identically to this destination."),
+    retry_max: float = typer.Option(60.0, "--retry-max", min=1.0, help="Longest wait between retries (s)."),
+) -> None:
+    """Receive DICOM (C-STORE), de-identify each file, forward it to --to; runs until stopped (Ctrl-C)."""
+    from medveil.gateway.endpoints import ae_title as check_ae
+    from medveil.gateway.endpoints import port as check_port
+    from medveil.gateway.forwarder import Backoff
+    from medveil.gateway.node import Gateway
+    from medveil.gateway.scp import ScpSettings
+
+    try:
+        policy, key = _policy_and_key(profile, recipe, option, without, burned_in, sequential_ids, verify,
+                                      pixel_scan, ocr, key_file, throwaway_key)
+        own = check_ae(ae_title)
+        scp = ScpSettings(ae_title=own, host=host, port=check_port(port),
+                          allowed_callers=tuple(check_ae(a, "allowed calling AE title") for a in allow),
+                          tls=_tls(tls_cert, tls_key, tls_ca))
+        if scp.tls is not None:
+            scp.tls.server_context()  # refuse a bad certificate now, not at the first association
+        destination = _destination(to, to_tls, to_tls_ca, tls_cert, tls_key)
+        gateway = Gateway(workspace=_workspace(workspace), policy=policy, key=key, destination=destination,
+                          calling_ae=check_ae(calling_ae or own, "calling AE title"), scp=scp,
+                          mappings_dir=mappings, record_originals=record_originals, resume=resume,
+                          mode="serve", backoff=Backoff(ceiling=retry_max)).open()
+    except MedveilError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port} ({type(exc).__name__})")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    console.print(f"medveil {policy.describe()}: listening as {own} on {host}:{gateway.scp.port}"
+                  f"{' (TLS)' if scp.tls else ''}, forwarding to {destination.describe()}; "
+                  f"outbox: {len(gateway.ledger.outbox)} waiting; Ctrl-C stops")
+    last = None
+    while not stop.wait(2.0):
+        line = _status_line(gateway)
+        if line != last:
+            console.print(line)
+            last = line
+    console.print("stopping: the outbox keeps what was not forwarded yet")
+    summary = gateway.close()
+    console.print(_status_line(gateway, summary))
+
+
+def _status_line(gateway, summary=None) -> str:
+    counts = gateway.scp.traffic.counts if gateway.scp else {}
+    received = sum(counts.values())
+    forwarder = gateway.forwarder
+    text = (f"received {received} (queued {counts.get('written', 0)}, already forwarded "
+            f"{counts.get('unchanged', 0)}, quarantined {counts.get('quarantined', 0)}); "
+            f"forwarded {forwarder.sent if forwarder else 0}; outbox {len(gateway.ledger.outbox)}")
+    refused = received - counts.get("written", 0) - counts.get("unchanged", 0) - counts.get("quarantined", 0)
+    if refused:
+        text += f"; refused for lack of resources {refused}"
+    if forwarder and forwarder.last_error:
+        text += f"; destination: {forwarder.last_error}"
+    if summary is not None:
+        text += f"; audit store: {summary.workspace / 'audit.sqlite'}"
+    return text
+
+
+def pull(
+    source: str = typer.Option(..., "--from", help="The source PACS: AET@host:port (it must know medveil's "
+                               "AE title, host and port as a C-MOVE destination)."),
+    to: str = _TO,
+    workspace: Path = _WORKSPACE,
+    study: list[str] = typer.Option([], "--study", help="Study Instance UID (repeatable)."),
+    patient: Optional[str] = typer.Option(None, "--patient", help="Patient ID."),
+    from_date: Optional[str] = typer.Option(None, "--from-date", help="Studies on or after YYYYMMDD."),
+    to_date: Optional[str] = typer.Option(None, "--to-date", help="Studies on or before YYYYMMDD."),
+    ae_title: str = typer.Option(DEFAULT_AE, "--ae-title", help="medveil's AE title (the C-MOVE destination)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to receive the C-MOVE on (0.0.0.0: every "
+                             "interface; a remote source must reach it)."),
+    port: int = typer.Option(11112, "--port", help="Port to receive the C-MOVE on."),
+    tls_cert: Optional[Path] = typer.Option(None, "--tls-cert", exists=True, dir_okay=False,
+                                            help="TLS certificate (PEM) for medveil's side."),
+    tls_key: Optional[Path] = typer.Option(None, "--tls-key", exists=True, dir_okay=False, help="Its key."),
+    tls_ca: Optional[Path] = typer.Option(None, "--tls-ca", exists=True, dir_okay=False,
+                                          help="CA certificates: the source's sub-associations must use TLS "
+                                          "with a certificate signed by one."),
+    from_tls_ca: Optional[Path] = typer.Option(None, "--from-tls-ca", exists=True, dir_okay=False,
+                                               help="CA certificates to trust for the source (implies TLS)."),
+    to_tls: bool = typer.Option(False, "--to-tls", help="TLS towards a C-STORE destination (system trust)."),
+    to_tls_ca: Optional[Path] = typer.Option(None, "--to-tls-ca", exists=True, dir_okay=False,
+                                             help="CA certificates to trust for the destination (implies TLS)."),
+    profile: str = typer.Option("basic", "--profile", "-p", help="Profile, as for deidentify."),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", "-k", help="Secret key (or MEDVEIL_KEY_FILE)."),
+    throwaway_key: bool = typer.Option(False, "--throwaway-key", help="A random key for this run only."),
+    mappings: Optional[Path] = typer.Option(None, "--mappings", help="Keep the mapping files here."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", exists=True, help="YAML recipe."),
+    option: list[str] = typer.Option([], "--option", "-o", help="Add an option (repeatable)."),
+    without: list[str] = typer.Option([], "--without", help="Drop an option (repeatable)."),
+    burned_in: Optional[str] = typer.Option(None, "--burned-in", help="quarantine (default) or pass."),
+    pixel_scan: Optional[str] = typer.Option(None, "--pixel-scan", help="With clean_pixel_data: all or flagged."),
+    ocr: Optional[str] = typer.Option(None, "--ocr", help="OCR engines, comma-separated."),
+    sequential_ids: bool = typer.Option(False, "--sequential-ids", help="Number patients 1, 2, ..."),
+    verify: bool = typer.Option(False, "--verify", help="Rescan every output."),
+    record_originals: bool = typer.Option(False, "--record-originals", help="Store original instance "
+                                          "references in the audit store."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip instances already forwarded."),
+    wait: float = typer.Option(600.0, "--wait", min=0.0, help="How long to wait for the destination to take "
+                               "everything (s); what is left stays in the outbox for the next start."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Pull studies from a PACS (C-FIND, C-MOVE), de-identify them and push them to --to.
+
+    Exit status: 0 all forwarded, 1 some files quarantined, 4 files still in the outbox.
+    """
+    from medveil.gateway.endpoints import Tls, parse_node
+    from medveil.gateway.endpoints import ae_title as check_ae
+    from medveil.gateway.endpoints import port as check_port
+    from medveil.gateway.node import Gateway
+    from medveil.gateway.pull import PullError, PullReport, Selection, find_studies, move_studies
+    from medveil.gateway.scp import ScpSettings
+
+    report = PullReport()
+    try:
+        selection = Selection(tuple(study), patient, from_date, to_date)
+        policy, key = _policy_and_key(profile, recipe, option, without, burned_in, sequential_ids, verify,
+                                      pixel_scan, ocr, key_file, throwaway_key)
+        own = check_ae(ae_title)
+        src = parse_node(source, Tls(tls_cert, tls_key, from_tls_ca) if from_tls_ca else None, what="source")
+        scp = ScpSettings(ae_title=own, host=host, port=check_port(port), tls=_tls(tls_cert, tls_key, tls_ca))
+        destination = _destination(to, to_tls, to_tls_ca, tls_cert, tls_key)
+        gateway = Gateway(workspace=_workspace(workspace), policy=policy, key=key, destination=destination,
+                          calling_ae=own, scp=scp, mappings_dir=mappings, record_originals=record_originals,
+                          resume=resume, mode="pull").open()
+    except MedveilError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port} ({type(exc).__name__})")
+    drained = False
+    try:
+        studies = find_studies(src, own, selection)
+        report.studies_found = len(studies)
+        console.print(f"{len(studies)} studies match on {src.describe()}")
+        if studies:
+            move_studies(src, own, own, studies, report)
+        drained = gateway.forwarder.drain(wait)
+    except PullError as exc:
+        gateway.close()
+        fail(str(exc))
+    summary = gateway.close()
+    left = len(gateway.ledger.outbox)
+    counts = gateway.scp.traffic.counts
+    result = {"studies_found": report.studies_found, "studies_moved": report.studies_moved,
+              "suboperations": {"completed": report.completed, "failed": report.failed,
+                                "warning": report.warning},
+              "received": sum(counts.values()), "queued": counts.get("written", 0),
+              "already_forwarded": counts.get("unchanged", 0), "quarantined": counts.get("quarantined", 0),
+              "forwarded": gateway.forwarder.sent, "outbox": left, "problems": report.problems,
+              "run_id": summary.run_id, "workspace": str(summary.workspace)}
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        console.print(f"studies moved {report.studies_moved}/{report.studies_found}; "
+                      + _status_line(gateway, summary))
+        for problem in report.problems:
+            console.print(f"[yellow]warning:[/] {problem}")
+        if left:
+            console.print(f"[yellow]{left} files wait in the outbox[/]: the next 'medveil serve' or "
+                          "'medveil pull' with this workspace forwards them")
+    if left or not drained:
+        raise typer.Exit(4)
+    if counts.get("quarantined", 0) or report.failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(pull)

@@ -1,0 +1,74 @@
+"""One received file: through the core, into the ledger, and into the outbox.
+
+This is the gateway's whole de-identification path, and it is the batch
+runner's: :func:`medveil.runner.core.deidentify_bytes` with the same policy
+and key, the same sequential Patient IDs, the same quarantine.  A file that
+was already released and forwarded in identical form is not sent again
+(resume); anything else goes through the core again, which gives the same
+bytes for the same input, so a re-sent study is idempotent at the
+destination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from io import BytesIO
+
+from pydicom.dataset import FileMetaDataset
+from pydicom.filewriter import write_file_meta_info
+
+from medveil.engine.deidentify import IMPLEMENTATION_CLASS_UID
+from medveil.gateway.ledger import Admitted, Ledger, instance_ref
+from medveil.policy import Policy
+from medveil.pseudonym import Key
+from medveil.runner.core import deidentify_bytes
+
+
+def part10(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, dataset: bytes) -> bytes:
+    """A Part 10 file around a dataset received over the network, as it was encoded.
+
+    The meta group holds only what PS3.10 requires and what the sender told
+    the association, so the same instance received twice gives the same
+    bytes (and the same input hash), whoever sent it.  The core rewrites the
+    meta group of the output in any case.
+    """
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.TransferSyntaxUID = transfer_syntax
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    buffer = BytesIO()
+    buffer.write(bytes(128) + b"DICM")
+    write_file_meta_info(buffer, meta, enforce_standard=True)
+    return buffer.getvalue() + dataset
+
+
+class Intake:
+    """De-identifies received files and hands them to the ledger; thread-safe."""
+
+    def __init__(self, ledger: Ledger, policy: Policy, key: Key, *, resume: bool = True,
+                 on_queued: Callable[[], None] = lambda: None) -> None:
+        self.ledger = ledger
+        self.policy = policy
+        self.key = key
+        self.resume = resume
+        self.on_queued = on_queued
+
+    def receive(self, data: bytes, sop_instance_uid: str, label: str) -> Admitted:
+        """Clean *data* (a Part 10 file) and queue it, or quarantine it; never raises for bad input.
+
+        *label* is what the audit store keeps as the original location when
+        the workspace records originals (the calling AE and the instance).
+        """
+        ref = instance_ref(self.key, sop_instance_uid)
+        if self.resume and self.ledger.already_forwarded(ref, hashlib.sha256(data).hexdigest()):
+            return self.ledger.unchanged(ref, hashlib.sha256(data).hexdigest(), label)
+        patient_id = self.ledger.sequential_patient_id(data)
+        cleaned, record = deidentify_bytes(data, self.policy, self.key, patient_id=patient_id)
+        if record.status != "written":
+            return self.ledger.quarantine(ref, data, record.reason or "unknown", record.input_sha256, label)
+        admitted = self.ledger.release(ref, data, cleaned, record, label)
+        if admitted.status == "written":
+            self.on_queued()
+        return admitted

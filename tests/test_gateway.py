@@ -1,0 +1,249 @@
+"""Gateway pieces that need no Orthanc: addresses, the outbox, the forwarder's back-off, STOW-RS
+answers, pull selections, and the whole serve path into an in-test pynetdicom SCP."""
+
+from __future__ import annotations
+
+import json
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from medveil.gateway.endpoints import DicomNode, DicomWeb, EndpointError, ae_title, parse_destination
+from medveil.gateway.forwarder import Backoff, Forwarder
+from medveil.gateway.outbox import Outbox
+from medveil.gateway.pull import PullError, Selection
+from medveil.gateway.senders import DestinationDown, Sent, _failed_instances
+
+
+# -- addresses ---------------------------------------------------------------------
+
+
+def test_destinations_parse_as_dicom_nodes_or_dicomweb_urls():
+    node = parse_destination("PACS@10.0.0.5:104")
+    assert node == DicomNode("PACS", "10.0.0.5", 104)
+    assert parse_destination("ARCHIVE@[::1]:11112").host == "::1"
+    web = parse_destination("http://archive:8042/dicom-web/")
+    assert isinstance(web, DicomWeb) and web.url == "http://archive:8042/dicom-web"
+
+
+@pytest.mark.parametrize("text", ["PACS", "PACS@host", "@host:104", "PACS@host:0", "PACS@host:70000",
+                                  "WAY_TOO_LONG_AE_TITLE@h:104", "BACK\\SLASH@h:104",
+                                  "http://user:secret@host/dicom-web", "http:///nohost"])
+def test_bad_destinations_are_refused_with_a_message(text):
+    with pytest.raises(EndpointError):
+        parse_destination(text)
+
+
+def test_ae_titles_follow_ps3_8():
+    assert ae_title("  STORESCP ") == "STORESCP"
+    for bad in ("", "    ", "A" * 17, "A\\B", "Ä"):
+        with pytest.raises(EndpointError):
+            ae_title(bad)
+
+
+# -- outbox --------------------------------------------------------------------------
+
+
+def test_outbox_is_private_ordered_and_survives_a_restart(tmp_path):
+    box = Outbox(tmp_path / "outbox")
+    h1, h2, h3 = ("1" * 64), ("2" * 64), ("3" * 64)
+    first = box.put(b"one", input_ref="a", output_sha256=h1)
+    second = box.put(b"two", input_ref="b", output_sha256=h2)
+    assert stat.S_IMODE((tmp_path / "outbox").stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in (tmp_path / "outbox").iterdir())
+    # What a crash can leave: a temporary file that was never renamed into place.
+    (tmp_path / "outbox" / f".medveil-tmp-000000000009-c-{h3}.dcm").write_bytes(b"half")
+    again = Outbox(tmp_path / "outbox")
+    assert [(e.seq, e.input_ref, e.output_sha256, e.path.read_bytes()) for e in again.pending()] == \
+        [(first.seq, "a", h1, b"one"), (second.seq, "b", h2, b"two")]
+    assert sorted(p.name for p in (tmp_path / "outbox").iterdir()) == sorted([first.path.name, second.path.name])
+    third = again.put(b"three", input_ref="c", output_sha256=h3)
+    assert third.seq > second.seq  # numbering goes on after a restart: arrival order holds
+    again.remove(first)
+    assert [e.seq for e in again.pending()] == [second.seq, third.seq] and len(again) == 2
+
+
+# -- forwarder -------------------------------------------------------------------------
+
+
+class FakeSender:
+    """Answers from a script: 'down' raises DestinationDown, otherwise a list of ok flags per call."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.calls: list[list[bytes]] = []
+
+    def send(self, paths):
+        self.calls.append([p.read_bytes() for p in paths])
+        answer = self.script.pop(0) if self.script else "all"
+        if answer == "down":
+            raise DestinationDown("cannot connect (ConnectionRefusedError)")
+        if answer == "all":
+            return [Sent(True, "0x0000")] * len(paths)
+        return [Sent(ok, "0x0000" if ok else "C-STORE status 0xA900") for ok in answer]
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_forwarder_backs_off_when_the_destination_is_down_and_never_drops_a_file(tmp_path):
+    box = Outbox(tmp_path / "outbox")
+    for n in range(3):
+        box.put(f"file{n}".encode(), input_ref=str(n), output_sha256=str(n) * 64)
+    clock, flushed, sent, failed = Clock(), [], [], []
+    sender = FakeSender(["down", "down", "all"])
+    forwarder = Forwarder(box, sender, backoff=Backoff(first=1, ceiling=3), clock=clock,
+                          before_send=lambda: flushed.append(1), on_sent=lambda e, a: sent.append(e.input_ref),
+                          on_failed=lambda e, d: failed.append(d))
+    assert forwarder.step() == 1  # down: wait 1 s
+    assert forwarder.step() == pytest.approx(1)  # not yet due: nothing is tried
+    assert len(sender.calls) == 1
+    clock.now += 1
+    assert forwarder.step() == 2  # down again: the wait doubles
+    clock.now += 2
+    assert forwarder.step() == 0  # delivered
+    assert sent == ["0", "1", "2"] and len(box) == 0 and len(flushed) == 3
+    assert all("destination unavailable" in d for d in failed)
+    assert forwarder.step() is None  # idle
+
+
+def test_a_file_the_destination_refuses_waits_alone_while_the_others_go(tmp_path):
+    box = Outbox(tmp_path / "outbox")
+    for n in range(3):
+        box.put(f"file{n}".encode(), input_ref=str(n), output_sha256=str(n) * 64)
+    clock = Clock()
+    sender = FakeSender([[True, False, True], [False], [True]])
+    forwarder = Forwarder(box, sender, backoff=Backoff(first=5, ceiling=60), clock=clock)
+    assert forwarder.step() == 0
+    assert [e.input_ref for e in box.pending()] == ["1"]
+    assert forwarder.step() == pytest.approx(5)  # only the refused file is left, and it waits
+    clock.now += 5
+    forwarder.step()  # refused again: now it waits 10 s
+    clock.now += 9
+    assert forwarder.step() == pytest.approx(1)
+    clock.now += 1
+    forwarder.step()
+    assert len(box) == 0 and sender.calls[-1] == [b"file1"]
+
+
+def test_drain_waits_for_the_thread_to_empty_the_outbox(tmp_path):
+    box = Outbox(tmp_path / "outbox")
+    box.put(b"x", input_ref="a", output_sha256="a" * 64)
+    release = threading.Event()
+
+    class Slow(FakeSender):
+        def send(self, paths):
+            release.wait(60)
+            return super().send(paths)
+
+    forwarder = Forwarder(box, Slow([])).start()
+    try:
+        assert not forwarder.drain(0.05)
+        release.set()
+        assert forwarder.drain(120)
+    finally:
+        forwarder.stop(60)
+
+
+# -- STOW-RS answers ---------------------------------------------------------------------
+
+
+def test_stow_failed_sop_sequence_is_read_from_dicom_json():
+    answer = {"00081198": {"vr": "SQ", "Value": [{"00081155": {"vr": "UI", "Value": ["1.2.3"]},
+                                                   "00081197": {"vr": "US", "Value": [0xA700]}}]},
+              "00081199": {"vr": "SQ", "Value": [{"00081155": {"vr": "UI", "Value": ["1.2.4"]}}]}}
+    assert _failed_instances(json.dumps(answer).encode()) == {"1.2.3"}
+    assert _failed_instances(json.dumps([answer]).encode()) == {"1.2.3"}
+    assert _failed_instances(b"") == set() and _failed_instances(b"<xml/>") == set()
+
+
+# -- pull selections --------------------------------------------------------------------
+
+
+def test_pull_needs_a_selection_and_builds_a_study_level_query():
+    with pytest.raises(PullError):
+        Selection()
+    with pytest.raises(PullError):
+        Selection(date_from="2023-01-01")
+    query = Selection(patient_id="P1", date_from="20230101").query()
+    assert query.QueryRetrieveLevel == "STUDY" and query.PatientID == "P1"
+    assert query.StudyDate == "20230101-" and query.StudyInstanceUID == ""
+    assert Selection(study_uids=("1.2", "1.3")).query().StudyInstanceUID == ["1.2", "1.3"]
+
+
+# -- the whole serve path, in process, into a pynetdicom SCP (no Orthanc needed) -------------
+
+
+class ArchiveScp:
+    """A minimal C-STORE SCP standing in for an archive: keeps what it receives, as received."""
+
+    def __init__(self):
+        from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+
+        self.received: dict[str, bytes] = {}
+        ae = AE(ae_title="ARCHIVE")
+        for context in AllStoragePresentationContexts:
+            ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+        self.server = ae.start_server(("127.0.0.1", 0), block=False,
+                                      evt_handlers=[(evt.EVT_C_STORE, self._store)])
+        self.port = self.server.server_address[1]
+
+    def _store(self, event):
+        self.received[str(event.request.AffectedSOPInstanceUID)] = event.encoded_dataset(include_meta=False)
+        return 0x0000
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def test_gateway_in_process_releases_what_a_batch_run_releases(tmp_path, key):
+    pytest.importorskip("pynetdicom")
+    from gateway_support import dataset_bytes, scu_send, sop_uid, write_study
+
+    import medveil
+    from medveil.gateway.node import Gateway
+    from medveil.gateway.scp import ScpSettings
+    from medveil.policy import get_profile
+    from medveil.store.audit import AuditStore
+
+    policy = get_profile("basic")
+    from dataclasses import replace
+
+    policy = replace(policy, sequential_patient_ids=True)
+    first = write_study(tmp_path / "in" / "a", ct=2, quarantined=1)
+    second = write_study(tmp_path / "in" / "b", ct=2, quarantined=0, compressed=False,
+                         patient={"PatientID": "MRN-SECOND", "PatientName": "OTHER^ONE"})
+    archive = ArchiveScp()
+    gateway = Gateway(workspace=tmp_path / "ws", policy=policy, key=key, calling_ae="MEDVEIL",
+                      destination=DicomNode("ARCHIVE", "127.0.0.1", archive.port),
+                      scp=ScpSettings(port=0), mappings_dir=tmp_path / "maps").open()
+    try:
+        assert scu_send(gateway.scp.port, first) == [0] * len(first)
+        assert scu_send(gateway.scp.port, second) == [0] * len(second)
+        assert gateway.forwarder.drain(120)
+    finally:
+        summary = gateway.close()
+        archive.stop()
+    assert summary.written == len(first) + len(second) - 1 and summary.quarantined == 1
+    # A batch run over the same files, in the order they were sent, with the same key and policy
+    # (sequential IDs numbered in a fresh workspace, so both number the patients alike).
+    batch = medveil.deidentify_path(tmp_path / "in", tmp_path / "out", policy=policy, key=key,
+                                    workspace=tmp_path / "batch-ws")
+    assert batch.written == summary.written
+    expected = {sop_uid(p.read_bytes()): p.read_bytes() for p in (tmp_path / "out").rglob("*.dcm")}
+    assert sorted(archive.received) == sorted(expected)
+    for uid, data in archive.received.items():
+        assert data == dataset_bytes(expected[uid])
+    numbers = {policy.patient_id_format.number(n) for n in (1, 2)}
+    assert {p.relative_to(tmp_path / "out").parts[0] for p in (tmp_path / "out").rglob("*.dcm")} == numbers
+    assert (tmp_path / "maps" / "patid_mapping.csv").read_text().count("\n") == 3  # header + 2 patients
+    with AuditStore.open(tmp_path / "ws" / "audit.sqlite") as store:
+        counts = store.run_summary(summary.run_id)["event_counts"]
+    assert counts["forwarded"] == summary.written and counts["association"] == 2

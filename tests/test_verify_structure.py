@@ -1,0 +1,49 @@
+"""``medveil verify`` without a key: the structure shows whether a file was de-identified at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+from pydicom.data import get_testdata_file
+from typer.testing import CliRunner
+
+import medveil
+from medveil.cli import app
+from medveil.pseudonym import Key
+from medveil.runner.batch import RunConfig, run
+from medveil.verify.structure import declared_options, structural_findings
+
+CT = Path(get_testdata_file("CT_small.dcm"))
+
+
+def test_an_untouched_original_fails_the_structure_check():
+    where = {f.location for f in structural_findings(pydicom.dcmread(CT))}
+    assert {"PatientIdentityRemoved", "DeidentificationMethod", "InstitutionName"} <= where
+
+
+def test_released_files_pass_under_each_profile(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "ct.dcm").write_bytes(CT.read_bytes())
+    for name in ("basic", "tcia"):
+        policy = medveil.get_profile(name)
+        if name == "tcia":
+            from dataclasses import replace
+
+            policy = replace(policy, options=policy.options - {medveil.Option.CLEAN_PIXEL_DATA})
+        out = tmp_path / f"out-{name}"
+        run(RunConfig(input=tmp_path / "in", output=out, policy=policy, key=Key(b"v" * 32),
+                      workspace=tmp_path / f"ws-{name}"))
+        (path,) = out.rglob("*.dcm")
+        ds = pydicom.dcmread(path)
+        assert structural_findings(ds) == []
+        assert declared_options(ds) == policy.options
+
+
+def test_keyless_verify_fails_an_original_and_says_what_it_cannot_check(tmp_path):
+    folder = tmp_path / "release"
+    folder.mkdir()
+    (folder / "ct.dcm").write_bytes(CT.read_bytes())
+    result = CliRunner().invoke(app, ["verify", str(folder), "--no-ocr"], env={"MEDVEIL_KEY_FILE": ""})
+    assert result.exit_code == 1
+    assert "cannot be matched" in result.output and "not de-identified" in result.output
