@@ -53,6 +53,7 @@ def _cr_dataset(photometric: str = "MONOCHROME1") -> Dataset:
     ds.SOPInstanceUID = uid
     ds.Modality = "CR"
     ds.BodyPartExamined = "CHEST"
+    ds.ViewPosition = "PA"  # a frontal chest by its header (the image check has its own tests)
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
     img = D.make_phantoms(1, 1, 64, seed=4).images[0, 0]
     arr = np.round((1 - img if photometric == "MONOCHROME1" else img) * 4095).astype(np.uint16)[:, :56]

@@ -99,6 +99,33 @@ def train_cmd(
                     f"({out.stat().st_size / 1e6:.1f} MB) in {time.monotonic() - started:.0f} s")
 
 
+@cxr_app.command("train-lungs")
+def train_lungs_cmd(
+    out: Path = typer.Argument(..., help="Checkpoint to write (.pt); the shipped one is src/medveil/cxr/data/lungs_cxr128.pt."),
+    data: Path | None = typer.Option(None, "--data", help="Folder with index.csv and images/ (default ../shared/cxr)."),
+    epochs: int = typer.Option(20, "--epochs"),
+    threads: int = typer.Option(1, "--threads"),
+    verbose: bool = typer.Option(True, "--verbose/--quiet"),
+) -> None:
+    """Train the lung-field model of the image check (which undecided CR/DX images are frontal chest images)."""
+    _torch(threads)
+    _logging(verbose)
+    import numpy as np
+
+    from medveil.cxr import lungs as L
+    from medveil.cxr.data import split_indices
+
+    ds, _ = _dataset(data, False, L.SIZE)
+    if ds.has_mask is None or not ds.has_mask.any():
+        fail("no lung masks: install torchxrayvision (pip install --no-deps torchxrayvision)")
+    split = split_indices(ds.patients, ds.sources, 0)
+    train_idx = np.concatenate([split["train"], split["test"]])
+    model, dice = L.train_lung_model(ds, train_idx, split["val"], epochs=epochs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    L.save_lung_model(model, out, {"val_dice": float(dice), "epochs": epochs})
+    Console().print(f"[bold]medveil cxr train-lungs[/]: validation Dice {dice:.3f}; written to {out}")
+
+
 @cxr_app.command("evaluate")
 def evaluate_cmd(
     data: Path | None = typer.Option(None, "--data", help="Folder with index.csv and images/ (default ../shared/cxr)."),
@@ -150,33 +177,163 @@ def evaluate_cmd(
     Console().print(f"report: {out} (+ {out.with_suffix('.json').name}, {out.with_suffix('.png').name})")
 
 
+@cxr_app.command("attack")
+def attack_cmd(
+    data: Path | None = typer.Option(None, "--data", help="Folder with index.csv and images/ (default ../shared/cxr)."),
+    phantom: bool = typer.Option(False, "--phantom", help="Generated phantoms instead (what the tests do)."),
+    size: int = typer.Option(128, "--size"),
+    runs: str = typer.Option("0,1,2,3,4", "--runs", help="Comma-separated patient folds (0-4); each is one seed of "
+                                                         "every trained model."),
+    defences: str = typer.Option("all", "--defences", help="all, or comma-separated names: "
+                                                           "none, prichexy, matched, random_warp, matched_x4, ..."),
+    attackers: str = typer.Option("registration,metric", "--attackers", help="registration and/or metric."),
+    attacker_seeds: int = typer.Option(2, "--attacker-seeds", min=1, help="Learned-attacker seeds per run."),
+    budget: str = typer.Option("cpu", "--budget", help="cpu, gpu or tiny (the generators' and the attackers')."),
+    work: Path = typer.Option(Path(".cxr-work"), "--work", help="The same cache as 'evaluate' (models, results)."),
+    out: Path = typer.Option(Path("docs/cxr-attack.md"), "--out", help="Markdown report; .json and .png beside it."),
+    report_only: bool = typer.Option(False, "--report-only", help="Only aggregate what --work already holds."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Two-level bootstrap resamples."),
+    threads: int = typer.Option(1, "--threads"),
+    device: str = typer.Option("cpu", "--device"),
+    verbose: bool = typer.Option(True, "--verbose/--quiet"),
+) -> None:
+    """Measure every defence against the registration attacker and a learned metric attacker (docs/cxr.md)."""
+    _torch(threads)
+    _logging(verbose)
+    from medveil.cxr import attack as A
+    from medveil.cxr import registration as R
+    from medveil.cxr.attackers import MetricBudget
+
+    b = _budget(budget)
+    chosen_attackers = [a.strip() for a in attackers.split(",") if a.strip()]
+    if not chosen_attackers or set(chosen_attackers) - set(A.ATTACKERS):
+        fail(f"--attackers must name {', '.join(A.ATTACKERS)}")
+    if defences.strip() == "all":
+        chosen = list(A.DEFENCES)
+    else:
+        chosen = []
+        for name in (n.strip() for n in defences.split(",") if n.strip()):
+            if name not in A.BY_NAME:
+                fail(f"unknown defence {name!r}; known: {', '.join(A.BY_NAME)}")
+            chosen.append(A.BY_NAME[name])
+        if "none" not in [d.name for d in chosen]:
+            chosen.insert(0, A.BY_NAME["none"])
+    tiny = budget == "tiny"
+    metric_budget = MetricBudget.tiny() if tiny else MetricBudget()
+    reg_config = R.RegistrationConfig.tiny() if tiny else R.RegistrationConfig()
+    if not report_only:
+        ds, _ = _dataset(data, phantom, size)
+        for run in (int(r) for r in runs.split(",") if r.strip()):
+            A.attack_run(ds, run, chosen, chosen_attackers, b, work, metric_budget=metric_budget,
+                         attacker_seeds=attacker_seeds, reg_config=reg_config, device=device)
+    tables = {a: A.aggregate(work, a, bootstrap) for a in A.ATTACKERS}
+    tables = {a: rows for a, rows in tables.items() if rows}
+    if not tables:
+        fail(f"no attack results under {work}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    A.write_report(tables, out, {"data": "phantoms" if phantom else "../shared/cxr", "size": size,
+                                 "budget": budget, "device": device, "bootstrap": bootstrap,
+                                 "attacker_seeds": attacker_seeds})
+    for attacker, rows in tables.items():
+        Console().print(f"[bold]{attacker}[/]")
+        Console().print(A.markdown_table(rows, attacker))
+    Console().print(f"report: {out} (+ {out.with_suffix('.json').name}, {out.with_suffix('.png').name})")
+
+
 @cxr_app.command("anonymize")
 def anonymize_cmd(
-    src: Path = typer.Argument(..., help="Input image (PNG or any 8/16-bit greyscale Pillow reads)."),
-    dst: Path = typer.Argument(..., help="Output PNG (same size and bit depth as the input)."),
+    src: Path = typer.Argument(..., help="Input: a DICOM file, or a PNG (any 8/16-bit greyscale image Pillow reads)."),
+    dst: Path = typer.Argument(..., help="Output file: DICOM for a DICOM input, else an image of the input's size "
+                                         "and bit depth."),
     model: Path | None = typer.Option(None, "--model", help="Checkpoint from 'medveil cxr train' (default: shipped)."),
+    profile: str = typer.Option("basic", "--profile", "-p", help="DICOM only: the de-identification profile."),
+    key_file: Path | None = typer.Option(None, "--key-file", "-k", help="DICOM only: secret key (or set "
+                                                                         "MEDVEIL_KEY_FILE)."),
+    throwaway_key_: bool = typer.Option(False, "--throwaway-key", help="DICOM only: a random key for this file."),
     threads: int = typer.Option(1, "--threads"),
 ) -> None:
-    """Anonymise one chest radiograph image."""
+    """Anonymise one chest radiograph.
+
+    A DICOM file goes through exactly what 'medveil deidentify --clean-visual-features cxr' does to it (header
+    de-identification with the profile and key, the frontal-chest decision, the warp, fail closed): the output is
+    written only when the image was warped; anything else (not a frontal chest radiograph, or quarantined) writes
+    nothing and exits 1 with the reason.  Other files are read as images (PNG) and warped.
+    """
     _torch(threads)
-    import numpy as np
-    from PIL import Image
-
-    from medveil.cxr.apply import anonymise_image
-    from medveil.cxr.dicom import load_model
-
     if not src.is_file():
-        fail(f"no such file: {src}")
-    gen, size = load_model(model)
-    with Image.open(src) as im:
-        arr = np.asarray(im)
+        fail("no such input file")
+    if _is_dicom(src):
+        _anonymize_dicom(src, dst, model, profile, key_file, throwaway_key_)
+        return
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from medveil.cxr.apply import anonymise_values
+    from medveil.cxr.dicom import load_model
+    from medveil.cxr.intensity import display_window
+
+    try:
+        with Image.open(src) as im:
+            arr = np.asarray(im)
+    except (UnidentifiedImageError, OSError):
+        fail("the input is neither DICOM nor an image Pillow can read")
     if arr.ndim != 2:
         arr = np.asarray(Image.fromarray(arr).convert("L"))
-    top = 65535.0 if arr.dtype == np.uint16 or arr.max() > 255 else 255.0
-    out = anonymise_image(gen, arr.astype(np.float32) / top, size)
-    dtype = np.uint16 if top > 255 else np.uint8
-    Image.fromarray(np.round(out * top).astype(dtype)).save(dst)
-    Console().print(f"anonymised image written to {dst}")
+    bits = 8 if arr.dtype == np.uint8 else 16
+    gen, size = load_model(model)
+    out = anonymise_values(gen, arr, display_window(arr, bits=bits), size)
+    dtype = np.uint8 if bits == 8 else np.uint16
+    Image.fromarray(np.clip(np.rint(out), 0, np.iinfo(dtype).max).astype(dtype)).save(dst)
+    Console().print("anonymised image written")
+
+
+def _is_dicom(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    if head[128:132] == b"DICM" or head[:4] == b"DICM":
+        return True
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return False
+    import pydicom
+
+    from medveil.quiet import silenced
+
+    try:
+        with silenced():
+            ds = pydicom.dcmread(path, force=True, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+        return "SOPClassUID" in ds
+    except Exception:
+        return False
+
+
+def _anonymize_dicom(src: Path, dst: Path, model: Path | None, profile: str, key_file: Path | None,
+                     throwaway: bool) -> None:
+    """One DICOM file through the same core as ``deidentify --clean-visual-features cxr``."""
+    import json
+    from dataclasses import replace
+
+    from medveil.cli import _load_key, _policy
+    from medveil.errors import MedveilError
+    from medveil.runner.core import deidentify_bytes
+
+    try:
+        policy = _policy(profile, None, [], None)
+        policy = replace(policy, visual_features="cxr", visual_features_model=str(model) if model else None)
+        key = _load_key(key_file, throwaway)
+    except MedveilError as exc:
+        fail(str(exc))
+    out, record = deidentify_bytes(src.read_bytes(), policy, key)
+    if record.status != "written":
+        fail(f"not written (quarantined): {out}", code=1)
+    events = dict(record.events)
+    if "visual-features-cleaned" not in events:
+        why = json.loads(events.get("visual-features-not-applicable", "{}")).get("why", "not a frontal chest image")
+        fail(f"not written: the anonymiser does not apply to this image ({why})", code=1)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(out)
+    done = json.loads(events["visual-features-cleaned"])
+    Console().print(f"de-identified and anonymised DICOM written ({done['frames']} frame(s), decided by "
+                    f"{done['decided_by']}: {done['why']})")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,13 +8,20 @@ as the "Clean Recognizable Visual Features" step.
 
 Modules (each with one job):
 
-- ``warp``      the deformation operator (and the original whole-grid-smoothing variant for comparison)
-- ``models``    U-Net anonymiser, Siamese attacker, finding classifier, lung segmentation
-- ``controls``  the comparison methods: random warp, DP-Pix, Gaussian blur, Privacy-Net-style generator
-- ``data``      the image index, labels, patient-disjoint folds, pair sampling, lung masks, phantoms
-- ``train``     training loops (utility models, attacker, anonymiser pre-training and adversarial training)
-- ``evaluate``  the evaluation protocol, bootstrap-by-patient confidence intervals, table and plot
-- ``dicom``     applying a trained anonymiser to a chest CR/DX DICOM dataset
+- ``warp``        the deformation operator (and the original whole-grid-smoothing variant for comparison)
+- ``models``      U-Net anonymiser, Siamese attacker, finding classifier, lung segmentation
+- ``controls``    the comparison methods: random warp, phase-randomised matched warp, DP-Pix, Gaussian blur
+- ``data``        the image index, labels, patient-disjoint folds, pair sampling, lung masks, phantoms
+- ``train``       training loops (utility models, attacker, anonymiser pre-training and adversarial training)
+- ``evaluate``    the first evaluation protocol, bootstrap-by-patient confidence intervals, table and plot
+- ``registration``  the registration attacker (affine then deformable, similarity over the lung fields)
+- ``attackers``   the learned metric attacker trained on published-vs-real pairs
+- ``attack``      every defence against the two stronger attackers, matched controls, two-level bootstrap
+- ``intensity``   the one stored-values-to-display normalisation (VOI LUT, window, bit depth)
+- ``applicable``  which DICOM images the anonymiser may touch (frontal chest CR/DX), from the header
+- ``lungs``       the shipped lung-field model and the image check where the header cannot tell
+- ``apply``       a trained anonymiser on one image of any size (field at training size, stored values warped)
+- ``dicom``       the ``--clean-visual-features cxr`` step: decide, warp every frame, record, or quarantine
 
 torch is an optional dependency (``pip install medveil[cxr]``); importing this package does not import it.
 """

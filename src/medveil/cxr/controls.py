@@ -8,6 +8,12 @@
   are in [0, 1], so the scale is ``m / (b^2 eps)``), where ``m`` is the number of pixels two neighbouring images
   may differ in.
 - ``gaussian_blur``: a plain low-pass control.
+- ``phase_randomised``: the matched control for a trained field.  The old random warp pushed white noise through the
+  same operator, and the smoothing attenuated it to about half the trained field's displacement, so "random does
+  nothing" could mean "small does nothing".  A phase-randomised surrogate of each image's trained field has the
+  same power spectrum (so the same smoothness and the same RMS displacement) and, after a per-image rescale, the
+  same mean displacement, but no relation to the image: if it protects as much as the trained field, the effect is
+  the displacement's size, not its targeting.
 - The Privacy-Net-style generator is a trained network: ``models.DirectGenerator``.
 """
 
@@ -51,3 +57,22 @@ def dp_pix(x: torch.Tensor, b: int, eps: float, m: int = 1, generator: torch.Gen
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian low-pass with replicate padding."""
     return W.smooth(x, sigma, "replicate")
+
+
+def phase_randomised(disp: torch.Tensor, generator: torch.Generator | None = None, scale: float = 1.0,
+                     bound: float | None = None) -> torch.Tensor:
+    """A random displacement (N, 2, H, W) with each image's and channel's power spectrum of ``disp``, rescaled so
+    that each image's mean displacement length is ``scale`` times that of ``disp``; each component is clipped to
+    ``[-bound, bound]`` when ``bound`` is given (the operator's ``mu``)."""
+    h, w = disp.shape[-2:]
+    spectrum = torch.fft.rfft2(disp.double())
+    noise = torch.randn(disp.shape, generator=generator, dtype=torch.float64)
+    phase = torch.fft.rfft2(noise)
+    phase = phase / phase.abs().clamp(min=1e-12)  # white noise's phases carry the symmetry a real field needs
+    out = torch.fft.irfft2(spectrum.abs() * phase, s=(h, w))
+    mag_old = disp.double().pow(2).sum(1).sqrt().mean((1, 2))
+    mag_new = out.pow(2).sum(1).sqrt().mean((1, 2)).clamp(min=1e-12)
+    out = out * (scale * mag_old / mag_new)[:, None, None, None]
+    if bound is not None:
+        out = out.clamp(-bound, bound)
+    return out.to(disp.dtype)

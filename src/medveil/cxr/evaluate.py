@@ -89,9 +89,23 @@ def _cached(model: torch.nn.Module, path: Path, build) -> torch.nn.Module:
     return trained
 
 
-def evaluate_run(ds: Dataset, run: int, methods: list[Method], budget: T.Budget, work: Path,
-                 device: str = "cpu", k: int = 5) -> list[dict]:
-    """Evaluate ``methods`` on fold ``run``; returns the per-method result dicts (cached under ``work``)."""
+@dataclass
+class RunSetup:
+    """What every method of a run shares: the split, the pairs and the models trained on real images."""
+
+    run: int
+    seed: int
+    split: dict[str, np.ndarray]
+    val_pairs: np.ndarray
+    test_pairs: np.ndarray
+    classifier: torch.nn.Module
+    segmenter: torch.nn.Module
+    real_attacker: torch.nn.Module
+    rdir: Path
+
+
+def prepare_run(ds: Dataset, run: int, budget: T.Budget, work: Path, device: str = "cpu", k: int = 5) -> RunSetup:
+    """Split, pairs and the utility models and baseline attacker of fold ``run`` (trained once, cached)."""
     from medveil.cxr.models import Classifier, SiameseNet, UNet
 
     rdir = work / f"run{run}"
@@ -101,7 +115,6 @@ def evaluate_run(ds: Dataset, run: int, methods: list[Method], budget: T.Budget,
     val_pairs = sample_pairs(split["val"], ds.patients, ds.sources, np.random.default_rng(seed + 1), budget.pair_cap)
     test_pairs = sample_pairs(split["test"], ds.patients, ds.sources, np.random.default_rng(seed + 2), budget.pair_cap)
     real = ds.images
-
     clf = _cached(Classifier(ds.labels.shape[1], budget.widths), rdir / "classifier.pt",
                   lambda: T.train_classifier(ds, split["train"], split["val"], budget, seed, device))
     seg = _cached(UNet(1, 1, budget.seg_base, 3), rdir / "segmenter.pt",
@@ -109,6 +122,17 @@ def evaluate_run(ds: Dataset, run: int, methods: list[Method], budget: T.Budget,
     real_attacker = _cached(SiameseNet(budget.widths), rdir / "attacker_real.pt",
                             lambda: T.train_attacker(real, ds, split["train"], real, real, val_pairs, budget, seed,
                                                      device))
+    return RunSetup(run, seed, split, val_pairs, test_pairs, clf, seg, real_attacker, rdir)
+
+
+def evaluate_run(ds: Dataset, run: int, methods: list[Method], budget: T.Budget, work: Path,
+                 device: str = "cpu", k: int = 5) -> list[dict]:
+    """Evaluate ``methods`` on fold ``run``; returns the per-method result dicts (cached under ``work``)."""
+    setup = prepare_run(ds, run, budget, work, device, k)
+    rdir, split, seed = setup.rdir, setup.split, setup.seed
+    val_pairs, test_pairs = setup.val_pairs, setup.test_pairs
+    clf, seg, real_attacker = setup.classifier, setup.segmenter, setup.real_attacker
+    real = ds.images
     test = split["test"]
     seg_test = test[ds.has_mask[test]] if ds.has_mask is not None else test[:0]
     results = []

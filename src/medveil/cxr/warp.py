@@ -87,3 +87,18 @@ def measured_displacement_px(raw: torch.Tensor, mu: float, sigma: float) -> tupl
     px = torch.stack([d[:, 0] * (w - 1) / 2, d[:, 1] * (h - 1) / 2], 1)
     mag = px.pow(2).sum(1).sqrt()
     return float(mag.mean()), float(mag.max())
+
+
+def warp_by(x: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
+    """Deform images ``x`` (N, 1, H, W) by a given displacement (N, 2, H, W) in normalised units (border padding)."""
+    n, _, h, w = x.shape
+    grid = identity_grid(n, h, w, x.device, x.dtype) - disp.permute(0, 2, 3, 1).to(x)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def displacement_px(disp: torch.Tensor) -> tuple[float, float]:
+    """(mean, max) Euclidean length in pixels of a normalised displacement (N, 2, H, W)."""
+    h, w = disp.shape[-2:]
+    px = torch.stack([disp[:, 0] * (w - 1) / 2, disp[:, 1] * (h - 1) / 2], 1)
+    mag = px.pow(2).sum(1).sqrt()
+    return float(mag.mean()), float(mag.max())
