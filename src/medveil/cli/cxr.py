@@ -312,14 +312,14 @@ def _anonymize_dicom(src: Path, dst: Path, model: Path | None, profile: str, key
     import json
     from dataclasses import replace
 
-    from medveil.cli import _load_key, _policy
+    from medveil.cli.deidentify import build_policy, load_run_key
     from medveil.errors import MedveilError
     from medveil.runner.core import deidentify_bytes
 
     try:
-        policy = _policy(profile, None, [], None)
+        policy = build_policy(profile, None, [], None)
         policy = replace(policy, visual_features="cxr", visual_features_model=str(model) if model else None)
-        key = _load_key(key_file, throwaway)
+        key, _ = load_run_key(key_file, throwaway)
     except MedveilError as exc:
         fail(str(exc))
     out, record = deidentify_bytes(src.read_bytes(), policy, key)

@@ -67,7 +67,7 @@ class Overlays(str, Enum):
     keep = "keep"
 
 
-def _policy(profile: str, recipe: Path | None, option: list[str], burned_in: BurnedIn | None,
+def build_policy(profile: str, recipe: Path | None, option: list[str], burned_in: BurnedIn | None,
             without: list[str] = ()):
     extra = frozenset(Option.parse(o) for o in option)
     removed = frozenset(Option.parse(o) for o in without)
@@ -246,7 +246,7 @@ def deidentify(
     budget = _size(memory_budget, "--memory-budget")
     quarantine_limit = _size(quarantine_max, "--quarantine-max")
     try:
-        policy = _policy(profile, recipe, option, burned_in, without)
+        policy = build_policy(profile, recipe, option, burned_in, without)
         if clean_visual_features is not None or cxr_model is not None:
             policy = replace(policy, visual_features=clean_visual_features or "cxr",
                              visual_features_model=str(cxr_model) if cxr_model else None)

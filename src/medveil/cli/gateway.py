@@ -22,9 +22,9 @@ def _policy_and_key(profile, recipe, option, without, burned_in, sequential_ids,
                     key_file, throwaway_key):
     from dataclasses import replace
 
-    from medveil.cli.deidentify import BurnedIn, PixelScan, _check_ocr, _pixel_settings, _policy, load_run_key
+    from medveil.cli.deidentify import BurnedIn, PixelScan, _check_ocr, _pixel_settings, build_policy, load_run_key
 
-    policy = _policy(profile, recipe, option, BurnedIn(burned_in) if burned_in else None, without)
+    policy = build_policy(profile, recipe, option, BurnedIn(burned_in) if burned_in else None, without)
     if sequential_ids:
         policy = replace(policy, sequential_patient_ids=True)
     policy = _pixel_settings(policy, None, PixelScan(pixel_scan) if pixel_scan else None, ocr, None, None, None)

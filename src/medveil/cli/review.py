@@ -97,7 +97,7 @@ def _is_loopback(host: str) -> bool:
 def _reviewer(key_file, profile, option, without, recipe, sequential_ids, output, mappings, reviewer_type):
     from dataclasses import replace
 
-    from medveil.cli.deidentify import KEY_ENV, _policy
+    from medveil.cli.deidentify import KEY_ENV, build_policy
     from medveil.pseudonym import load_key
 
     if key_file is None and os.environ.get(KEY_ENV):
@@ -105,7 +105,7 @@ def _reviewer(key_file, profile, option, without, recipe, sequential_ids, output
     key = load_key(key_file) if key_file is not None else None
     policy = None
     if profile is not None or recipe is not None:
-        policy = _policy(profile or "basic", recipe, option, None, without)
+        policy = build_policy(profile or "basic", recipe, option, None, without)
         if sequential_ids:
             policy = replace(policy, sequential_patient_ids=True)
     return reviewer_type(key=key, policy=policy, mappings_dir=mappings,
