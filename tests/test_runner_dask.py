@@ -134,7 +134,7 @@ def test_a_retried_batch_leaves_no_duplicates(tmp_path, inputs, cluster):
         done = client.submit(flaky, jobs, retries=1, pure=False).result()
     assert marker.exists()
     written = tree(Path(target.root))
-    assert len(written) == len({d.record.relpath for d in done if d.status in ("written", "unchanged")}) > 2
+    assert len(written) == len({d.relpath for d in done if d.status in ("written", "unchanged")}) > 2
     reference = Location(tmp_path / "once")
     run_batch(jobs, source, reference, BASIC, KEY)
     assert written == tree(Path(reference.root))

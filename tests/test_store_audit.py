@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from medveil.errors import MedveilError
-from medveil.store.audit import SCHEMA_VERSION, AuditStore, AuditStoreError, FileRecord
+from medveil.store.audit import SCHEMA_VERSION, AuditStore, AuditStoreError, StoredResult
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 ORIGINAL = "/data/DOE^JOHN/study/IM0001.dcm"
@@ -127,7 +127,7 @@ def test_last_result_is_most_recent_over_runs(tmp_path: Path) -> None:
     # A new process (resume) sees what the crashed one committed.
     with AuditStore.open(path) as store:
         record = store.last_result("ref:a")
-        assert record == FileRecord(run_id="run-1", input_ref="ref:a", status="quarantined",
+        assert record == StoredResult(run_id="run-1", input_ref="ref:a", status="quarantined",
                                     input_sha256="aa", output_relpath=None, output_sha256=None,
                                     reason="cannot be parsed as DICOM")
         _start(store, "run-0")  # run ids need not sort by time

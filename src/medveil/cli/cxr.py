@@ -314,6 +314,7 @@ def _anonymize_dicom(src: Path, dst: Path, model: Path | None, profile: str, key
 
     from medveil.cli.deidentify import build_policy, load_run_key
     from medveil.errors import MedveilError
+    from medveil.records import Status
     from medveil.runner.core import deidentify_bytes
 
     try:
@@ -323,7 +324,7 @@ def _anonymize_dicom(src: Path, dst: Path, model: Path | None, profile: str, key
     except MedveilError as exc:
         fail(str(exc))
     out, record = deidentify_bytes(src.read_bytes(), policy, key)
-    if record.status != "written":
+    if record.status is not Status.WRITTEN:
         fail(f"not written (quarantined): {out}", code=1)
     events = dict(record.events)
     if "visual-features-cleaned" not in events:

@@ -14,6 +14,7 @@ import typer
 
 from medveil.cli.common import console, fail
 from medveil.errors import MedveilError
+from medveil.records import Status
 
 DEFAULT_AE = "MEDVEIL"
 
@@ -152,7 +153,7 @@ def _status_line(gateway, summary=None) -> str:
     text = (f"received {received} (queued {counts.get('written', 0)}, already forwarded "
             f"{counts.get('unchanged', 0)}, quarantined {counts.get('quarantined', 0)}); "
             f"forwarded {forwarder.sent if forwarder else 0}; outbox {len(gateway.ledger.outbox)}")
-    refused = received - counts.get("written", 0) - counts.get("unchanged", 0) - counts.get("quarantined", 0)
+    refused = received - counts.get(Status.WRITTEN, 0) - counts.get(Status.UNCHANGED, 0) - counts.get(Status.QUARANTINED, 0)
     if refused:
         text += f"; refused for lack of resources {refused}"
     if forwarder and forwarder.last_error:
@@ -249,8 +250,8 @@ def pull(
     result = {"studies_found": report.studies_found, "studies_moved": report.studies_moved,
               "suboperations": {"completed": report.completed, "failed": report.failed,
                                 "warning": report.warning},
-              "received": sum(counts.values()), "queued": counts.get("written", 0),
-              "already_forwarded": counts.get("unchanged", 0), "quarantined": counts.get("quarantined", 0),
+              "received": sum(counts.values()), "queued": counts.get(Status.WRITTEN, 0),
+              "already_forwarded": counts.get(Status.UNCHANGED, 0), "quarantined": counts.get(Status.QUARANTINED, 0),
               "forwarded": gateway.forwarder.sent, "outbox": left, "problems": report.problems,
               "run_id": summary.run_id, "workspace": str(summary.workspace)}
     if as_json:
@@ -265,7 +266,7 @@ def pull(
                           "'medveil pull' with this workspace forwards them")
     if left or not drained:
         raise typer.Exit(4)
-    if counts.get("quarantined", 0) or report.failed:
+    if counts.get(Status.QUARANTINED, 0) or report.failed:
         raise typer.Exit(1)
 
 

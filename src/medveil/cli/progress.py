@@ -25,6 +25,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from medveil.records import Status
+
 
 def _duration(seconds: float) -> str:
     seconds = int(max(0, seconds))
@@ -77,12 +79,12 @@ class RunProgress:
         if self._bar is not None:
             self._bar.update(self._task, total=total)
 
-    def __call__(self, status: str) -> None:
+    def __call__(self, status: Status) -> None:
         """One input finished with *status*."""
         self.done += 1
         self.statuses[status] += 1
         if self._bar is not None:
-            held = self.statuses["quarantined"]
+            held = self.statuses[Status.QUARANTINED]
             self._bar.update(self._task, advance=1, held=f"quarantined: {held}" if held else "")
         elif self._lines:
             now = self.clock()
@@ -104,4 +106,4 @@ class RunProgress:
             share, eta = f"{self.done} files", ""
         held = {"verifying": "flagged", "scoring": "missing"}.get(self.what, "quarantined")
         return (f"medveil {self.what}: {share}, {rate:.1f} files/s, elapsed {_duration(elapsed)}{eta}, "
-                f"{held} so far: {self.statuses['quarantined']}")
+                f"{held} so far: {self.statuses[Status.QUARANTINED]}")

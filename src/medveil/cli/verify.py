@@ -13,6 +13,7 @@ from rich.markup import escape
 from medveil.cli.common import fail
 from medveil.cli.progress import RunProgress
 from medveil.policy import PixelSettings
+from medveil.records import Status
 from medveil.errors import MedveilError
 
 
@@ -78,7 +79,7 @@ def verify(
             checked += 1
             relpath = str(path.relative_to(output_dir))
             results.update(_check(path, relpath, matcher, engines))
-            progress("quarantined" if relpath in results else "written")
+            progress(Status.QUARANTINED if relpath in results else Status.WRITTEN)
     if as_json:
         typer.echo(json.dumps({"checked": checked, "failed": len(results), "against": note,
                                "ocr": engines or [], "files": results}, indent=2, sort_keys=True))

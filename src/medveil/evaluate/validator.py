@@ -25,6 +25,7 @@ from medveil.evaluate.mappings import Mappings, infer_mappings, load_mappings
 from medveil.evaluate.score import CheckResult, Scores, instance_scores, series_scores
 from medveil.pixels.ocr import OcrUnavailable, available_engines, prepare_for_ocr
 from medveil.quiet import silenced
+from medveil.records import Status
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def _validate(output_dir: Path, answer_key: Path, mappings_dir: Path | None, ori
     matched = missing = unreadable_rows = 0
     for row in rows:
         paths = _paths_for(row, mappings, index, unreadable_by_original)
-        progress("written" if paths else "quarantined")
+        progress(Status.WRITTEN if paths else Status.QUARANTINED)
         if not paths:
             missing += 1
             results.extend(_result(row, None, check, missing_outcome(check)) for check in row.checks)

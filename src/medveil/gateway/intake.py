@@ -22,6 +22,7 @@ from medveil.engine.deidentify import IMPLEMENTATION_CLASS_UID
 from medveil.gateway.ledger import Admitted, Ledger, instance_ref
 from medveil.policy import Policy
 from medveil.pseudonym import Key
+from medveil.records import Status
 from medveil.runner.core import deidentify_bytes
 
 
@@ -66,9 +67,9 @@ class Intake:
             return self.ledger.unchanged(ref, hashlib.sha256(data).hexdigest(), label)
         patient_id = self.ledger.sequential_patient_id(data)
         cleaned, record = deidentify_bytes(data, self.policy, self.key, patient_id=patient_id)
-        if record.status != "written":
+        if record.status is not Status.WRITTEN:
             return self.ledger.quarantine(ref, data, record.reason or "unknown", record.input_sha256, label)
         admitted = self.ledger.release(ref, data, cleaned, record, label)
-        if admitted.status == "written":
+        if admitted.status is Status.WRITTEN:
             self.on_queued()
         return admitted

@@ -35,7 +35,7 @@ from typing import Any
 from medveil.gateway.outbox import Entry, Outbox
 from medveil.pseudonym import Key, derive
 from medveil.runner.book import RunBook, RunConfig, RunSummary
-from medveil.runner.core import AuditRecord
+from medveil.records import FileRecord, Status
 from medveil.store.private import open_private
 
 
@@ -48,7 +48,7 @@ def instance_ref(key: Key, sop_instance_uid: str) -> str:
 class Admitted:
     """What became of one received file."""
 
-    status: str  # "written" (in the outbox), "unchanged" (already forwarded), "quarantined"
+    status: Status  # WRITTEN (in the outbox), UNCHANGED (already forwarded), QUARANTINED
     reason: str | None = None
     entry: Entry | None = None
 
@@ -107,7 +107,7 @@ class Ledger:
     def _already_forwarded(self, ref: str, input_sha256: str) -> bool:
         store = self.book.store
         last = store.last_result(ref)
-        if (last is None or last.status not in ("written", "unchanged") or last.input_sha256 != input_sha256
+        if (last is None or not last.status.released or last.input_sha256 != input_sha256
                 or last.settings != self.book.settings):
             return False
         if self.mappings_dir is not None and not last.journaled:
@@ -129,23 +129,23 @@ class Ledger:
 
     def _unchanged(self, ref: str, input_sha256: str, label: str) -> Admitted:
         last = self.book.store.last_result(ref)
-        self.book.record(ref, label, "unchanged", None, input_sha256=input_sha256,
+        self.book.record(ref, label, Status.UNCHANGED, None, input_sha256=input_sha256,
                          output_relpath=last.output_relpath, output_sha256=last.output_sha256,
                          settings=self.book.settings, journaled=last.journaled)
-        return Admitted("unchanged")
+        return Admitted(Status.UNCHANGED)
 
     def quarantine(self, ref: str, data: bytes, reason: str, input_sha256: str | None, label: str) -> Admitted:
         return self._call(self._quarantine, ref, data, reason, input_sha256, label)
 
     def _quarantine(self, ref, data, reason, input_sha256, label) -> Admitted:
         self.book.refuse(ref, label, reason, input_sha256=input_sha256, copier=_write_private(data))
-        return Admitted("quarantined", reason)
+        return Admitted(Status.QUARANTINED, reason)
 
-    def release(self, ref: str, data: bytes, cleaned: bytes, record: AuditRecord, label: str) -> Admitted:
+    def release(self, ref: str, data: bytes, cleaned: bytes, record: FileRecord, label: str) -> Admitted:
         """Record a cleaned file and put it in the outbox; a clash sends the input to quarantine."""
         return self._call(self._release, ref, data, cleaned, record, label)
 
-    def _release(self, ref, data, cleaned, record: AuditRecord, label) -> Admitted:
+    def _release(self, ref, data, cleaned, record: FileRecord, label) -> Admitted:
         why = self.book.claim(record.relpath, record.output_sha256, record.uid_pairs, record.patient_pairs)
         if why is not None:
             return self._quarantine(ref, data, why, record.input_sha256, label)
@@ -153,9 +153,9 @@ class Ledger:
         if record.uid_pairs or record.patient_pairs:
             self._dirty = True
         # Recorded first, then queued: the forwarder only ever sees files the store holds.
-        self.book.released(ref, label, "written", record)
+        self.book.released(ref, label, Status.WRITTEN, record)
         entry = self.outbox.put(cleaned, input_ref=ref, output_sha256=record.output_sha256)
-        return Admitted("written", entry=entry)
+        return Admitted(Status.WRITTEN, entry=entry)
 
     # -- forwarding and mapping files -------------------------------------------------
 

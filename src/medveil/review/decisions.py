@@ -38,6 +38,7 @@ from medveil.errors import MedveilError
 from medveil.policy import Policy
 from medveil.policy.fingerprint import settings_fingerprint
 from medveil.pseudonym import Key
+from medveil.records import Status
 from medveil.review.overview import DECISION, REVIEW_ENGINE, is_ref
 from medveil.runner.book import TMP_PREFIX, RunBook, RunConfig
 from medveil.runner.core import deidentify_bytes
@@ -76,7 +77,7 @@ def _quarantined(store: AuditStore, workspace: Path, ref: str) -> dict:
     if not is_ref(ref):
         raise DecisionError("not an input reference")
     last = store.last_result(ref)
-    if last is None or last.status != "quarantined":
+    if last is None or last.status is not Status.QUARANTINED:
         raise DecisionError("that file is not in quarantine")
     if not (workspace / "quarantine" / f"{ref}.dcm").is_file():
         raise DecisionError("the quarantine copy of that file is missing")
@@ -86,7 +87,7 @@ def _quarantined(store: AuditStore, workspace: Path, ref: str) -> dict:
     return run
 
 
-def _record(store: AuditStore, run: dict, ref: str, status: str, detail: dict, *, reason: str | None = None,
+def _record(store: AuditStore, run: dict, ref: str, status: Status, detail: dict, *, reason: str | None = None,
             done=None) -> str:
     """One decision as a run of its own; returns its run id."""
     run_id = uuid.uuid4().hex
@@ -109,9 +110,10 @@ def _record(store: AuditStore, run: dict, ref: str, status: str, detail: dict, *
                           input_sha256=getattr(done, "input_sha256", None),
                           output_relpath=getattr(done, "relpath", None),
                           output_sha256=getattr(done, "output_sha256", None),
-                          settings=recorded.get("settings") if status == "written" else None)
-    store.finish_run(run_id, files_total=1, files_written=int(status == "written"),
-                     files_quarantined=int(status == "quarantined"), files_skipped=int(status == "skipped"))
+                          settings=recorded.get("settings") if status is Status.WRITTEN else None)
+    store.finish_run(run_id, files_total=1, files_written=int(status is Status.WRITTEN),
+                     files_quarantined=int(status is Status.QUARANTINED),
+                     files_skipped=int(status is Status.SKIPPED))
     return run_id
 
 
@@ -138,7 +140,7 @@ def drop(workspace: Path, ref: str) -> Outcome:
         with AuditStore.open(workspace / "audit.sqlite") as store:
             run = _quarantined(store, workspace, ref)
             at = utc_now()
-            _record(store, run, ref, "skipped", _detail("dropped", at), reason=DROPPED)
+            _record(store, run, ref, Status.SKIPPED, _detail("dropped", at), reason=DROPPED)
         for name in (f"{ref}.dcm", f"{ref}.reason.txt"):
             (workspace / "quarantine" / name).unlink(missing_ok=True)
     finally:
@@ -183,19 +185,19 @@ def release(workspace: Path, ref: str, reviewer: Reviewer, outputs: dict[str, st
         patient_id = book.sequential_patient_id(copy)
         out, record = deidentify_bytes(read_regular(copy), reviewer.policy, reviewer.key, patient_id=patient_id)
         at = utc_now()
-        why = record.reason if record.status != "written" else _taken(Path(output), record.relpath,
+        why = record.reason if record.status is not Status.WRITTEN else _taken(Path(output), record.relpath,
                                                                       record.output_sha256)
         if why is None:
             why = book.claim(record.relpath, record.output_sha256, record.uid_pairs, record.patient_pairs)
         if why is not None:
             book.quarantine_copy(ref, copy, why, copier=lambda _target: (True, record.input_sha256))
-            book.record(ref, copy, "quarantined", why, input_sha256=record.input_sha256)
+            book.record(ref, copy, Status.QUARANTINED, why, input_sha256=record.input_sha256)
             book.store.add_event(book.run_id, ref, DECISION,
                                  json.dumps(_detail("release-refused", at, why), sort_keys=True))
             return Outcome("release-refused", at, reason=why)
         book.sync()  # the pairs are durable before the file is released
         write_durably(Path(output) / record.relpath, out, TMP_PREFIX, make_parents=True)
-        book.released(ref, copy, "written", record)
+        book.released(ref, copy, Status.WRITTEN, record)
         book.store.add_event(book.run_id, ref, DECISION, json.dumps(_detail("released", at), sort_keys=True))
     for name in (f"{ref}.dcm", f"{ref}.reason.txt"):
         (quarantine / name).unlink(missing_ok=True)

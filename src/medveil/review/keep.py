@@ -2,7 +2,7 @@
 
 The coordinators of both engines (``runner.batch`` and ``runner.dask_runner``)
 call :meth:`ReviewKeeper.keep` once per released file, in input order, with
-the worker's account of it (an ``Outcome`` or the core's ``AuditRecord``:
+the worker's account of it (a :class:`medveil.records.FileRecord`:
 both carry ``review`` and ``relpath``).  The keeper also notes where the run's
 release tree is, so that a curator's release of a quarantined file lands
 beside the others.

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from medveil.errors import MedveilError
+from medveil.records import Status
 from medveil.review.database import ReviewDatabase
 from medveil.store.audit import AuditStore
 
@@ -107,11 +108,11 @@ class Overview:
 
     @property
     def quarantine_reasons(self) -> Counter:
-        return Counter(f.reason or "unknown" for f in self.files if f.status == "quarantined")
+        return Counter(f.reason or "unknown" for f in self.files if f.status == Status.QUARANTINED)
 
     @property
     def quarantined(self) -> list[FileState]:
-        return [f for f in self.files if f.status == "quarantined"]
+        return [f for f in self.files if f.status == Status.QUARANTINED]
 
     @property
     def masked(self) -> list[FileState]:

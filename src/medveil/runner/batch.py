@@ -42,7 +42,8 @@ from medveil.runner.book import (  # noqa: F401  (RunConfig and friends are this
 from medveil.runner.discover import DICOM, DICOMDIR, SKIPPED, UNREADABLE, discover
 from medveil.runner.limits import default_memory_budget
 from medveil.runner.pool import LocalPool
-from medveil.runner.process import Job, Outcome
+from medveil.records import FileRecord, Status
+from medveil.runner.process import Job
 
 #: Files whose pairs share one journal fsync, and the longest a finished file waits for its group.
 GROUP_FILES = 32
@@ -88,7 +89,7 @@ def _plan(book: RunBook, config: RunConfig, found: list) -> list[tuple[Job, Path
             done = book.resumable(ref, item.real)
             if done is not None:
                 book.claimed[Path(done.output_relpath).stem] = done.output_sha256
-                book.record(ref, item.path, "unchanged", None, input_sha256=done.input_sha256,
+                book.record(ref, item.path, Status.UNCHANGED, None, input_sha256=done.input_sha256,
                             output_relpath=done.output_relpath, output_sha256=done.output_sha256,
                             settings=done.settings, journaled=done.journaled)
                 continue
@@ -107,9 +108,9 @@ def _plan(book: RunBook, config: RunConfig, found: list) -> list[tuple[Job, Path
     return jobs
 
 
-def _finish_in_order(book: RunBook, results: Iterator[tuple[Job, Outcome]], paths: dict) -> None:
+def _finish_in_order(book: RunBook, results: Iterator[tuple[Job, FileRecord]], paths: dict) -> None:
     """Release finished files in groups: journal their pairs, sync once, move them, record them."""
-    group: list[tuple[Job, Outcome]] = []
+    group: list[tuple[Job, FileRecord]] = []
     started = time.monotonic()
     try:
         for job, outcome in results:
@@ -125,11 +126,11 @@ def _finish_in_order(book: RunBook, results: Iterator[tuple[Job, Outcome]], path
             _release_group(book, group, paths)
 
 
-def _release_group(book: RunBook, group: list[tuple[Job, Outcome]], paths: dict) -> None:
-    accepted: list[tuple[Job, Outcome]] = []
+def _release_group(book: RunBook, group: list[tuple[Job, FileRecord]], paths: dict) -> None:
+    accepted: list[tuple[Job, FileRecord]] = []
     for job, outcome in group:
         path = paths[job.index]
-        if outcome.status != "written":
+        if outcome.status is not Status.WRITTEN:
             if outcome.fatal:
                 _stop_full(book, group)
             book.refuse(outcome.input_ref, path, outcome.reason or "unknown",
@@ -152,17 +153,17 @@ def _release_group(book: RunBook, group: list[tuple[Job, Outcome]], paths: dict)
                 book.released(outcome.input_ref, paths[job.index], status, outcome)
 
 
-def _move(book: RunBook, outcome: Outcome) -> str | None:
-    """Move a finished temporary file into place: "written", "unchanged", or None when it cannot be."""
+def _move(book: RunBook, outcome: FileRecord) -> Status | None:
+    """Move a finished temporary file into place: written, unchanged, or None when it cannot be."""
     tmp = Path(outcome.tmp_path)
     target = book.config.output / outcome.relpath
     try:
         if target.is_file() and sha256_file(target) == outcome.output_sha256:
             tmp.unlink()
-            return "unchanged"
+            return Status.UNCHANGED
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)
-        return "written"
+        return Status.WRITTEN
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         import errno

@@ -43,10 +43,11 @@ from medveil.policy import Policy
 from medveil.policy.fingerprint import settings_fingerprint
 from medveil.pseudonym import Key, derive
 from medveil.quiet import silenced
+from medveil.records import FileRecord, Status
 from medveil.review.keep import ReviewKeeper
 from medveil.runner.discover import read_meta_group
 from medveil.runner.lock import LOCK_FILE, RunLock, locked_directory
-from medveil.store.audit import AuditStore, AuditStoreError, FileRecord
+from medveil.store.audit import AuditStore, AuditStoreError, StoredResult
 from medveil.store.journal import JOURNAL_FILE, JournalError, PairJournal
 from medveil.store.mappings import MappingCollisionError, MappingTable, write_mappings
 from medveil.store.private import FILE_MODE, open_private, private_dir
@@ -54,7 +55,6 @@ from medveil.store.private import FILE_MODE, open_private, private_dir
 TMP_PREFIX = ".medveil-tmp-"
 #: Quarantine copies larger than this are not made (the reason and the input's hash are kept).
 QUARANTINE_LIMIT = 1 << 30
-STATUSES = ("written", "unchanged", "quarantined", "skipped")
 
 
 class WorkspaceError(MedveilError):
@@ -402,12 +402,12 @@ class RunBook:
     def display(self, path: Path | str) -> str:
         return display_path(self.config.input, path)
 
-    def resumable(self, ref: str, real: Path) -> FileRecord | None:
+    def resumable(self, ref: str, real: Path) -> StoredResult | None:
         """The earlier record when a run already released this exact input the way this run would."""
         if not self.config.resume:
             return None
         last = self.store.last_result(ref)
-        if last is None or last.status not in ("written", "unchanged") or not last.output_relpath:
+        if last is None or not last.status.released or not last.output_relpath:
             return None
         why = None
         if last.settings != self.settings:
@@ -428,7 +428,8 @@ class RunBook:
             return None
         return last
 
-    def record(self, ref: str, path: Path | str, status: str, reason: str | None = None, **extra: Any) -> None:
+    def record(self, ref: str, path: Path | str, status: Status, reason: str | None = None, **extra: Any) -> None:
+        status = Status(status)
         extra.setdefault("input_sha256", None)
         try:
             self.store.record_file(self.run_id, input_ref=ref, status=status, reason=reason,
@@ -438,29 +439,29 @@ class RunBook:
             raise WorkspaceError(f"the audit store in {self.config.workspace} cannot be written "
                                  f"({type(exc).__name__}); files released before this are recorded") from None
         summary = self.summary
-        if status == "quarantined":
+        if status is Status.QUARANTINED:
             summary.quarantined += 1
             summary.reasons[reason or "unknown"] += 1
             summary.quarantined_inputs.append((self.display(path), reason or "unknown"))
-        elif status == "skipped":
+        elif status is Status.SKIPPED:
             summary.skipped += 1
             summary.reasons[reason or "skipped"] += 1
             summary.skipped_inputs.append((self.display(path), reason or "skipped"))
-        elif status == "written":
+        elif status is Status.WRITTEN:
             summary.written += 1
-        elif status == "unchanged":
+        elif status is Status.UNCHANGED:
             summary.unchanged += 1
         self.progress(status)
 
     def skip(self, ref: str, path: Path | str, reason: str) -> None:
-        self.record(ref, path, "skipped", reason)
+        self.record(ref, path, Status.SKIPPED, reason)
 
     def refuse(self, ref: str, path: Path | str, reason: str, *, input_sha256: str | None = None,
                copy_from: Path | None = None, copier: Callable[[Path], tuple[bool, str | None]] | None = None) -> None:
         """Quarantine an input: a private copy (when it can and may be made), its reason, its record."""
         note = self.quarantine_copy(ref, path, reason, copy_from=copy_from, copier=copier,
                                     input_sha256=input_sha256)
-        self.record(ref, path, "quarantined", reason + note, input_sha256=input_sha256)
+        self.record(ref, path, Status.QUARANTINED, reason + note, input_sha256=input_sha256)
 
     def quarantine_copy(self, ref: str, path: Path | str, reason: str, *, copy_from: Path | None = None,
                         copier: Callable[[Path], tuple[bool, str | None]] | None = None,
@@ -529,11 +530,11 @@ class RunBook:
         self.claimed[instance_of(relpath)] = output_sha256
         return None
 
-    def note_release(self, relpath: str, path: Path | str, status: str) -> None:
+    def note_release(self, relpath: str, path: Path | str, status: Status) -> None:
         """Remember which input released an instance first; a later identical one is its duplicate."""
         shown = self.display(path)
         first = self.first_input.setdefault(instance_of(relpath), shown)
-        if status == "unchanged" and first != shown:
+        if status is Status.UNCHANGED and first != shown:
             self.summary.duplicates.append((shown, first))
 
     def sync(self) -> None:
@@ -544,12 +545,8 @@ class RunBook:
             except JournalError as exc:
                 raise WorkspaceError(str(exc)) from None
 
-    def released(self, ref: str, path: Path | str, status: str, done: Any) -> None:
-        """Store what a released file's processing found: counts, events, fingerprints, its row.
-
-        *done* carries counts, events, fingerprints, hashes and the output's
-        relative path (the core's ``AuditRecord`` or the local runner's ``Outcome``).
-        """
+    def released(self, ref: str, path: Path | str, status: Status, done: FileRecord) -> None:
+        """Store what a released file's processing found: counts, events, fingerprints, its row."""
         summary = self.summary
         summary.actions.update(done.counts)
         for stale in (f"{ref}.dcm", f"{ref}.reason.txt"):

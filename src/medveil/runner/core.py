@@ -8,7 +8,8 @@ beyond what the policy compiled once per process; where the bytes come from
 and where they go is the engine's business.
 
 A file either comes out complete and verified, or not at all: every failure
-becomes a record with status "quarantined" and a reason that names no value.
+becomes a record with status :attr:`Status.QUARANTINED` and a reason that
+names no value.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import Counter
-from dataclasses import dataclass, field
 from io import BytesIO
 
 import pydicom
@@ -40,6 +39,7 @@ from medveil.policy import Option, Policy
 from medveil.policy.iod import load_attribute_types
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
+from medveil.records import FileRecord, Status
 from medveil.review.capture import HeaderSnapshot, ReviewMaterial, pixel_source, review_material
 from medveil.runner.burned_in import burned_in_reason
 from medveil.runner.encode import encode_file
@@ -51,30 +51,6 @@ from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dat
 
 _PATH_SAFE = re.compile(r"[^0-9A-Za-z._-]")
 PIXEL_DATA = 0x7FE00010
-
-
-@dataclass
-class AuditRecord:
-    """What the audit store and the mapping files need to know about one file.
-
-    It holds pseudonyms, hashes, counts and the original identifiers' mapping
-    pairs (which only ever go to the mapping files), never other values.
-    """
-
-    status: str = "quarantined"  # "written" (bytes returned) or "quarantined"
-    reason: str | None = None
-    relpath: str | None = None
-    input_sha256: str | None = None
-    output_sha256: str | None = None
-    #: Original identifiers (for the mapping files only): never in a repr, since engines log those.
-    uid_pairs: dict[str, str] = field(default_factory=dict, repr=False)
-    patient_pairs: dict[str, str] = field(default_factory=dict, repr=False)
-    counts: Counter = field(default_factory=Counter)
-    events: list[tuple[str, str]] = field(default_factory=list)
-    #: Keyed fingerprints of the input's identifiers (never the identifiers), for ``medveil verify``.
-    fingerprints: list[str] = field(default_factory=list, repr=False)
-    #: Header differences and before/after pictures of masked pixels, for the workspace only.
-    review: ReviewMaterial | None = field(default=None, repr=False)
 
 
 def _component(value: str) -> str:
@@ -108,7 +84,7 @@ def _ensure_file_meta(ds: Dataset) -> None:
 
 def deidentify_bytes(data: bytes, policy: Policy, key: Key, *,
                      patient_id: str | None = None,
-                     memory_budget: int | None = None) -> tuple[bytes | str, AuditRecord]:
+                     memory_budget: int | None = None) -> tuple[bytes | str, FileRecord]:
     """De-identify one encoded file: ``(cleaned bytes, record)`` or ``(reason, record)``.
 
     *patient_id* is the sequential Patient ID the engine assigned, when the
@@ -119,20 +95,19 @@ def deidentify_bytes(data: bytes, policy: Policy, key: Key, *,
     Never raises for a bad input: every failure is a quarantine reason that
     names no value.
     """
-    record = AuditRecord()
+    record = FileRecord()
     with silenced():
         try:
             out = _deidentify_bytes(data, policy, key, patient_id, record, memory_budget)
         except Exception as exc:  # fail closed: every error ends in quarantine, never a crash
-            record.status = "quarantined"
-            record.reason = safe_reason(exc)
+            record.refused(safe_reason(exc))
             return record.reason, record
-    record.status = "written"
+    record.status = Status.WRITTEN
     return out, record
 
 
 def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | None,
-                      record: AuditRecord, memory_budget: int | None) -> bytes:
+                      record: FileRecord, memory_budget: int | None) -> bytes:
     record.input_sha256 = hashlib.sha256(data).hexdigest()
     if data[:4] == b"DICM":  # meta group without the 128-byte preamble
         data = bytes(128) + data

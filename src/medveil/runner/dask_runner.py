@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -38,7 +38,8 @@ from medveil.policy import Policy
 from medveil.pseudonym import Key, derive
 from medveil.quiet import silenced
 from medveil.runner.book import RunBook, RunConfig, RunSummary, check_layout, input_ref, instance_of
-from medveil.runner.core import AuditRecord, deidentify_bytes
+from medveil.records import FileRecord, Status
+from medveil.runner.core import deidentify_bytes
 from medveil.runner.discover import DICOM, DICOMDIR, SKIPPED, UNREADABLE, classify_bytes, discover
 from medveil.runner.limits import default_memory_budget, file_limit
 from medveil.runner.locations import Location, LocationError
@@ -50,18 +51,8 @@ MAX_BATCH = 1000
 DICOMDIR_REASON = "DICOMDIR (an index; never copied)"
 
 
-@dataclass
-class Done:
-    """A worker's account of one input: the core's record and what happened to the output."""
-
-    index: int
-    input_ref: str
-    status: str  # "written", "unchanged", "quarantined" or "skipped"
-    record: AuditRecord = field(default_factory=AuditRecord)
-
-
 def run_batch(jobs: list[Job], source: Location, target: Location, policy: Policy, key: Key,
-              budget: int | None = None) -> list[Done]:
+              budget: int | None = None) -> list[FileRecord]:
     """One task: de-identify *jobs* in order, writing each output as soon as it is verified.
 
     Files are handled one at a time, so a worker holds one input and one
@@ -70,40 +61,37 @@ def run_batch(jobs: list[Job], source: Location, target: Location, policy: Polic
     return [_one(job, source, target, policy, key, budget) for job in jobs]
 
 
-def _one(job: Job, source: Location, target: Location, policy: Policy, key: Key, budget: int | None) -> Done:
-    done = Done(index=job.index, input_ref=job.input_ref, status="quarantined")
+def _one(job: Job, source: Location, target: Location, policy: Policy, key: Key,
+         budget: int | None) -> FileRecord:
+    done = FileRecord(index=job.index, input_ref=job.input_ref)
     try:
         data = source.read(job.path, limit=file_limit(budget) if budget else None)
     except MedveilError as exc:  # too large, or not a regular file
-        done.record.reason = str(exc)
-        return done
+        return done.refused(str(exc))
     except Exception as exc:  # unreadable input: quarantine with the error's type only
-        done.record.reason = f"unreadable: cannot be read ({type(exc).__name__})"
-        return done
+        return done.refused(f"unreadable: cannot be read ({type(exc).__name__})")
     if not source.local:  # local inputs were classified during discovery
         found = classify_bytes(PurePosixPath(job.path).name, data)
         if found.kind == DICOMDIR:
-            done.status, done.record.reason = "skipped", DICOMDIR_REASON
+            done.status, done.reason = Status.SKIPPED, DICOMDIR_REASON
             return done
         if found.kind != DICOM:
-            done.status = "skipped"
-            done.record.reason = f"not DICOM: {found.reason or 'not a DICOM file'}"
+            done.status = Status.SKIPPED
+            done.reason = f"not DICOM: {found.reason or 'not a DICOM file'}"
             return done
     out, record = deidentify_bytes(data, policy, key, patient_id=job.patient_id, memory_budget=budget)
     del data
-    done.record = record
-    if record.status != "written":
-        return done
+    record.index, record.input_ref = job.index, job.input_ref
+    if record.status is not Status.WRITTEN:
+        return record
     try:
         if target.sha256(target.join(record.relpath)) == record.output_sha256:
-            done.status = "unchanged"
+            record.status = Status.UNCHANGED
         else:
             target.write(record.relpath, out)
-            done.status = "written"
     except Exception as exc:  # disk full, network: the file is quarantined, the batch goes on
-        done.status = "quarantined"
-        done.record.reason = f"the output could not be written ({type(exc).__name__})"
-    return done
+        record.refused(f"the output could not be written ({type(exc).__name__})")
+    return record
 
 
 class _DaskCoordinator:
@@ -153,13 +141,12 @@ class _DaskCoordinator:
             return False, None
         return True, digest.hexdigest()
 
-    def finish_done(self, done: Done, job: Job) -> None:
-        record = done.record
+    def finish_done(self, record: FileRecord, job: Job) -> None:
         book = self.book
-        if done.status == "skipped":
-            book.skip(done.input_ref, job.path, record.reason or "skipped")
+        if record.status is Status.SKIPPED:
+            book.skip(record.input_ref, job.path, record.reason or "skipped")
             return
-        if done.status == "quarantined":
+        if record.status is Status.QUARANTINED:
             self.refuse(job, record.reason or "unknown", record.input_sha256)
             return
         instance = instance_of(record.relpath)
@@ -170,12 +157,12 @@ class _DaskCoordinator:
             self.refuse(job, why, record.input_sha256)
             return
         if claimed is not None:
-            done.status = "unchanged"  # an earlier input of this run wrote the same bytes
-        elif done.status == "unchanged" and record.relpath not in self.preexisting:
-            done.status = "written"
+            record.status = Status.UNCHANGED  # an earlier input of this run wrote the same bytes
+        elif record.status is Status.UNCHANGED and record.relpath not in self.preexisting:
+            record.status = Status.WRITTEN
         self.owner.setdefault(instance, (job, record.relpath))
         book.sync()
-        book.released(done.input_ref, job.path, done.status, record)
+        book.released(record.input_ref, job.path, record.status, record)
 
     def _withdraw(self, relpath: str, instance: str, sha256: str) -> None:
         """Undo a refused file's write: restore the earlier owner's output, or remove it."""
@@ -188,7 +175,7 @@ class _DaskCoordinator:
             return  # the object holds exactly the earlier file's bytes
         out, record = (None, None) if owner is None else deidentify_bytes(
             self.source.read(owner.path), self.config.policy, self.config.key, patient_id=owner.patient_id)
-        if record is None or record.status != "written" or record.output_sha256 != claimed:
+        if record is None or record.status is not Status.WRITTEN or record.output_sha256 != claimed:
             raise MedveilError("an output could not be restored after a clash; rerun with --no-resume")
         self.target.write(record.relpath, out)
 
@@ -257,7 +244,7 @@ def _submit_and_finish(client, as_completed, batches: list[list[Job]], source: L
         future = client.submit(run_batch, batch, source, target, policy, key, budget, retries=2, pure=False,
                                key=f"medveil-batch-{run_id}-{number}")
         futures[future] = number
-    ready: dict[int, list[Done]] = {}
+    ready: dict[int, list[FileRecord]] = {}
     next_batch = 0
     for future in as_completed(futures):
         number = futures.pop(future)
@@ -319,7 +306,7 @@ def _jobs(book: RunBook, coordinator: _DaskCoordinator, source: Location, target
                     book.claimed[instance_of(done.output_relpath)] = done.output_sha256
                     coordinator.owner[instance_of(done.output_relpath)] = (
                         Job(item.index, item.real, item.ref), done.output_relpath)
-                    book.record(item.ref, item.path, "unchanged", None, input_sha256=done.input_sha256,
+                    book.record(item.ref, item.path, Status.UNCHANGED, None, input_sha256=done.input_sha256,
                                 output_relpath=done.output_relpath, output_sha256=done.output_sha256,
                                 settings=done.settings, journaled=done.journaled)
                     continue

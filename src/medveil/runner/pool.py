@@ -29,7 +29,8 @@ from pathlib import Path
 
 from medveil.policy import Policy
 from medveil.pseudonym import Key
-from medveil.runner.process import Job, Outcome, process
+from medveil.records import FileRecord
+from medveil.runner.process import Job, process
 
 _GRACE_SECONDS = 2.0
 
@@ -47,7 +48,7 @@ def _init(policy: Policy, key: Key, tmp_dir: str, budget: int | None, tag: str) 
     _STATE.update(policy=policy, key=key, tmp_dir=Path(tmp_dir), budget=budget, tag=tag)
 
 
-def _work(job: Job) -> Outcome:
+def _work(job: Job) -> FileRecord:
     return process(job, _STATE["policy"], _STATE["key"], _STATE["tmp_dir"], _STATE["budget"], _STATE["tag"])
 
 
@@ -57,13 +58,12 @@ def _alone(conn, job: Job, args: tuple) -> None:
     conn.close()
 
 
-def _died(job: Job, exitcode: int | None) -> Outcome:
+def _died(job: Job, exitcode: int | None) -> FileRecord:
     if exitcode is not None and exitcode < 0:
         how = f"killed by signal {-exitcode}" + (" (out of memory?)" if -exitcode == signal.SIGKILL else "")
     else:
         how = f"exit status {exitcode}"
-    return Outcome(index=job.index, input_ref=job.input_ref, status="quarantined",
-                   reason=f"worker died while processing this file ({how})")
+    return FileRecord(index=job.index, input_ref=job.input_ref, reason=f"worker died while processing this file ({how})")
 
 
 class LocalPool:
@@ -78,10 +78,10 @@ class LocalPool:
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, initializer=_init, initargs=self.args)
 
-    def results(self, jobs: list[Job]) -> Iterator[tuple[Job, Outcome]]:
+    def results(self, jobs: list[Job]) -> Iterator[tuple[Job, FileRecord]]:
         """Yield ``(job, outcome)`` for every job, in the order given."""
         pending = deque(jobs)
-        flight: deque[tuple[Job, Future | Outcome]] = deque()
+        flight: deque[tuple[Job, Future | FileRecord]] = deque()
         self._pool = self._new_pool()
         try:
             while pending or flight:
@@ -120,7 +120,7 @@ class LocalPool:
                 else:
                     flight[position] = (job, self._run_alone(job))
 
-    def _run_alone(self, job: Job) -> Outcome:
+    def _run_alone(self, job: Job) -> FileRecord:
         context = multiprocessing.get_context()
         receiver, sender = context.Pipe(duplex=False)
         worker = context.Process(target=_alone, args=(sender, job, self.args), daemon=True)

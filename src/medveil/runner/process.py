@@ -1,7 +1,7 @@
 """Processing one file for the local runner: read it, de-identify it, write a temporary file.
 
 A file either comes out complete and verified, or not at all: every failure
-becomes an outcome with status "quarantined" and a reason that names no
+becomes a record with status "quarantined" and a reason that names no
 value.  The cleaned bytes go to a temporary file beside the output tree; the
 coordinating process renames it into place, so a crash never leaves a
 half-written file under its final name.
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import errno
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medveil.errors import QuarantineError, safe_reason
 from medveil.policy import Policy
 from medveil.pseudonym import Key
+from medveil.records import FileRecord, Status
 from medveil.runner.book import TMP_PREFIX
 from medveil.runner.core import deidentify_bytes, output_relpath  # noqa: F401  (re-exported)
 from medveil.runner.discover import InputTooLarge, read_regular
@@ -37,33 +37,10 @@ class Job:
     patient_id: str | None = None
 
 
-@dataclass
-class Outcome:
-    index: int
-    input_ref: str
-    status: str  # "written" (tmp file ready to move) or "quarantined"
-    reason: str | None = None
-    relpath: str | None = None
-    tmp_path: str | None = None
-    input_sha256: str | None = None
-    output_sha256: str | None = None
-    #: Original identifiers (for the mapping files only): never in a repr.
-    uid_pairs: dict[str, str] = field(default_factory=dict, repr=False)
-    patient_pairs: dict[str, str] = field(default_factory=dict, repr=False)
-    counts: Counter = field(default_factory=Counter)
-    events: list[tuple[str, str]] = field(default_factory=list)
-    #: Keyed fingerprints of the input's identifiers, for ``medveil verify`` later.
-    fingerprints: list[str] = field(default_factory=list)
-    #: The output's file system is full: no later file can be written either.
-    fatal: bool = False
-    #: Header differences and pictures of masked pixels, for the workspace (medveil.review.keep).
-    review: object = field(default=None, repr=False)
-
-
 def process(job: Job, policy: Policy, key: Key, tmp_dir: Path, memory_budget: int | None = None,
-            tag: str = "") -> Outcome:
+            tag: str = "") -> FileRecord:
     """De-identify one file into a temporary file in *tmp_dir* (named with *tag*, the run's)."""
-    outcome = Outcome(index=job.index, input_ref=job.input_ref, status="quarantined")
+    outcome = FileRecord(index=job.index, input_ref=job.input_ref)
     try:
         limit = file_limit(memory_budget) if memory_budget is not None else None
         try:
@@ -76,7 +53,7 @@ def process(job: Job, policy: Policy, key: Key, tmp_dir: Path, memory_budget: in
                                        memory_budget=memory_budget)
         del data
         outcome.input_sha256 = record.input_sha256
-        if record.status != "written":
+        if record.status is not Status.WRITTEN:
             outcome.reason = record.reason
             return outcome
         tmp_path = tmp_dir / f"{TMP_PREFIX}{tag}{job.index}-{os.getpid()}"
@@ -87,18 +64,7 @@ def process(job: Job, policy: Policy, key: Key, tmp_dir: Path, memory_budget: in
             outcome.reason = f"the output could not be written ({os.strerror(exc.errno or 0) or type(exc).__name__})"
             outcome.fatal = exc.errno in (errno.ENOSPC, errno.EDQUOT)
             return outcome
-        outcome.status = "written"
-        outcome.relpath = record.relpath
-        outcome.tmp_path = str(tmp_path)
-        outcome.output_sha256 = record.output_sha256
-        outcome.uid_pairs = record.uid_pairs
-        outcome.patient_pairs = record.patient_pairs
-        outcome.counts = record.counts
-        outcome.events = record.events
-        outcome.fingerprints = record.fingerprints
-        outcome.review = record.review
+        record.index, record.input_ref, record.tmp_path = job.index, job.input_ref, str(tmp_path)
+        return record
     except Exception as exc:  # fail closed: every error ends in quarantine, never a crash
-        outcome.status = "quarantined"
-        outcome.reason = safe_reason(exc)
-    return outcome
-
+        return outcome.refused(safe_reason(exc))

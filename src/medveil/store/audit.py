@@ -31,9 +31,12 @@ from types import TracebackType
 from typing import Any
 
 from medveil.errors import MedveilError
+from medveil.records import Status
 
 SCHEMA_VERSION = 3
-STATUSES = ("written", "quarantined", "skipped", "unchanged")
+#: The ``files.status`` column's words: :class:`medveil.records.Status`'s values (never renamed: old
+#: workspaces hold them).
+STATUSES = tuple(status.value for status in Status)
 
 _SCHEMA = f"""
 CREATE TABLE runs (
@@ -121,12 +124,12 @@ class AuditStoreError(MedveilError):
 
 
 @dataclass(frozen=True)
-class FileRecord:
+class StoredResult:
     """What the store knows about the latest processing of one input."""
 
     run_id: str
     input_ref: str
-    status: str
+    status: Status
     input_sha256: str | None
     output_relpath: str | None
     output_sha256: str | None
@@ -245,7 +248,7 @@ class AuditStore:
             raise AuditStoreError("unknown run id")
 
     def record_file(self, run_id: str, *, input_ref: str, input_sha256: str | None,
-                    status: str, reason: str | None = None, output_relpath: str | None = None,
+                    status: Status | str, reason: str | None = None, output_relpath: str | None = None,
                     output_sha256: str | None = None, original_path: str | None = None,
                     settings: str | None = None, journaled: bool = False) -> None:
         """Record the outcome for one input, committed immediately.
@@ -323,7 +326,7 @@ class AuditStore:
 
     # -- reading ----------------------------------------------------------------
 
-    def last_result(self, input_ref: str) -> FileRecord | None:
+    def last_result(self, input_ref: str) -> StoredResult | None:
         """The most recent outcome for *input_ref* over all runs, for resuming."""
         row = self._db.execute(
             "SELECT run_id, input_ref, status, input_sha256, output_relpath, output_sha256,"
@@ -333,7 +336,8 @@ class AuditStore:
             return None
         fields = dict(row)
         fields["journaled"] = bool(fields["journaled"])
-        return FileRecord(**fields)
+        fields["status"] = Status(fields["status"])
+        return StoredResult(**fields)
 
     def output_paths(self) -> set[str]:
         """Every release-tree path any run recorded as written (to tell medveil's files from others)."""
