@@ -35,7 +35,7 @@ from medveil import get_profile
 from medveil.policy import Option
 from medveil.pseudonym import throwaway_key
 from medveil.quiet import silenced
-from medveil.runner.core import deidentify_bytes
+from medveil.pipeline import deidentify_bytes
 
 POLICY = get_profile("tcia")
 POLICY = dataclasses.replace(POLICY, options=POLICY.options - {Option.CLEAN_PIXEL_DATA})

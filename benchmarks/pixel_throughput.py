@@ -13,7 +13,7 @@ Corpus (built in memory from bundled and shared files; nothing is written):
 * ``ground truth``: the 70 annotated images of ``../shared/corpora``
   (``burned_in/`` and Presidio's), for recall and false-positive area.
 
-Each file goes through :func:`medveil.runner.core.deidentify_bytes` (what
+Each file goes through :func:`medveil.pipeline.deidentify_bytes` (what
 every runner calls) on one core, with the ``tcia`` profile with and without
 Clean Pixel Data: the header-only time is measured on the same files in the
 same run, and CPU time (``process_time``) is reported beside wall time, since
@@ -68,8 +68,8 @@ from medveil.pixels.screen import BACKGROUNDS, screen_frame
 from medveil.policy import Option, PixelSettings
 from medveil.policy.profiles import get_profile
 from medveil.pseudonym import Key
-import medveil.runner.core as core
-from medveil.runner.core import deidentify_bytes
+import medveil.pipeline as pipeline
+from medveil.pipeline import deidentify_bytes
 from medveil.text import KnownIdentifiers
 
 KEY = Key(bytes(range(32)))
@@ -150,7 +150,7 @@ def us_sc_frames() -> list[tuple[str, bytes]]:
 # -- timing ----------------------------------------------------------------------------------------
 
 def time_files(files: list[bytes], policy) -> tuple[list[float], list, list[float]]:
-    """Wall seconds, audit records and CPU seconds of each file through the runner's core."""
+    """Wall seconds, audit records and CPU seconds of each file through the per-file pipeline."""
     seconds, records, cpu = [], [], []
     for data in files:
         start, used = time.perf_counter(), time.process_time()
@@ -203,17 +203,17 @@ def pixel_counts(records) -> dict:
 
 @contextlib.contextmanager
 def _no_review_pictures():
-    """The runner's core without the before/after pictures of masked frames (header changes kept)."""
-    original = core.review_material
+    """The per-file pipeline without the before/after pictures of masked frames (header changes kept)."""
+    original = pipeline.review_material
 
     def header_only(snapshot, ds, source, masked=()):
         return original(snapshot, ds, source, ())
 
-    core.review_material = header_only
+    pipeline.review_material = header_only
     try:
         yield
     finally:
-        core.review_material = original
+        pipeline.review_material = original
 
 
 # -- memory ----------------------------------------------------------------------------------------

@@ -523,7 +523,7 @@ def test_long_values_cost_no_work_per_byte(bases, kind, profile):
 
     from medveil.policy import Option, get_profile
     from medveil.pseudonym import Key
-    from medveil.runner.core import deidentify_bytes
+    from medveil.pipeline import deidentify_bytes
 
     policy = get_profile(profile)
     policy = dataclasses.replace(policy, options=policy.options - {Option.CLEAN_PIXEL_DATA}, burned_in="pass")

@@ -271,7 +271,7 @@ def test_pixels_without_text_keep_their_encoding(syntax, photometric, counting):
 
     from medveil.policy.profiles import get_profile
     from medveil.pseudonym import Key
-    from medveil.runner.core import deidentify_bytes
+    from medveil.pipeline import deidentify_bytes
 
     try:
         data = _encapsulated(syntax, photometric)

@@ -334,7 +334,7 @@ def test_binary_bytes_in_a_kept_text_value_are_repaired_not_quarantined(key):
     from pydicom.dataelem import DataElement
 
     from conftest import image_dataset
-    from medveil.runner.core import deidentify_bytes
+    from medveil.pipeline import deidentify_bytes
 
     ds = image_dataset()
     ds.add(DataElement(0x00321030, "LO", b"CHEST PAIN\x01\x02\x00\x10\x00\x02"))  # Reason for Study
@@ -378,7 +378,7 @@ def test_verify_gate_repairs_a_header_finding_instead_of_quarantining(key):
     from io import BytesIO
 
     from conftest import image_dataset
-    from medveil.runner.core import deidentify_bytes
+    from medveil.pipeline import deidentify_bytes
 
     ds = image_dataset()
     del ds.PixelData  # header only: no OCR needed for this test

@@ -21,7 +21,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 import medveil
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
-from medveil.runner.core import deidentify_bytes
+from medveil.pipeline import deidentify_bytes
 from medveil.runner.encode import Chunks
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
@@ -105,7 +105,7 @@ def test_a_large_image_is_cleaned_with_bounded_copies(tmp_path):
 
 
 def test_pixel_comparison_finds_a_difference_in_any_chunk():
-    from medveil.runner.core import _same_bytes
+    from medveil.pipeline import _same_bytes
 
     data = bytes(range(256)) * 40
     same = memoryview(bytearray(data))

@@ -12,7 +12,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
-import medveil.runner.core as core
+import medveil.pipeline as pipeline
 from medveil.policy import Option, get_profile
 from medveil.pseudonym import throwaway_key
 from medveil.quiet import silenced
@@ -78,10 +78,10 @@ def test_deidentified_datasets_are_encoded_as_pydicom_encodes_them(monkeypatch, 
             assert fast == expected
         return expected
 
-    monkeypatch.setattr(core, "encode_file", both)
+    monkeypatch.setattr(pipeline, "encode_file", both)
     key = throwaway_key()
     for _, path, _ in iter_files(installed_corpora()):
-        core.deidentify_bytes(path.read_bytes(), policy, key)
+        pipeline.deidentify_bytes(path.read_bytes(), policy, key)
     assert len(results) >= 100 and sum(results) >= 0.8 * len(results)
 
 
@@ -105,7 +105,7 @@ def test_a_released_file_has_no_input_preamble():
     ds.save_as(buffer, enforce_file_format=True)
     data = bytearray(buffer.getvalue())
     data[:24] = b"II*\x00 DOE^JOHN 1234567 .".ljust(24)  # a dual-format file's TIFF header, with a name
-    out, record = core.deidentify_bytes(bytes(data), get_profile("basic"), throwaway_key())
+    out, record = pipeline.deidentify_bytes(bytes(data), get_profile("basic"), throwaway_key())
     assert isinstance(out, bytes), record.reason
     assert out[:128] == bytes(128)
 
@@ -182,7 +182,7 @@ def test_released_file_has_encapsulated_pixel_data_as_ob():
     """Through the runner: the header path keeps the pixels, and writes them as OB."""
     data = Path(get_testdata_file("MR_small_jp2klossless.dcm")).read_bytes()
     policy = get_profile("basic")
-    out, record = core.deidentify_bytes(data, policy, throwaway_key())
+    out, record = pipeline.deidentify_bytes(data, policy, throwaway_key())
     assert record.status == "written"
     released, source = _read(out), _read(data)
     assert released["PixelData"].VR == "OB"

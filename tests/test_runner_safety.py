@@ -27,7 +27,7 @@ from medveil.pseudonym import Key, key_file_warnings, load_key
 from medveil.runner import pool as pool_module
 from medveil.runner.batch import run
 from medveil.runner.book import RunBook, RunConfig
-from medveil.runner.core import deidentify_bytes
+from medveil.pipeline import deidentify_bytes
 from medveil.runner.limits import check_decode, check_inflated_size, parse_size
 from medveil.runner.lock import RunLock, RunLockedError
 from medveil.store.journal import PairJournal

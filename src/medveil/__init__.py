@@ -5,7 +5,8 @@ The two entry points most programs need::
     import medveil
     key = medveil.load_key(Path("medveil.key"))
     policy = medveil.get_profile("tcia")
-    result = medveil.deidentify_dataset(ds, policy, key)      # one pydicom Dataset, in place
+    result = medveil.deidentify_dataset(ds, policy, key)      # one pydicom Dataset, in place, the way a
+                                                              # file's dataset is (burned-in gate included)
     summary = medveil.deidentify_path(src, dst, policy=policy, key=key, mappings_dir=maps)
 """
 
@@ -15,10 +16,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medveil._version import __version__
-from medveil.engine import Result, deidentify_dataset
+from medveil.engine import Result
 from medveil.errors import MedveilError
 from medveil.policy import Option, Policy, get_profile, load_recipe
 from medveil.pseudonym import Key, generate_key_file, load_key, throwaway_key
+
+
+def deidentify_dataset(ds, policy: Policy | str, key: Key, *, patient_id: str | None = None) -> Result:
+    """De-identify a pydicom Dataset in place, through the same per-file pipeline as a file.
+
+    The burned-in gate applies (an ultrasound or Secondary Capture is refused
+    unless the policy cleans its pixels or passes such objects), and so do
+    Clean Pixel Data and ``--verify`` when the policy has them.  *patient_id*
+    is the patient's sequential ID when the policy numbers patients.  Raises
+    :class:`medveil.errors.QuarantineError` when the dataset must not be
+    released (it may then be half-changed: write it nowhere).
+    """
+    from medveil.pipeline import deidentify_dataset as pipeline_deidentify
+
+    if isinstance(policy, str):
+        policy = get_profile(policy)
+    return pipeline_deidentify(ds, policy, key, patient_id=patient_id)
 
 
 def deidentify_path(input: Path | str, output: Path | str, *, policy: Policy | str = "basic", key: Key,

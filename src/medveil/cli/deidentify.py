@@ -397,24 +397,35 @@ def print_summary(summary, policy, out: Console | None = None) -> None:
 
 
 def _dry_run(input: Path, policy, key) -> None:
+    from medveil.records import Status
     from medveil.runner.discover import discover
-    from medveil.runner.dryrun import dry_run
+    from medveil.runner.dryrun import FIRST_PATIENT, dry_run
 
     with silenced():
-        target = next((d.path for d in discover(input) if d.kind == "dicom"), None)
+        target = next((d for d in discover(input) if d.kind == "dicom"), None)
     if target is None:
         fail("no DICOM file found for the dry run")
-    changes, events = dry_run(target, policy, key)
-    shown = target.relative_to(input) if input.is_dir() else target
+    record = dry_run(target.real or target.path, policy, key)
+    shown = target.path.relative_to(input) if input.is_dir() else target.path
     out = Console(soft_wrap=True)
     out.print(f"dry run of {escape(str(shown))} (the first DICOM file in INPUT); nothing is written")
-    table = RichTable(title=f"{len(changes)} top-level attributes change ({escape(policy.describe())})")
-    for column in ("tag", "keyword", "change", "new value"):
+    if policy.sequential_patient_ids:
+        out.print(f"sequential IDs: the patient is shown numbered {FIRST_PATIENT}; a run numbers patients "
+                  "in input order, continuing the workspace's numbering")
+    if record.status is not Status.WRITTEN:
+        out.print(f"[yellow]would be quarantined:[/] {escape(record.reason or 'unknown')}")
+        return
+    review = record.review
+    changes = review.changes if review is not None else []
+    table = RichTable(title=f"{len(changes)} attributes change ({escape(policy.describe())})")
+    for column in ("tag", "attribute", "change", "new value"):
         table.add_column(column)
     for change in changes:
-        table.add_row(change.tag, change.keyword, change.change, escape(change.new_value))
+        table.add_row(change.tag, escape(change.attribute), change.action, escape(change.value))
     out.print(table)
-    for (category, detail), count in Counter(events).most_common():
+    if review is not None and review.changes_left_out:
+        out.print(f"... and {review.changes_left_out} more changes")
+    for (category, detail), count in Counter(record.events).most_common():
         out.print(f"event: {escape(category)}: {escape(detail)}" + (f" (x{count})" if count > 1 else ""))
 
 

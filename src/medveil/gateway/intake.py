@@ -1,10 +1,10 @@
-"""One received file: through the core, into the ledger, and into the outbox.
+"""One received file: through the per-file pipeline, into the ledger, and into the outbox.
 
 This is the gateway's whole de-identification path, and it is the batch
-runner's: :func:`medveil.runner.core.deidentify_bytes` with the same policy
+runner's: :func:`medveil.pipeline.deidentify_bytes` with the same policy
 and key, the same sequential Patient IDs, the same quarantine.  A file that
 was already released and forwarded in identical form is not sent again
-(resume); anything else goes through the core again, which gives the same
+(resume); anything else goes through the pipeline again, which gives the same
 bytes for the same input, so a re-sent study is idempotent at the
 destination.
 """
@@ -23,7 +23,7 @@ from medveil.gateway.ledger import Admitted, Ledger, instance_ref
 from medveil.policy import Policy
 from medveil.pseudonym import Key
 from medveil.records import Status
-from medveil.runner.core import deidentify_bytes
+from medveil.pipeline import deidentify_bytes
 
 
 def part10(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, dataset: bytes) -> bytes:
@@ -31,7 +31,7 @@ def part10(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, data
 
     The meta group holds only what PS3.10 requires and what the sender told
     the association, so the same instance received twice gives the same
-    bytes (and the same input hash), whoever sent it.  The core rewrites the
+    bytes (and the same input hash), whoever sent it.  The pipeline rewrites the
     meta group of the output in any case.
     """
     meta = FileMetaDataset()

@@ -1,7 +1,7 @@
 """A curator's decision on a quarantined file: release it after a fix, or drop it.
 
 **Release** means: run the whole per-file pipeline again
-(:func:`medveil.runner.core.deidentify_bytes`, with the run's key and the
+(:func:`medveil.pipeline.deidentify_bytes`, with the run's key and the
 policy the reviewer was started with) on the quarantine copy,
 ``WORKSPACE/quarantine/<ref>.dcm``, which the curator may have fixed in place
 (for example with dcmodify or pydicom: add a missing UID, remove a broken
@@ -41,7 +41,7 @@ from medveil.pseudonym import Key
 from medveil.records import Status
 from medveil.review.overview import DECISION, REVIEW_ENGINE, is_ref
 from medveil.runner.book import TMP_PREFIX, RunBook, RunConfig
-from medveil.runner.core import deidentify_bytes
+from medveil.pipeline import deidentify_bytes
 from medveil.runner.discover import read_regular
 from medveil.runner.lock import LOCK_FILE, RunLock
 from medveil.store.audit import AuditStore, utc_now

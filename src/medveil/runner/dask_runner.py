@@ -4,7 +4,7 @@ Keyed pseudonymisation needs no shared state, so any worker can de-identify
 any file.  The coordinating process (this one) builds a manifest of inputs,
 splits it into batches of hundreds to thousands of files, and submits one
 task per batch.  A task streams its files one at a time: read, de-identify
-with :func:`medveil.runner.core.deidentify_bytes`, write the output under its
+with :func:`medveil.pipeline.deidentify_bytes`, write the output under its
 pseudonymous name; it returns only small audit records, never file contents.
 Because an output's name is a pseudonym of its content's identity, a retried
 batch (Dask retries a task whose worker died) overwrites the same objects and
@@ -39,7 +39,7 @@ from medveil.pseudonym import Key, derive
 from medveil.quiet import silenced
 from medveil.runner.book import RunBook, RunConfig, RunSummary, check_layout, input_ref, instance_of
 from medveil.records import FileRecord, Status
-from medveil.runner.core import deidentify_bytes
+from medveil.pipeline import deidentify_bytes
 from medveil.runner.discover import DICOM, DICOMDIR, SKIPPED, UNREADABLE, classify_bytes, discover
 from medveil.runner.limits import default_memory_budget, file_limit
 from medveil.runner.locations import Location, LocationError

@@ -19,7 +19,7 @@ from medveil.policy import Policy
 from medveil.pseudonym import Key
 from medveil.records import FileRecord, Status
 from medveil.runner.book import TMP_PREFIX
-from medveil.runner.core import deidentify_bytes, output_relpath  # noqa: F401  (re-exported)
+from medveil.pipeline import deidentify_bytes, output_relpath  # noqa: F401  (re-exported)
 from medveil.runner.discover import InputTooLarge, read_regular
 from medveil.runner.limits import file_limit
 

@@ -1,11 +1,27 @@
-"""The engine-agnostic core: the bytes of one file in, cleaned bytes or a reason out.
+"""The per-file pipeline: the only path by which medveil de-identifies a file.
 
-Every engine (the local batch runner, the Dask runner, later a network
-gateway or a Spark adapter) calls :func:`deidentify_bytes` and nothing else to
-de-identify a file, so all of them make the same decisions and write the same
-bytes.  The core touches no file system and keeps no state between calls
-beyond what the policy compiled once per process; where the bytes come from
-and where they go is the engine's business.
+Every entry point goes through it, so all of them make the same decisions and
+write the same bytes: the batch runners' executors (worker processes,
+threads, Dask tasks) and the gateway call :func:`deidentify_bytes`; the dry
+run calls it too and shows the record instead of writing; the Python API's
+:func:`deidentify_dataset` runs its dataset stage on a dataset in memory.
+Nothing here touches a file system or keeps state between calls beyond what
+the policy compiled once per process; where bytes come from and where they go
+is the caller's business.
+
+For one file, in order:
+
+1. **parse** (:func:`_parse`): refuse what is too large for the memory budget,
+   read the bytes, check their structure (:mod:`medveil.dicomio.integrity`)
+   and put back elements a stretched length hid;
+2. **clean** (:func:`_clean`, the dataset stage): the burned-in gate
+   (:mod:`medveil.pixels.burned_in`), Clean Pixel Data, the header
+   (:mod:`medveil.engine`), visual features, hidden-data repairs and the
+   ``--verify`` rescan;
+3. **encode** (:mod:`medveil.dicomio.encode`) and check that every pixel
+   byte of the input that was not changed is in the output, unchanged;
+4. **record**: a :class:`medveil.records.FileRecord` with hashes, pairs,
+   counts, events, fingerprints and review material.
 
 A file either comes out complete and verified, or not at all: every failure
 becomes a record with status :attr:`Status.QUARANTINED` and a reason that
@@ -17,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from io import BytesIO
 
 import pydicom
@@ -29,7 +46,8 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from medveil.engine import deidentify_dataset
+from medveil.engine import Result
+from medveil.engine import deidentify_dataset as engine_deidentify
 from medveil.engine.repair import repair_element, resolve
 from medveil.engine.residuals import collect_identifiers, sop_class_of
 from medveil.errors import QuarantineError, safe_reason
@@ -44,7 +62,7 @@ from medveil.review.capture import HeaderSnapshot, ReviewMaterial, pixel_source,
 from medveil.runner.burned_in import burned_in_reason
 from medveil.runner.encode import encode_file
 from medveil.runner.discover import read_meta_group
-from medveil.runner.integrity import Nonconformity, Swallowed, check_complete, dataset_start, inspect, zero_padding_start
+from medveil.runner.integrity import Inspection, Nonconformity, Swallowed, check_complete, dataset_start, inspect, zero_padding_start
 from medveil.runner.limits import check_decode, check_inflated_size, file_limit, human
 from medveil.text import KnownIdentifiers
 from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset
@@ -87,8 +105,8 @@ def deidentify_bytes(data: bytes, policy: Policy, key: Key, *,
                      memory_budget: int | None = None) -> tuple[bytes | str, FileRecord]:
     """De-identify one encoded file: ``(cleaned bytes, record)`` or ``(reason, record)``.
 
-    *patient_id* is the sequential Patient ID the engine assigned, when the
-    policy numbers patients (numbering needs the whole input, so the engine
+    *patient_id* is the sequential Patient ID the run assigned, when the
+    policy numbers patients (numbering needs the whole input, so the run
     does it).  *memory_budget* (bytes) refuses a file whose declared sizes
     (the file, its inflated dataset, its decoded pixels) would need more,
     before they are inflated or decoded (:mod:`medveil.runner.limits`).
@@ -106,9 +124,77 @@ def deidentify_bytes(data: bytes, policy: Policy, key: Key, *,
     return out, record
 
 
+def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *, patient_id: str | None = None) -> Result:
+    """De-identify a dataset in memory, in place, the way a file's dataset is: the public API's entry.
+
+    The same dataset stage as :func:`deidentify_bytes`: the burned-in gate
+    (an object presumed to carry burned-in text is refused unless its pixels
+    are cleaned or the policy passes it), Clean Pixel Data when the policy
+    has it, the header, and the ``--verify`` rescan when asked for.  What
+    only bytes allow (the structural checks, the written file's pixel check)
+    is left out.  Raises :class:`medveil.errors.QuarantineError` when the
+    dataset must not be released; it may then be half-changed and must not
+    be written anywhere.
+    """
+    if policy.cleans_pixels and "PixelData" in ds:
+        _ensure_file_meta(ds)  # the pixel step re-encodes in the dataset's transfer syntax
+    with silenced():
+        return _clean(ds, policy, key, patient_id, {}, []).result
+
+
+@dataclass
+class _Cleaned:
+    """What the dataset stage found, for the record."""
+
+    result: Result
+    words: set[str]
+    reason: str | None
+    pixel_report: PixelReport | None
+    repairs: list[tuple[str, str]]
+
+
 def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | None,
                       record: FileRecord, memory_budget: int | None) -> bytes:
     record.input_sha256 = hashlib.sha256(data).hexdigest()
+    ds, inspection = _parse(data, memory_budget)
+    restored = _restore_swallowed(ds, inspection.source, inspection.swallowed)
+    pixels_before = inspection.pixels
+    if memory_budget is not None and "PixelData" in ds and (policy.cleans_pixels or policy.visual_features):
+        check_decode(ds, memory_budget)
+    _ensure_file_meta(ds)
+    snapshot = HeaderSnapshot(ds)
+    source = pixel_source(ds) if policy.cleans_pixels else None
+    cleaned = _clean(ds, policy, key, patient_id, pixels_before, inspection.nonconforming)
+    relpath = output_relpath(ds)
+    _resolve_implicit_vrs(ds)
+    _share_unchanged_pixels(ds, pixels_before)
+    out = encode_file(ds)
+    _check_pixels_kept(out, ds, pixels_before)
+    result, pixel_report = cleaned.result, cleaned.pixel_report
+    record.relpath = relpath
+    record.output_sha256 = hashlib.sha256(out).hexdigest()
+    record.uid_pairs = result.uid_pairs
+    record.patient_pairs = result.patient_pairs
+    record.counts = result.counts
+    record.events = result.events + restored + cleaned.repairs
+    record.fingerprints = Fingerprints(key).digests_of(cleaned.words)
+    if pixel_report is not None:
+        record.events.extend(_pixel_events(pixel_report))
+    elif cleaned.reason:
+        record.events.append(("burned-in-passed", cleaned.reason))
+    elif policy.cleans_pixels and "PixelData" in ds:
+        # --pixel-scan flagged trusted the header: the run's summary warns how many were not read.
+        record.events.append(("pixel-not-scanned", "not presumed to carry burned-in text"))
+    record.review = review_material(snapshot, ds, source, pixel_report.masked if pixel_report else ())
+    return out
+
+
+def _parse(data: bytes, memory_budget: int | None) -> tuple[Dataset, Inspection]:
+    """The dataset and its structural inspection (which holds the bytes it was read from).
+
+    Refuses what it cannot vouch for: too large for the budget, not DICOM,
+    not a composite instance, or structurally broken beyond repair.
+    """
     if data[:4] == b"DICM":  # meta group without the 128-byte preamble
         data = bytes(128) + data
     if memory_budget is not None:
@@ -126,56 +212,40 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     for finding in inspection.nonconforming:
         if finding.refuses_file:
             raise QuarantineError(f"{finding.describe()}; the file is not parsed further")
-    restored = _restore_swallowed(ds, inspection.source, inspection.swallowed)
-    pixels_before = inspection.pixels
-    if memory_budget is not None and "PixelData" in ds and (policy.cleans_pixels or policy.visual_features):
-        check_decode(ds, memory_budget)
+    return ds, inspection
+
+
+def _clean(ds: Dataset, policy: Policy, key: Key, patient_id: str | None, pixels_before: dict[int, memoryview],
+           nonconforming: list[Nonconformity]) -> _Cleaned:
+    """The dataset stage: burned-in gate, pixels, header, visual features, hidden data, ``--verify``.
+
+    *pixels_before* maps each pixel value's tag to the bytes the written file
+    must hold; a step that changes pixels updates it.
+    """
     reason = burned_in_reason(ds)
-    _ensure_file_meta(ds)
-    snapshot = HeaderSnapshot(ds)
     identifiers = collect_identifiers(ds, policy, sop_class_of(ds))
     words = identifier_words(ds, policy, identifiers)
-    source = pixel_source(ds) if policy.cleans_pixels else None
     pixel_report = _clean_pixels(ds, policy, reason, pixels_before)
     if pixel_report is None and reason and policy.burned_in == "quarantine":
         raise QuarantineError(f"may carry burned-in text ({reason}); turn on the Clean Pixel Data "
                               "option (-o clean_pixel_data) or use --burned-in pass to release it as is")
     applied = frozenset({Option.CLEAN_PIXEL_DATA}) if pixel_report is not None else frozenset()
-    result = deidentify_dataset(ds, policy, key, assigned_patient_id=patient_id,
-                                pixel_options_applied=applied, identifiers=identifiers)
+    result = engine_deidentify(ds, policy, key, assigned_patient_id=patient_id,
+                               pixel_options_applied=applied, identifiers=identifiers)
     if policy.visual_features:  # e.g. "cxr": a trained anonymiser changes the pixels (medveil.cxr.dicom)
         from medveil.cxr.dicom import pipeline_step
 
         changed = pipeline_step(ds, policy, result.uid_pairs, result.events)
         if changed:
-            pixels_before = {tag: memoryview(value) for tag, value in changed.items()}
+            pixels_before.clear()
+            pixels_before.update({tag: memoryview(value) for tag, value in changed.items()})
     if pixel_report is not None and "PixelData" in ds:
         # The text that could identify the patient is gone (PS3.3 C.7.6.1.1.6).
         ds.BurnedInAnnotation = "NO"
-    nonconforming = _refuse_hidden_data(ds, inspection.nonconforming)
+    repairs = _refuse_hidden_data(ds, nonconforming)
     if policy.verify:
         _verify_clean(ds, policy, words, pixel_report, pixels_before, result.events)
-    relpath = output_relpath(ds)
-    _resolve_implicit_vrs(ds)
-    _share_unchanged_pixels(ds, pixels_before)
-    out = encode_file(ds)
-    _verify(out, ds, pixels_before)
-    record.relpath = relpath
-    record.output_sha256 = hashlib.sha256(out).hexdigest()
-    record.uid_pairs = result.uid_pairs
-    record.patient_pairs = result.patient_pairs
-    record.counts = result.counts
-    record.events = result.events + restored + nonconforming
-    record.fingerprints = Fingerprints(key).digests_of(words)
-    if pixel_report is not None:
-        record.events.extend(_pixel_events(pixel_report))
-    elif reason:
-        record.events.append(("burned-in-passed", reason))
-    elif policy.cleans_pixels and "PixelData" in ds:
-        # --pixel-scan flagged trusted the header: the run's summary warns how many were not read.
-        record.events.append(("pixel-not-scanned", "not presumed to carry burned-in text"))
-    record.review = review_material(snapshot, ds, source, pixel_report.masked if pixel_report else ())
-    return out
+    return _Cleaned(result, words, reason, pixel_report, repairs)
 
 
 def _check_budget(data: bytes, budget: int) -> None:
@@ -422,7 +492,7 @@ def _resolve_implicit_vrs(ds: Dataset) -> None:
         pass
 
 
-def _verify(out: bytes, ds: Dataset, pixels_before: dict[int, memoryview]) -> None:
+def _check_pixels_kept(out: bytes, ds: Dataset, pixels_before: dict[int, memoryview]) -> None:
     """Every encoded pixel byte of the input must be in the output, unchanged.
 
     Usually Pixel Data is the dataset's last element, and then its encoded value
