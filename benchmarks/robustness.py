@@ -194,9 +194,9 @@ def _timed_cli(times_path: str, argv: list[str]) -> None:
 
     ``progress`` is called once per finished input, so the gaps between calls
     are per-file times (exact enough with one worker: files come back in
-    order, one at a time).  Where the local runner's workers call
-    ``medveil.runner.pool.process`` (or, before issue 13's runner,
-    ``medveil.runner.batch.process``) in forked processes, a wrapper also
+    order, one at a time).  Where the local executor's workers call
+    ``medveil.runner.local.process`` (before issue 19, ``medveil.runner.pool.process``;
+    before issue 13, ``medveil.runner.batch.process``) in forked processes, a wrapper also
     appends each file's name and time to ``TIMES.files``.  Nothing of medveil
     is changed on disk.
     """
@@ -226,7 +226,7 @@ def _timed_cli(times_path: str, argv: list[str]) -> None:
     medveil.deidentify_path = deidentify_path
     if hasattr(cli, "deidentify_path"):
         cli.deidentify_path = deidentify_path
-    for module_name in ("medveil.runner.pool", "medveil.runner.batch"):
+    for module_name in ("medveil.runner.local", "medveil.runner.pool", "medveil.runner.batch"):
         try:
             module = __import__(module_name, fromlist=["process"])
         except Exception:

@@ -149,10 +149,10 @@ def run_pydicom(inputs: Path, out: Path) -> None:
             pydicom.dcmread(path).save_as(target)
 
 
-def run_medveil(inputs: Path, out: Path, workers: int, **engine) -> None:
+def run_medveil(inputs: Path, out: Path, workers: int, **runner) -> None:
     summary = deidentify_path(inputs, out, policy=POLICY, key=throwaway_key(), workers=workers,
                               workspace=out.parent / (out.name + "-ws"),
-                              mappings_dir=out.parent / (out.name + "-maps"), **engine)
+                              mappings_dir=out.parent / (out.name + "-maps"), **runner)
     if summary.quarantined:
         raise SystemExit(f"medveil quarantined {summary.quarantined} benchmark inputs: {dict(summary.reasons)}")
 
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             "pydicom": (run_pydicom, "self"),
             "medveil-j1": (lambda i, o: run_medveil(i, o, 1), "self"),
             "medveil-j2": (lambda i, o: run_medveil(i, o, 2), "child"),
-            "medveil-dask": (lambda i, o: run_medveil(i, o, 2, engine="dask",
+            "medveil-dask": (lambda i, o: run_medveil(i, o, 2, runner="dask",
                                                       scheduler=cluster.scheduler_address), "child"),
         }
         dicognito_version = None

@@ -107,7 +107,7 @@ def _stage(files: list[Path], target: Path) -> Path:
 
 def _accepted_inputs(staged: Path) -> list[Path]:
     """The inputs medveil writes: the others are quarantined and left out for everyone."""
-    from medveil.runner.batch import input_ref
+    from medveil.runner.book import input_ref
     from medveil.store.audit import AuditStore
 
     key = throwaway_key()

@@ -31,7 +31,7 @@ from medveil.engine.dummy import GENERATED_VALUES
 from medveil.engine.uids import is_class_keyword, is_well_known
 from medveil.pseudonym import load_key
 from medveil.quiet import silenced
-from medveil.runner.batch import input_ref
+from medveil.runner.book import input_ref
 
 EXPORT_DIR = "DOE^JANE_MRN0777"
 IDENTIFYING = ("PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDs", "PatientAddress",

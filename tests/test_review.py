@@ -445,7 +445,7 @@ def test_dask_runner_keeps_review_material(tmp_path):
     ds.PatientName = "SMITHERS^WAYLON"
     ds.save_as(source / "mr.dcm")
     key = generate_key_file(tmp_path / "k")
-    deidentify_path(source, tmp_path / "out", policy="basic", key=key, engine="dask", workers=1)
+    deidentify_path(source, tmp_path / "out", policy="basic", key=key, runner="dask", workers=1)
     view = load(tmp_path / "out.medveil-workspace")
     with ReviewDatabase.open(view.workspace) as database:
         kept = database.file(view.files[0].input_ref)

@@ -1,4 +1,4 @@
-"""The batch runner end to end: ``medveil.runner.batch.run`` and ``medveil.deidentify_path``.
+"""The batch runner end to end: ``medveil.runner.base.run`` and ``medveil.deidentify_path``.
 
 Inputs live under a directory named like a real export (patient name and MRN
 in the path); every test checks what reaches the output tree, the mapping
@@ -27,7 +27,8 @@ from conftest import FOR_UID, PHI, SERIES_UID, SOP_UID, STUDY_UID, image_dataset
 from medveil.errors import MedveilError
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
-from medveil.runner.batch import RunConfig, input_ref, run
+from medveil.runner.base import run
+from medveil.runner.book import RunConfig, input_ref
 from medveil.store.audit import AuditStore
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"

@@ -119,7 +119,7 @@ def test_pixel_comparison_finds_a_difference_in_any_chunk():
 
 def test_what_engines_may_log_names_no_path_and_no_original_identifier():
     """Dask logs a failed task's arguments and results travel as objects: their reprs must be clean."""
-    from medveil.runner.process import Job
+    from medveil.runner.base import Job
 
     data = (TEST_FILES / "CT_small.dcm").read_bytes()
     original = _read(data)

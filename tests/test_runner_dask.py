@@ -30,10 +30,16 @@ from medveil.cli import app
 from medveil.errors import MedveilError
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
-from medveil.runner.batch import RunConfig, run
-from medveil.runner.dask_runner import run_batch, run_dask
+from medveil.runner.base import Job, run
+from medveil.runner.book import RunConfig
+from medveil.runner.dask import DaskExecutor, run_batch
 from medveil.runner.locations import Location
-from medveil.runner.process import Job
+
+
+def run_dask(config: RunConfig, *, scheduler=None, batch_size=None, storage_options=None):
+    """A run on Dask, as ``medveil deidentify --runner dask`` starts it."""
+    return run(config, DaskExecutor(config.workers, scheduler=scheduler, batch_size=batch_size),
+               storage_options=storage_options)
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 KEY = Key(b"d" * 32)
@@ -188,7 +194,7 @@ def test_cli_engine_dask_end_to_end(tmp_path, inputs, cluster):
     runner = CliRunner()
     assert runner.invoke(app, ["keygen", str(key_file)]).exit_code == 0
     args = ["deidentify", str(inputs), str(tmp_path / "cli-out"), "--key-file", str(key_file),
-            "--mappings", str(tmp_path / "cli-maps"), "--engine", "dask", "--scheduler",
+            "--mappings", str(tmp_path / "cli-maps"), "--runner", "dask", "--scheduler",
             cluster.scheduler_address, "--batch-size", "2", "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output  # 1: some inputs were quarantined
@@ -210,6 +216,6 @@ def test_scheduler_without_dask_engine_is_refused(tmp_path, inputs):
     assert not (tmp_path / "o").exists()
 
 
-def test_urls_need_the_dask_engine(tmp_path):
-    with pytest.raises(MedveilError, match="engine dask"):
+def test_urls_need_the_dask_runner(tmp_path):
+    with pytest.raises(MedveilError, match="runner dask"):
         medveil.deidentify_path("s3://bucket/in", tmp_path / "o", key=KEY)

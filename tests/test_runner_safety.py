@@ -24,8 +24,8 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 import medveil
 from medveil.errors import KeyFileError, MedveilError, QuarantineError
 from medveil.pseudonym import Key, key_file_warnings, load_key
-from medveil.runner import pool as pool_module
-from medveil.runner.batch import run
+from medveil.runner import local as local_module
+from medveil.runner.base import run
 from medveil.runner.book import RunBook, RunConfig
 from medveil.pipeline import deidentify_bytes
 from medveil.runner.limits import check_decode, check_inflated_size, parse_size
@@ -250,7 +250,7 @@ def _killing_process(job, *args, **kwargs):
     return _real_process(job, *args, **kwargs)
 
 
-_real_process = pool_module.process
+_real_process = local_module.process
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -261,7 +261,7 @@ def test_a_worker_that_dies_costs_its_file_only(tmp_path, monkeypatch, workers):
     for name in ("a.dcm", "b.dcm", "kill.dcm", "c.dcm", "d.dcm"):
         ds.SOPInstanceUID = ds.SOPInstanceUID + ".1"
         ds.save_as(inp / name)
-    monkeypatch.setattr(pool_module, "process", _killing_process)
+    monkeypatch.setattr(local_module, "process", _killing_process)
     summary = run(config(tmp_path, workers=workers))
     assert summary.written == 4 and summary.quarantined == 1
     (path, reason), = summary.quarantined_inputs

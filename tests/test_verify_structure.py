@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 import medveil
 from medveil.cli import app
 from medveil.pseudonym import Key
-from medveil.runner.batch import RunConfig, run
+from medveil.runner.base import run
+from medveil.runner.book import RunConfig
 from medveil.verify.structure import declared_options, structural_findings
 
 CT = Path(get_testdata_file("CT_small.dcm"))

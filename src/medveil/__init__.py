@@ -42,20 +42,23 @@ def deidentify_dataset(ds, policy: Policy | str, key: Key, *, patient_id: str | 
 def deidentify_path(input: Path | str, output: Path | str, *, policy: Policy | str = "basic", key: Key,
                     mappings_dir: Path | None = None, workspace: Path | None = None, workers: int = 1,
                     record_originals: bool = False, resume: bool = True,
-                    progress: Callable[[int], None] | None = None,
+                    progress: Callable[[str], None] | None = None,
                     on_total: Callable[[int], None] | None = None,
-                    engine: str = "local", scheduler: str | None = None, batch_size: int | None = None,
+                    runner: str = "local", scheduler: str | None = None, batch_size: int | None = None,
                     storage_options: dict | None = None, follow_symlinks: bool = False,
                     protected: tuple[Path, ...] = (), force: bool = False, memory_budget: int | None = None,
-                    quarantine_limit: int | None = None):
+                    quarantine_limit: int | None = None, engine: str | None = None):
     """De-identify a file or directory tree into *output*; returns the run summary.
 
     *on_total* is told how many inputs were found, *progress* each input's
-    status ("written", "unchanged", "quarantined", "skipped") as it finishes
-    (the CLI's progress display uses both).  ``engine="dask"`` runs
-    on a Dask cluster (a local one of *workers* processes unless *scheduler*
-    names one); with it, *input* and *output* may be fsspec URLs such as
-    ``s3://bucket/prefix``, and *storage_options* go to fsspec.
+    status (a :class:`medveil.records.Status`: written, unchanged,
+    quarantined, skipped) as it finishes (the CLI's progress display uses
+    both).  *runner* says where files are de-identified: ``"local"`` (worker
+    processes), ``"thread"`` (threads in this process) or ``"dask"`` (a Dask
+    cluster: a local one of *workers* processes unless *scheduler* names
+    one); with Dask, *input* and *output* may be fsspec URLs such as
+    ``s3://bucket/prefix``, and *storage_options* go to fsspec.  *engine* is
+    the old name of *runner*.
 
     Symbolic links leading out of *input* are followed only with
     *follow_symlinks*; files in *protected* (pass the key file) are never
@@ -66,16 +69,19 @@ def deidentify_path(input: Path | str, output: Path | str, *, policy: Policy | s
     Interrupted (Ctrl-C, SIGTERM), the run stops cleanly and raises
     :class:`KeyboardInterrupt` whose ``summary`` says what was done.
     """
-    from medveil.runner.batch import RunConfig, default_workspace, run
+    from medveil.runner import RUNNERS, executor
+    from medveil.runner.base import run
+    from medveil.runner.book import RunConfig, default_workspace
     from medveil.runner.locations import is_url
 
     if isinstance(policy, str):
         policy = get_profile(policy)
-    if engine not in ("local", "dask"):
-        raise MedveilError("engine must be 'local' or 'dask'")
+    runner = engine or runner
+    if runner not in RUNNERS:
+        raise MedveilError(f"the runner must be one of {', '.join(RUNNERS)}")
     remote = is_url(input) or is_url(output)
-    if remote and engine != "dask":
-        raise MedveilError("URLs as input or output need --engine dask")
+    if remote and runner != "dask":
+        raise MedveilError("URLs as input or output need --runner dask")
     if remote and workspace is None and is_url(output):
         raise MedveilError("an output URL needs a local --workspace (it holds the audit store)")
     as_path = (lambda p: str(p)) if remote else Path
@@ -85,12 +91,8 @@ def deidentify_path(input: Path | str, output: Path | str, *, policy: Policy | s
                        record_originals=record_originals, resume=resume, follow_symlinks=follow_symlinks,
                        protected=tuple(Path(p) for p in protected), force=force, memory_budget=memory_budget,
                        **({"quarantine_limit": quarantine_limit} if quarantine_limit is not None else {}))
-    if engine == "dask":
-        from medveil.runner.dask_runner import run_dask
-
-        return run_dask(config, scheduler=scheduler, batch_size=batch_size, storage_options=storage_options,
-                        progress=progress, on_total=on_total)
-    return run(config, progress=progress, on_total=on_total)
+    return run(config, executor(runner, workers, scheduler=scheduler, batch_size=batch_size),
+               storage_options=storage_options, progress=progress, on_total=on_total)
 
 
 __all__ = [

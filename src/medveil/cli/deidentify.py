@@ -34,8 +34,9 @@ LISTED = 20
 EXIT_INTERRUPTED = 130
 
 
-class Engine(str, Enum):
+class Runner(str, Enum):
     local = "local"
+    thread = "thread"
     dask = "dask"
 
 
@@ -153,7 +154,7 @@ def _size(text: str | None, what: str) -> int | None:
 
 def deidentify(
     input: str = typer.Argument(..., metavar="INPUT", show_default=False,
-                                help="A DICOM file or a folder (searched recursively); a URL with --engine dask."),
+                                help="A DICOM file or a folder (searched recursively); a URL with --runner dask."),
     output: str = typer.Argument(..., metavar="OUTPUT", show_default=False,
                                  help="The release tree: PatientID/StudyUID/SeriesUID/SOPUID.dcm."),
     profile: str = typer.Option("basic", "--profile", "-p", metavar="NAME", rich_help_panel=POLICY,
@@ -210,8 +211,10 @@ def deidentify(
                                help="Write into an OUTPUT holding files medveil did not write."),
     dry: bool = typer.Option(False, "--dry-run", metavar="", rich_help_panel=RUN,
                              help="Show what would change in the first file; write nothing."),
-    engine: Engine = typer.Option(Engine.local, "--engine", rich_help_panel=RUN,
-                                  help="local (processes) or dask (a cluster)."),
+    runner: Runner = typer.Option(Runner.local, "--runner", rich_help_panel=RUN,
+                                  help="local (processes), thread (threads) or dask (a cluster)."),
+    engine: Runner | None = typer.Option(None, "--engine", hidden=True,
+                                         help="The old name of --runner."),
     scheduler: str | None = typer.Option(None, "--scheduler", metavar="ADDRESS", rich_help_panel=RUN,
                                          help="Dask scheduler (default: a local cluster)."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, metavar="N", rich_help_panel=RUN,
@@ -241,8 +244,10 @@ def deidentify(
 
     if not is_url(input) and not Path(input).exists() and not Path(input).is_symlink():
         fail(f"the input path {input} does not exist")
-    if scheduler and engine is not Engine.dask:
-        fail("--scheduler needs --engine dask")
+    if engine is not None:
+        runner = engine
+    if scheduler and runner is not Runner.dask:
+        fail("--scheduler needs --runner dask")
     budget = _size(memory_budget, "--memory-budget")
     quarantine_limit = _size(quarantine_max, "--quarantine-max")
     try:
@@ -269,7 +274,7 @@ def deidentify(
                 summary = deidentify_path(input, output, policy=policy, key=key, mappings_dir=mappings,
                                           workspace=workspace, workers=workers,
                                           record_originals=record_originals, resume=resume,
-                                          engine=engine.value, scheduler=scheduler, batch_size=batch_size,
+                                          runner=runner.value, scheduler=scheduler, batch_size=batch_size,
                                           progress=progress, on_total=progress.set_total,
                                           follow_symlinks=follow_symlinks,
                                           protected=(key_path,) if key_path else (), force=force,

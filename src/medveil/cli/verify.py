@@ -36,7 +36,7 @@ def verify(
     from medveil.pixels.ocr import OcrUnavailable, available_engines
     from medveil.pseudonym import load_key
     from medveil.quiet import silenced
-    from medveil.runner.batch import default_workspace
+    from medveil.runner.book import default_workspace
     from medveil.store.audit import AuditStore
     from medveil.verify import Fingerprints
 

@@ -1,9 +1,9 @@
 """The batch coordinator's hook: keep each released file's review material in the workspace.
 
-The coordinators of both engines (``runner.batch`` and ``runner.dask_runner``)
-call :meth:`ReviewKeeper.keep` once per released file, in input order, with
-the worker's account of it (a :class:`medveil.records.FileRecord`:
-both carry ``review`` and ``relpath``).  The keeper also notes where the run's
+The run (:mod:`medveil.runner.base`, whatever executes its files) calls
+:meth:`ReviewKeeper.keep` once per released file, in input order, with the
+worker's account of it (a :class:`medveil.records.FileRecord`, which carries
+``review`` and ``relpath``).  The keeper also notes where the run's
 release tree is, so that a curator's release of a quarantined file lands
 beside the others.
 Everything else about review lives in :mod:`medveil.review`.

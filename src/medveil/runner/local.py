@@ -1,11 +1,13 @@
-"""Worker processes for the local runner: results in input order, whatever happens to a worker.
+"""The local executor: worker processes on this machine, results in input order, whatever happens to a worker.
 
 Each file is de-identified in a worker process, never in the coordinating
 one, so that a file which kills its process (the kernel's out-of-memory
 killer, a crash inside a codec) costs that file and nothing else.  When a
 worker dies, every file that was in flight with it is run again, alone, in
 a fresh process: the one that dies again is refused with "worker died",
-the others come out as they would have.  The batch goes on.
+the others come out as they would have.  The batch goes on.  Everything
+else about the run (planning, finishing in order, the workspace) is
+:mod:`medveil.runner.base`'s.
 
 Results come back strictly in input order (the coordinator's decisions
 depend on it), through a window of files in flight that keeps every worker
@@ -25,12 +27,9 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
 
-from medveil.policy import Policy
-from medveil.pseudonym import Key
 from medveil.records import FileRecord
-from medveil.runner.process import Job, process
+from medveil.runner.base import Executor, Job, Work, process
 
 _GRACE_SECONDS = 2.0
 
@@ -42,14 +41,14 @@ class Interrupted(KeyboardInterrupt):
 _STATE: dict = {}
 
 
-def _init(policy: Policy, key: Key, tmp_dir: str, budget: int | None, tag: str) -> None:
+def _init(work: Work) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when workers stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and stops them with SIGTERM (not its own handler)
-    _STATE.update(policy=policy, key=key, tmp_dir=Path(tmp_dir), budget=budget, tag=tag)
+    _STATE["work"] = work
 
 
 def _work(job: Job) -> FileRecord:
-    return process(job, _STATE["policy"], _STATE["key"], _STATE["tmp_dir"], _STATE["budget"], _STATE["tag"])
+    return process(job, _STATE["work"])
 
 
 def _alone(conn, job: Job, args: tuple) -> None:
@@ -66,20 +65,21 @@ def _died(job: Job, exitcode: int | None) -> FileRecord:
     return FileRecord(index=job.index, input_ref=job.input_ref, reason=f"worker died while processing this file ({how})")
 
 
-class LocalPool:
-    """A pool of *workers* processes de-identifying jobs into *tmp_dir*."""
+class LocalExecutor(Executor):
+    """A pool of *workers* processes, each running :func:`medveil.runner.base.process` on one job at a time."""
 
-    def __init__(self, workers: int, policy: Policy, key: Key, tmp_dir: Path, budget: int | None, tag: str):
+    def __init__(self, workers: int = 1):
         self.workers = max(1, workers)
-        self.args = (policy, key, str(tmp_dir), budget, tag)
         self.window = self.workers * 4
+        self.args: tuple = ()
         self._pool: ProcessPoolExecutor | None = None
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, initializer=_init, initargs=self.args)
 
-    def results(self, jobs: list[Job]) -> Iterator[tuple[Job, FileRecord]]:
-        """Yield ``(job, outcome)`` for every job, in the order given."""
+    def results(self, jobs: list[Job], work: Work) -> Iterator[tuple[Job, FileRecord]]:
+        """Yield ``(job, record)`` for every job, in the order given."""
+        self.args = (work,)
         pending = deque(jobs)
         flight: deque[tuple[Job, Future | FileRecord]] = deque()
         self._pool = self._new_pool()
