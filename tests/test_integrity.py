@@ -1,4 +1,4 @@
-"""Structural completeness checks: ``medveil.runner.integrity.check_complete``.
+"""Structural completeness checks: ``medveil.dicomio.integrity.check_complete``.
 
 pydicom reads truncated files without complaint, so these tests cut real
 files at many points and require a fail-closed outcome for each: either
@@ -26,7 +26,7 @@ from pydicom.filereader import _read_file_meta_info, data_element_generator, rea
 from conftest import PHI, image_dataset
 from medveil.errors import QuarantineError
 from medveil.quiet import silenced
-from medveil.runner.integrity import check_complete
+from medveil.dicomio.integrity import check_complete
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 _LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
@@ -326,7 +326,7 @@ def test_error_messages_do_not_quote_values():
 
 # -- values that swallow the elements after them (issue 13, item 1) ------------------------------------
 
-from medveil.runner.integrity import inspect  # noqa: E402
+from medveil.dicomio.integrity import inspect  # noqa: E402
 
 
 def _defined_length_sr() -> bytes:

@@ -22,7 +22,7 @@ import medveil
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
 from medveil.pipeline import deidentify_bytes
-from medveil.runner.encode import Chunks
+from medveil.dicomio.encode import Chunks
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 KEY = Key(b"c" * 32)

@@ -18,7 +18,7 @@ from medveil.evaluate.checks import KEEP_ACTIONS, Target, run_check
 from medveil.evaluate.flatten import flatten, pixel_digest, walk
 from medveil.evaluate.paths import parse_path
 from medveil.policy import get_profile
-from medveil.runner.integrity import check_complete
+from medveil.dicomio.integrity import check_complete
 from medveil.synth import SynthError, synthesize
 from medveil.synth.corpus import SHARED_ENV, default_corpora, installed_corpora
 

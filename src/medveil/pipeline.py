@@ -59,10 +59,10 @@ from medveil.pseudonym import Key
 from medveil.quiet import silenced
 from medveil.records import FileRecord, Status
 from medveil.review.capture import HeaderSnapshot, ReviewMaterial, pixel_source, review_material
-from medveil.runner.burned_in import burned_in_reason
-from medveil.runner.encode import encode_file
-from medveil.runner.discover import read_meta_group
-from medveil.runner.integrity import Inspection, Nonconformity, Swallowed, check_complete, dataset_start, inspect, zero_padding_start
+from medveil.pixels.burned_in import burned_in_reason
+from medveil.dicomio.encode import encode_file
+from medveil.dicomio.discover import read_meta_group
+from medveil.dicomio.integrity import Inspection, Nonconformity, Swallowed, check_complete, dataset_start, inspect, zero_padding_start
 from medveil.runner.limits import check_decode, check_inflated_size, file_limit, human
 from medveil.text import KnownIdentifiers
 from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset

@@ -1,16 +1,10 @@
-"""Value Representation families and cached data-dictionary lookups the engine uses."""
+"""Cached data-dictionary lookups the engine uses, and the VR families (defined in :mod:`medveil.dicomio.vr`)."""
 
 from functools import lru_cache
 
 from pydicom.datadict import dictionary_VR, get_entry, keyword_for_tag
-from pydicom.valuerep import VR
 
-TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM",
-                      "UC", "UI", "UR", "UT"})
-BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
-#: The VRs of PS3.5 Table 6.2-1 (and pydicom's names for not yet resolved ambiguous ones,
-#: such as "US or SS"); anything else in a file cannot be interpreted.
-KNOWN_VRS = frozenset(vr.value for vr in VR)
+from medveil.dicomio.vr import BINARY_VRS, KNOWN_VRS, TEXT_VRS  # noqa: F401  (the engine's VR families)
 
 
 @lru_cache(maxsize=8192)

@@ -23,9 +23,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from medveil.store.private import write_durably
+from medveil.store.private import TMP_PREFIX, write_durably
 
-TMP_PREFIX = ".medveil-tmp-"
 _NAME = re.compile(r"^(\d{12})-([0-9a-f]{1,64})-([0-9a-f]{64})\.dcm$")
 
 
@@ -61,7 +60,7 @@ class Outbox:
             seq = self._next
             self._next += 1
         path = self.directory / f"{seq:012d}-{input_ref}-{output_sha256}.dcm"
-        write_durably(path, data, TMP_PREFIX)
+        write_durably(path, data)
         return Entry(seq, path, input_ref, output_sha256)
 
     def pending(self) -> list[Entry]:

@@ -39,7 +39,8 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
 
-from medveil.engine.vrs import BINARY_VRS, keyword_of
+from medveil.dicomio.vr import BINARY_VRS
+from medveil.engine.vrs import keyword_of
 from medveil.pixels.frames import display_view, iter_frames
 
 #: Pixel Data and its float variants: pixel changes are shown as images, not as header differences.

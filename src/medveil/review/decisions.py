@@ -40,9 +40,9 @@ from medveil.policy.fingerprint import settings_fingerprint
 from medveil.pseudonym import Key
 from medveil.records import Status
 from medveil.review.overview import DECISION, REVIEW_ENGINE, is_ref
-from medveil.runner.book import TMP_PREFIX, RunBook, RunConfig
+from medveil.runner.book import RunBook, RunConfig
 from medveil.pipeline import deidentify_bytes
-from medveil.runner.discover import read_regular
+from medveil.dicomio.discover import read_regular
 from medveil.runner.lock import LOCK_FILE, RunLock
 from medveil.store.audit import AuditStore, utc_now
 from medveil.store.private import write_durably
@@ -196,7 +196,7 @@ def release(workspace: Path, ref: str, reviewer: Reviewer, outputs: dict[str, st
                                  json.dumps(_detail("release-refused", at, why), sort_keys=True))
             return Outcome("release-refused", at, reason=why)
         book.sync()  # the pairs are durable before the file is released
-        write_durably(Path(output) / record.relpath, out, TMP_PREFIX, make_parents=True)
+        write_durably(Path(output) / record.relpath, out, make_parents=True)
         book.released(ref, copy, Status.WRITTEN, record)
         book.store.add_event(book.run_id, ref, DECISION, json.dumps(_detail("released", at), sort_keys=True))
     for name in (f"{ref}.dcm", f"{ref}.reason.txt"):

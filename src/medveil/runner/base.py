@@ -49,10 +49,11 @@ from medveil.policy import Policy
 from medveil.pseudonym import Key, derive
 from medveil.quiet import silenced
 from medveil.records import FileRecord, Status
-from medveil.runner.book import TMP_PREFIX, RunBook, RunConfig, RunSummary, check_layout, input_ref, sha256_file
-from medveil.runner.discover import DICOM, DICOMDIR, SKIPPED, UNREADABLE, InputTooLarge, discover, read_regular
+from medveil.runner.book import RunBook, RunConfig, RunSummary, check_layout, input_ref, sha256_file
+from medveil.dicomio.discover import DICOM, DICOMDIR, SKIPPED, UNREADABLE, InputTooLarge, discover, read_regular
 from medveil.runner.limits import default_memory_budget, file_limit
 from medveil.runner.locations import Location, LocationError
+from medveil.store.private import TMP_PREFIX
 
 #: Files whose pairs share one journal fsync, and the longest a finished file waits for its group.
 GROUP_FILES = 32

@@ -45,14 +45,13 @@ from medveil.pseudonym import Key, derive
 from medveil.quiet import silenced
 from medveil.records import FileRecord, Status
 from medveil.review.keep import ReviewKeeper
-from medveil.runner.discover import read_meta_group
+from medveil.dicomio.discover import read_meta_group
 from medveil.runner.lock import LOCK_FILE, RunLock, locked_directory
 from medveil.store.audit import AuditStore, AuditStoreError, StoredResult
 from medveil.store.journal import JOURNAL_FILE, JournalError, PairJournal
 from medveil.store.mappings import MappingCollisionError, MappingTable, write_mappings
-from medveil.store.private import FILE_MODE, open_private, private_dir
+from medveil.store.private import FILE_MODE, TMP_PREFIX, open_private, private_dir
 
-TMP_PREFIX = ".medveil-tmp-"
 #: Quarantine copies larger than this are not made (the reason and the input's hash are kept).
 QUARANTINE_LIMIT = 1 << 30
 

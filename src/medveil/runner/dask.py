@@ -37,7 +37,7 @@ from medveil.pseudonym import Key
 from medveil.records import FileRecord, Status
 from medveil.runner.base import DICOMDIR_REASON, Executor, Job, Run, Work
 from medveil.runner.book import RunConfig, instance_of
-from medveil.runner.discover import DICOM, DICOMDIR, classify_bytes
+from medveil.dicomio.discover import DICOM, DICOMDIR, classify_bytes
 from medveil.runner.limits import default_memory_budget, file_limit
 from medveil.runner.locations import Location
 

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from medveil.errors import MedveilError
-
-TMP_PREFIX = ".medveil-tmp-"
+from medveil.store.private import TMP_PREFIX
 
 
 class LocationError(MedveilError):
@@ -74,7 +73,7 @@ class Location:
     def walk(self) -> Iterator[str]:
         """Relative paths of every object under the root, sorted, temporaries left out."""
         if self.local:
-            raise LocationError("local trees are discovered with medveil.runner.discover")
+            raise LocationError("local trees are discovered with medveil.dicomio.discover")
         try:
             found = self.fs.find(self.root)
         except FileNotFoundError:
@@ -101,10 +100,10 @@ class Location:
         """The bytes of *path* (a full path as :meth:`join` gives it), refusing more than *limit*.
 
         A local path must be a regular file, read without following a link
-        planted after discovery (:func:`medveil.runner.discover.read_regular`).
+        planted after discovery (:func:`medveil.dicomio.discover.read_regular`).
         """
         if self.local:
-            from medveil.runner.discover import InputTooLarge, read_regular
+            from medveil.dicomio.discover import InputTooLarge, read_regular
 
             try:
                 return read_regular(path, limit)

@@ -37,7 +37,6 @@ HEADER = ("id_old", "id_new")
 UID_FILE = "uid_mapping.csv"
 PATID_FILE = "patid_mapping.csv"
 KINDS = {"uid": "UID", "patid": "patient ID"}
-TMP_PREFIX = ".medveil-tmp-"
 
 Pairs = Iterable[tuple[str, str]] | Mapping[str, str]
 
@@ -169,7 +168,7 @@ class MappingTable:
         return buffer.getvalue()
 
     def _dump(self, path: Path) -> None:
-        write_durably(path, self.to_csv().encode("utf-8"), TMP_PREFIX)
+        write_durably(path, self.to_csv().encode("utf-8"))
 
 
 def read_pairs(path: Path | str, *, skip_blank: bool = False) -> list[tuple[str, str]]:

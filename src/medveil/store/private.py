@@ -19,6 +19,9 @@ from medveil.errors import MedveilError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+#: Every temporary file medveil writes starts with this: discovery never reads one as input, a
+#: run's start removes those a killed run left behind, and OUTPUT may hold them.
+TMP_PREFIX = ".medveil-tmp-"
 #: Permission bits that let anyone but the owner in.
 _OTHERS = stat.S_IRWXG | stat.S_IRWXO
 
@@ -87,7 +90,7 @@ def write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def write_durably(path: Path, data: bytes, tmp_prefix: str = ".medveil-tmp-", *,
+def write_durably(path: Path, data: bytes, tmp_prefix: str = TMP_PREFIX, *,
                   make_parents: bool = False) -> None:
     """Write *data* to *path* (0600) so that readers see the old file or the new one, never half,
     and the new one survives a power cut: a temporary beside it, fsync, rename, fsync of the folder."""

@@ -29,8 +29,8 @@ from pydicom.dataset import Dataset
 
 from medveil.errors import MedveilError
 from medveil.quiet import silenced
-from medveil.runner.burned_in import burned_in_reason
-from medveil.runner.integrity import check_complete
+from medveil.pixels.burned_in import burned_in_reason
+from medveil.dicomio.integrity import check_complete
 from medveil.synth.burn import unburnable_reason
 
 SHARED_ENV = "MEDVEIL_SHARED"

@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
+from medveil.dicomio.vr import LONG_VR_CODES
 from medveil.engine.vrs import dictionary_vr, keyword_of
 from medveil.errors import QuarantineError
 
-_LONG_VRS = frozenset(str(vr).encode("ascii") for vr in EXPLICIT_VR_LENGTH_32)  # 4-byte length fields
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _MAX_DEPTH = 64
@@ -251,7 +250,7 @@ class _Walker:
                 vr = self.data[offset + 4:offset + 6]
                 if len(vr) < 2:
                     raise _Truncated
-                if vr in _LONG_VRS:
+                if vr in LONG_VR_CODES:
                     (length,) = self._unpack(order + "L", offset + 8)
                     header = 12
                 else:
@@ -410,7 +409,7 @@ def dataset_start(data: bytes) -> int:
         if group != 0x0002:
             break
         vr = data[offset + 4:offset + 6]
-        if vr in _LONG_VRS:
+        if vr in LONG_VR_CODES:
             (length,) = walker._unpack("<L", offset + 8)
             offset += 12 + length
         else:

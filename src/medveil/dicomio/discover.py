@@ -38,7 +38,9 @@ from typing import BinaryIO
 
 import pydicom
 
+from medveil.dicomio.vr import LONG_VR_CODES
 from medveil.errors import MedveilError
+from medveil.store.private import TMP_PREFIX
 
 DICOM = "dicom"
 DICOMDIR = "dicomdir"
@@ -48,7 +50,6 @@ UNREADABLE = "unreadable"
 SKIPPED = "skipped"
 KINDS = (DICOM, DICOMDIR, NOT_DICOM, UNREADABLE, SKIPPED)
 
-TMP_PREFIX = ".medveil-tmp-"
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 
 REASON_EMPTY = "empty file"
@@ -69,8 +70,6 @@ _VRS = frozenset({
     b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
 })
 # Explicit VRs whose length is a 4-byte field after two reserved bytes.
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN",
-                       b"UR", b"UT", b"SV", b"UV"})
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _MAX_META_BYTES = 64 * 1024
 _HEADER_BYTES = 132
@@ -315,7 +314,7 @@ def read_meta_group(handle: BinaryIO) -> dict[int, bytes] | None:
         vr = head[4:6]
         if vr not in _VRS:
             return None
-        if vr in _LONG_VRS:
+        if vr in LONG_VR_CODES:
             extra = handle.read(4)
             if len(extra) < 4:
                 return None
@@ -341,7 +340,7 @@ def _looks_like_raw_dataset(header: bytes, size: int) -> bool:
         return False
     vr = header[4:6]
     if vr in _VRS:  # explicit VR little endian
-        if vr in _LONG_VRS:
+        if vr in LONG_VR_CODES:
             if len(header) < 12 or header[6:8] != b"\x00\x00":
                 return False
             (length,) = struct.unpack("<I", header[8:12])

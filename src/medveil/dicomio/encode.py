@@ -27,12 +27,12 @@ from pydicom.dataset import Dataset, validate_file_meta
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.multival import MultiValue
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+from medveil.dicomio.vr import LONG_VRS
 
 _PIXEL_DATA = 0x7FE00010
 _UNDEFINED = 0xFFFFFFFF
-_LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)  # 4-byte length in explicit VR
 #: VRs whose str values pydicom writes as text: joined by backslashes, padded to even length.
 _STRING_PAD = {"AE": b" ", "AS": b" ", "CS": b" ", "DA": b" ", "DT": b" ", "TM": b" ", "UR": b" ",
                "UI": b"\0", "LO": b" ", "SH": b" ", "ST": b" ", "LT": b" ", "UT": b" ", "UC": b" "}
@@ -176,7 +176,7 @@ def _dataset(parts: list, ds: Dataset, implicit: bool, parent_encoding, top: boo
             continue
         value = _string_value(elem, vr) if tag != _PIXEL_DATA else None
         if value is not None:
-            if not implicit and vr not in _LONG_VRS and len(value) > 0xFFFF:
+            if not implicit and vr not in LONG_VRS and len(value) > 0xFFFF:
                 raise _Unsupported  # pydicom writes it as UN, with a warning
             parts.append(_header(tag, vr, len(value), implicit))
             parts.append(value)
@@ -208,7 +208,7 @@ def _raw(parts: list, tag: int, elem: RawDataElement, implicit: bool, top: bool 
     if not implicit and (vr is None or len(vr) != 2):
         raise _Unsupported
     size = len(value)
-    if not implicit and not undefined and vr not in _LONG_VRS and size > 0xFFFF:
+    if not implicit and not undefined and vr not in LONG_VRS and size > 0xFFFF:
         raise _Unsupported
     parts.append(_header(tag, vr, _UNDEFINED if undefined else size, implicit))
     parts.append(value)
@@ -269,13 +269,13 @@ def _string_value(elem, vr: str) -> bytes | None:
 def _header(tag: int, vr: str | None, length: int, implicit: bool) -> bytes:
     if implicit:
         return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, length)
-    if vr in _LONG_VRS:
+    if vr in LONG_VRS:
         return struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode("ascii"), 0, length)
     return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode("ascii"), length)
 
 
 def _header_size(vr: str | None, implicit: bool) -> int:
-    return 8 if implicit or vr not in _LONG_VRS else 12
+    return 8 if implicit or vr not in LONG_VRS else 12
 
 
 class Chunks:

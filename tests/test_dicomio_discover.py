@@ -11,8 +11,8 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from medveil.runner import discover as discover_module
-from medveil.runner.discover import Discovered, DiscoveryError, classify, discover
+from medveil.dicomio import discover as discover_module
+from medveil.dicomio.discover import Discovered, DiscoveryError, classify, discover
 
 CT = Path(get_testdata_file("CT_small.dcm"))
 MR = Path(get_testdata_file("MR_small.dcm"))

@@ -16,7 +16,7 @@ import medveil.pipeline as pipeline
 from medveil.policy import Option, get_profile
 from medveil.pseudonym import throwaway_key
 from medveil.quiet import silenced
-from medveil.runner import encode
+from medveil.dicomio import encode
 from medveil.synth.corpus import installed_corpora, iter_files
 from tests.corpora import pydicom_files
 
