@@ -32,10 +32,10 @@ import pydicom
 from pydicom.data import get_testdata_file
 
 from medveil import get_profile
+from medveil.pipeline import deidentify_bytes
 from medveil.policy import Option
 from medveil.pseudonym import throwaway_key
 from medveil.quiet import silenced
-from medveil.pipeline import deidentify_bytes
 
 POLICY = get_profile("tcia")
 POLICY = dataclasses.replace(POLICY, options=POLICY.options - {Option.CLEAN_PIXEL_DATA})

@@ -58,6 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ocr_bench import CORPORA, ROOT, burned_in_cases, presidio_cases, score, wrapped_value_lines
 
 from medveil.errors import QuarantineError
+import medveil.pipeline as pipeline
+from medveil.pipeline import deidentify_bytes
 from medveil.pixels.clean import clean_pixels
 import medveil.pixels.detect as detect
 from medveil.pixels.detect import SERIES_CACHE, ReadingCache, TextBox
@@ -68,8 +70,6 @@ from medveil.pixels.screen import BACKGROUNDS, screen_frame
 from medveil.policy import Option, PixelSettings
 from medveil.policy.profiles import get_profile
 from medveil.pseudonym import Key
-import medveil.pipeline as pipeline
-from medveil.pipeline import deidentify_bytes
 from medveil.text import KnownIdentifiers
 
 KEY = Key(bytes(range(32)))

@@ -57,9 +57,9 @@ from throughput import (  # noqa: E402
 )
 
 from medveil import deidentify_path  # noqa: E402
+from medveil.pipeline import deidentify_bytes  # noqa: E402
 from medveil.pseudonym import throwaway_key  # noqa: E402
 from medveil.quiet import silenced  # noqa: E402
-from medveil.pipeline import deidentify_bytes  # noqa: E402
 
 #: The header-only path the issue's goals are about: OCR of every image would measure the OCR engine.
 POLICY = HEADER_ONLY
@@ -163,8 +163,8 @@ from pathlib import Path
 import psutil
 sys.path.insert(0, sys.argv[2])
 from scale import POLICY
-from medveil.pseudonym import throwaway_key
 from medveil.pipeline import deidentify_bytes
+from medveil.pseudonym import throwaway_key
 idle = psutil.Process().memory_info().rss
 out, record = deidentify_bytes(Path(sys.argv[1]).read_bytes(), POLICY, throwaway_key())
 if not isinstance(out, bytes):

@@ -31,10 +31,10 @@ from medveil.cxr import intensity as I  # noqa: E402
 from medveil.cxr import lungs as L  # noqa: E402
 from medveil.cxr.models import Anonymiser  # noqa: E402
 from medveil.cxr.train import save_generator  # noqa: E402
+from medveil.pipeline import deidentify_bytes  # noqa: E402
 from medveil.policy import get_profile  # noqa: E402
 from medveil.policy.options import Option  # noqa: E402
 from medveil.pseudonym import Key  # noqa: E402
-from medveil.pipeline import deidentify_bytes  # noqa: E402
 
 runner = CliRunner()
 CR = "1.2.840.10008.5.1.4.1.1.1"

@@ -12,11 +12,11 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
+from medveil.dicomio import encode
 import medveil.pipeline as pipeline
 from medveil.policy import Option, get_profile
 from medveil.pseudonym import throwaway_key
 from medveil.quiet import silenced
-from medveil.dicomio import encode
 from medveil.synth.corpus import installed_corpora, iter_files
 from tests.corpora import pydicom_files
 

@@ -521,9 +521,9 @@ def test_long_values_cost_no_work_per_byte(bases, kind, profile):
     (about 0.05 s on any machine), against millions today.  The benchmark times the same cases."""
     import dataclasses
 
+    from medveil.pipeline import deidentify_bytes
     from medveil.policy import Option, get_profile
     from medveil.pseudonym import Key
-    from medveil.pipeline import deidentify_bytes
 
     policy = get_profile(profile)
     policy = dataclasses.replace(policy, options=policy.options - {Option.CLEAN_PIXEL_DATA}, burned_in="pass")

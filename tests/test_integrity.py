@@ -24,9 +24,9 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
 
 from conftest import PHI, image_dataset
+from medveil.dicomio.integrity import check_complete
 from medveil.errors import QuarantineError
 from medveil.quiet import silenced
-from medveil.dicomio.integrity import check_complete
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 _LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}

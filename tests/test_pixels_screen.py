@@ -269,9 +269,9 @@ def _encapsulated(syntax, photometric: str) -> bytes:
 def test_pixels_without_text_keep_their_encoding(syntax, photometric, counting):
     from dataclasses import replace
 
+    from medveil.pipeline import deidentify_bytes
     from medveil.policy.profiles import get_profile
     from medveil.pseudonym import Key
-    from medveil.pipeline import deidentify_bytes
 
     try:
         data = _encapsulated(syntax, photometric)

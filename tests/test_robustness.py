@@ -30,9 +30,9 @@ import robustness as rb  # noqa: E402
 import robustness_mutants as rm  # noqa: E402
 
 import medveil  # noqa: E402
+from medveil.pipeline import deidentify_bytes  # noqa: E402
 from medveil.policy import Option  # noqa: E402
 from medveil.pseudonym import Key  # noqa: E402
-from medveil.pipeline import deidentify_bytes  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -19,10 +19,10 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 import medveil
+from medveil.dicomio.encode import Chunks
+from medveil.pipeline import deidentify_bytes
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
-from medveil.pipeline import deidentify_bytes
-from medveil.dicomio.encode import Chunks
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 KEY = Key(b"c" * 32)

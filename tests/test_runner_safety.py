@@ -23,11 +23,11 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 import medveil
 from medveil.errors import KeyFileError, MedveilError, QuarantineError
+from medveil.pipeline import deidentify_bytes
 from medveil.pseudonym import Key, key_file_warnings, load_key
 from medveil.runner import local as local_module
 from medveil.runner.base import run
 from medveil.runner.book import RunBook, RunConfig
-from medveil.pipeline import deidentify_bytes
 from medveil.runner.limits import check_decode, check_inflated_size, parse_size
 from medveil.runner.lock import RunLock, RunLockedError
 from medveil.store.journal import PairJournal

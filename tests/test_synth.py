@@ -13,12 +13,12 @@ from corpora import pydicom_files
 from typer.testing import CliRunner
 
 from medveil.cli import app
+from medveil.dicomio.integrity import check_complete
 from medveil.evaluate.answer_key import ACTIONS, read_answer_key
 from medveil.evaluate.checks import KEEP_ACTIONS, Target, run_check
 from medveil.evaluate.flatten import flatten, pixel_digest, walk
 from medveil.evaluate.paths import parse_path
 from medveil.policy import get_profile
-from medveil.dicomio.integrity import check_complete
 from medveil.synth import SynthError, synthesize
 from medveil.synth.corpus import SHARED_ENV, default_corpora, installed_corpora
 

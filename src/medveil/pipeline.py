@@ -46,11 +46,23 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from medveil.dicomio.discover import read_meta_group
+from medveil.dicomio.encode import encode_file
+from medveil.dicomio.integrity import (
+    Inspection,
+    Nonconformity,
+    Swallowed,
+    check_complete,
+    dataset_start,
+    inspect,
+    zero_padding_start,
+)
 from medveil.engine import Result
 from medveil.engine import deidentify_dataset as engine_deidentify
 from medveil.engine.repair import repair_element, resolve
 from medveil.engine.residuals import collect_identifiers, sop_class_of
 from medveil.errors import QuarantineError, safe_reason
+from medveil.pixels.burned_in import burned_in_reason
 from medveil.pixels.clean import PixelReport, clean_pixels, region_records
 from medveil.pixels.mask import overlay_groups
 from medveil.policy import Option, Policy
@@ -58,11 +70,7 @@ from medveil.policy.iod import load_attribute_types
 from medveil.pseudonym import Key
 from medveil.quiet import silenced
 from medveil.records import FileRecord, Status
-from medveil.review.capture import HeaderSnapshot, ReviewMaterial, pixel_source, review_material
-from medveil.pixels.burned_in import burned_in_reason
-from medveil.dicomio.encode import encode_file
-from medveil.dicomio.discover import read_meta_group
-from medveil.dicomio.integrity import Inspection, Nonconformity, Swallowed, check_complete, dataset_start, inspect, zero_padding_start
+from medveil.review.capture import HeaderSnapshot, pixel_source, review_material
 from medveil.runner.limits import check_decode, check_inflated_size, file_limit, human
 from medveil.text import KnownIdentifiers
 from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset

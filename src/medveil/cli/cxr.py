@@ -314,8 +314,8 @@ def _anonymize_dicom(src: Path, dst: Path, model: Path | None, profile: str, key
 
     from medveil.cli.deidentify import build_policy, load_run_key
     from medveil.errors import MedveilError
-    from medveil.records import Status
     from medveil.pipeline import deidentify_bytes
+    from medveil.records import Status
 
     try:
         policy = build_policy(profile, None, [], None)

@@ -402,8 +402,8 @@ def print_summary(summary, policy, out: Console | None = None) -> None:
 
 
 def _dry_run(input: Path, policy, key) -> None:
-    from medveil.records import Status
     from medveil.dicomio.discover import discover
+    from medveil.records import Status
     from medveil.runner.dryrun import FIRST_PATIENT, dry_run
 
     with silenced():

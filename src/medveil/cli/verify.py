@@ -12,9 +12,9 @@ from rich.markup import escape
 
 from medveil.cli.common import fail
 from medveil.cli.progress import RunProgress
+from medveil.errors import MedveilError
 from medveil.policy import PixelSettings
 from medveil.records import Status
-from medveil.errors import MedveilError
 
 
 def verify(

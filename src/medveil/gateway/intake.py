@@ -20,10 +20,10 @@ from pydicom.filewriter import write_file_meta_info
 
 from medveil.engine.deidentify import IMPLEMENTATION_CLASS_UID
 from medveil.gateway.ledger import Admitted, Ledger, instance_ref
+from medveil.pipeline import deidentify_bytes
 from medveil.policy import Policy
 from medveil.pseudonym import Key
 from medveil.records import Status
-from medveil.pipeline import deidentify_bytes
 
 
 def part10(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, dataset: bytes) -> bytes:

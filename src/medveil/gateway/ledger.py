@@ -34,8 +34,8 @@ from typing import Any
 
 from medveil.gateway.outbox import Entry, Outbox
 from medveil.pseudonym import Key, derive
-from medveil.runner.book import RunBook, RunConfig, RunSummary
 from medveil.records import FileRecord, Status
+from medveil.runner.book import RunBook, RunConfig, RunSummary
 from medveil.store.private import open_private
 
 

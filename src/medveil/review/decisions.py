@@ -34,15 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medveil._version import __version__
+from medveil.dicomio.discover import read_regular
 from medveil.errors import MedveilError
+from medveil.pipeline import deidentify_bytes
 from medveil.policy import Policy
 from medveil.policy.fingerprint import settings_fingerprint
 from medveil.pseudonym import Key
 from medveil.records import Status
 from medveil.review.overview import DECISION, REVIEW_ENGINE, is_ref
 from medveil.runner.book import RunBook, RunConfig
-from medveil.pipeline import deidentify_bytes
-from medveil.dicomio.discover import read_regular
 from medveil.runner.lock import LOCK_FILE, RunLock
 from medveil.store.audit import AuditStore, utc_now
 from medveil.store.private import write_durably

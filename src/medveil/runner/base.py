@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medveil.dicomio.discover import DICOM, DICOMDIR, SKIPPED, UNREADABLE, InputTooLarge, discover, read_regular
 from medveil.errors import MedveilError, QuarantineError, safe_reason
 from medveil.pipeline import deidentify_bytes
 from medveil.policy import Policy
@@ -50,7 +51,6 @@ from medveil.pseudonym import Key, derive
 from medveil.quiet import silenced
 from medveil.records import FileRecord, Status
 from medveil.runner.book import RunBook, RunConfig, RunSummary, check_layout, input_ref, sha256_file
-from medveil.dicomio.discover import DICOM, DICOMDIR, SKIPPED, UNREADABLE, InputTooLarge, discover, read_regular
 from medveil.runner.limits import default_memory_budget, file_limit
 from medveil.runner.locations import Location, LocationError
 from medveil.store.private import TMP_PREFIX

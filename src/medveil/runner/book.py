@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 import pydicom
 
 from medveil._version import __version__
+from medveil.dicomio.discover import read_meta_group
 from medveil.engine.deidentify import IMPLEMENTATION_CLASS_UID, patient_key
 from medveil.errors import MedveilError
 from medveil.policy import Policy
@@ -45,7 +46,6 @@ from medveil.pseudonym import Key, derive
 from medveil.quiet import silenced
 from medveil.records import FileRecord, Status
 from medveil.review.keep import ReviewKeeper
-from medveil.dicomio.discover import read_meta_group
 from medveil.runner.lock import LOCK_FILE, RunLock, locked_directory
 from medveil.store.audit import AuditStore, AuditStoreError, StoredResult
 from medveil.store.journal import JOURNAL_FILE, JournalError, PairJournal

@@ -30,6 +30,7 @@ import math
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
+from medveil.dicomio.discover import DICOM, DICOMDIR, classify_bytes
 from medveil.errors import MedveilError
 from medveil.pipeline import deidentify_bytes
 from medveil.policy import Policy
@@ -37,7 +38,6 @@ from medveil.pseudonym import Key
 from medveil.records import FileRecord, Status
 from medveil.runner.base import DICOMDIR_REASON, Executor, Job, Run, Work
 from medveil.runner.book import RunConfig, instance_of
-from medveil.dicomio.discover import DICOM, DICOMDIR, classify_bytes
 from medveil.runner.limits import default_memory_budget, file_limit
 from medveil.runner.locations import Location
 

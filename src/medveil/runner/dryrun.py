@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medveil.dicomio.discover import InputTooLarge, read_regular
 from medveil.errors import MedveilError
 from medveil.pipeline import deidentify_bytes
 from medveil.policy import Policy
 from medveil.pseudonym import Key
 from medveil.records import FileRecord
-from medveil.dicomio.discover import InputTooLarge, read_regular
 
 #: The sequence number a dry run gives the patient when the policy numbers patients: a run would
 #: number it in input order in the workspace's sequence table, which a dry run neither reads nor writes.

@@ -154,12 +154,6 @@ class Location:
         except FileNotFoundError:
             pass
 
-    def copy_to_local(self, path: str, target: Path) -> None:
-        """Copy one input to a local file (quarantine), streaming."""
-        with self.open(path) as src, open(target, "wb") as dst:
-            for chunk in iter(lambda: src.read(1 << 20), b""):
-                dst.write(chunk)
-
     def clean_temporaries(self) -> int:
         """Remove temporaries a killed local run left anywhere in the tree; returns how many."""
         if not self.local or not os.path.isdir(self.root):

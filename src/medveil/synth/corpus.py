@@ -27,10 +27,10 @@ import pydicom
 import pydicom.data
 from pydicom.dataset import Dataset
 
-from medveil.errors import MedveilError
-from medveil.quiet import silenced
-from medveil.pixels.burned_in import burned_in_reason
 from medveil.dicomio.integrity import check_complete
+from medveil.errors import MedveilError
+from medveil.pixels.burned_in import burned_in_reason
+from medveil.quiet import silenced
 from medveil.synth.burn import unburnable_reason
 
 SHARED_ENV = "MEDVEIL_SHARED"
