@@ -200,7 +200,7 @@ def deidentify(
     mappings: Path | None = typer.Option(None, "--mappings", metavar="DIR", rich_help_panel=PSEUDONYMS,
                                          help="Write uid_/patid_mapping.csv here (originals!)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, metavar="N", rich_help_panel=RUN,
-                                help="Worker processes."),
+                                help="Workers: processes (threads with --runner thread)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", metavar="", rich_help_panel=RUN,
                                 help="Skip inputs released before with the same settings."),
     memory_budget: str | None = typer.Option(None, "--memory-budget", metavar="SIZE", rich_help_panel=RUN,

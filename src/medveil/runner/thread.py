@@ -1,12 +1,13 @@
 """The thread executor: the run's jobs on a pool of threads in this process.
 
 No process start-up and nothing pickled, so it suits small runs, notebooks
-and machines where starting processes is slow or not allowed.  Python holds
-one thread at a time in most of the pipeline, so it is no faster than one
-worker for header work; it overlaps reading, writing and the parts of pixel
-work that release the interpreter (zlib, codecs, OCR).  A file that crashes
-its worker takes the run with it: use the local executor for untrusted input
-at scale.
+and machines where starting processes is slow or not allowed.  CPython runs
+one thread at a time through most of the pipeline (the header work is pure
+Python); threads overlap what releases the interpreter: reading and writing
+files, zlib, image codecs, OCR.  A file that crashes the process (a codec's
+segfault, the out-of-memory killer) takes the whole run with it, where the
+local executor loses only that file: use the local executor for untrusted
+input at scale.
 
 It is also the proof that a runner is one small file: it implements
 :meth:`~medveil.runner.base.Executor.results` with public names only, and
