@@ -38,7 +38,7 @@ from pydicom.errors import BytesLengthException
 from pydicom.multival import MultiValue
 
 from medveil.engine.vrs import dictionary_vr, keyword_of, stored
-from medveil.policy.identifying import IDENTIFYING
+from medveil.policy.identifying import identifying_kinds
 from medveil.text.allow import is_clinical, is_common
 from medveil.text.dates import own_date_forms
 from medveil.text.patterns import STATE_CODES, STATE_NAMES
@@ -79,7 +79,7 @@ class KnownIdentifiers:
         """Collect from the dataset and every nested sequence item: every person name (by
         dictionary VR PN, whatever VR the file declares), date (DA) and date-time (DT), and
         the values of the ID, institution, address and telephone attributes of
-        :data:`medveil.policy.identifying.IDENTIFYING`.  With a *policy*, the attributes it
+        :func:`medveil.policy.identifying.identifying_kinds`.  With a *policy*, the attributes it
         keeps on purpose go to ``kept`` instead.  Empty values and placeholders are left out;
         values that cannot be read are skipped (the residual check still sees them)."""
         found: dict[str, dict[str, None]] = {f.name: {} for f in fields(cls)}
@@ -100,8 +100,7 @@ def _kept_keywords(ds, policy) -> frozenset[str]:
     return frozenset(kept_identifying(policy, sop_class))
 
 
-#: Attribute keyword -> the kind of value it holds (PN, DA and DT are found by VR).
-KEYWORD_KINDS = IDENTIFYING
+#: PN, DA and DT values are found by VR; the rest by keyword (identifying_kinds()).
 _VR_KINDS = {"PN": "names", "DA": "dates", "DT": "dates"}
 #: What converting a broken raw element raises in pydicom (bad lengths, bad encodings, ...).
 _UNREADABLE = (BytesLengthException, struct.error, ValueError, TypeError, KeyError, AttributeError,
@@ -123,6 +122,7 @@ _INTERESTING_VRS = frozenset(_VR_KINDS) | {"SQ"}
 
 
 def _walk(ds) -> Iterator[tuple[str, str, str]]:
+    keyword_kinds = identifying_kinds()
     for tag in list(ds.keys()):
         # Decide from the raw element's VR (or the dictionary's) and the keyword before
         # converting: most elements hold nothing to collect, and converting every value
@@ -130,7 +130,7 @@ def _walk(ds) -> Iterator[tuple[str, str, str]]:
         raw = stored(ds, tag)
         vr = (raw.VR if raw is not None else None) or dictionary_vr(int(tag)) or "UN"
         keyword = keyword_of(int(tag))
-        if vr not in _INTERESTING_VRS and keyword not in KEYWORD_KINDS and dictionary_vr(int(tag)) != "PN":
+        if vr not in _INTERESTING_VRS and keyword not in keyword_kinds and dictionary_vr(int(tag)) != "PN":
             continue
         try:
             elem = ds[tag]
@@ -142,7 +142,7 @@ def _walk(ds) -> Iterator[tuple[str, str, str]]:
             continue
         # A person name stored under another VR (LO, SH, LT in some exports) is still a name.
         by_dictionary = "names" if dictionary_vr(int(tag)) == "PN" else None
-        kind = _VR_KINDS.get(elem.VR) or by_dictionary or KEYWORD_KINDS.get(keyword)
+        kind = _VR_KINDS.get(elem.VR) or by_dictionary or keyword_kinds.get(keyword)
         if kind is None:
             continue
         try:
