@@ -31,6 +31,7 @@ from pydicom.uid import (
 )
 
 from medveil.engine import deidentify_dataset
+from medveil.engine.identifiers import known_once
 from medveil.engine.repair import repair_element, resolve
 from medveil.engine.residuals import collect_identifiers, sop_class_of
 from medveil.errors import QuarantineError, safe_reason
@@ -161,13 +162,14 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     identifiers = collect_identifiers(ds, policy, sop_class_of(ds))
     words = identifier_words(ds, policy, identifiers)
     source = pixel_source(ds) if policy.cleans_pixels else None
-    pixel_report = _clean_pixels(ds, policy, reason, pixels_before)
+    known = known_once(ds, policy)  # the pixel step and the text cleaner share one collection
+    pixel_report = _clean_pixels(ds, policy, reason, pixels_before, known)
     if pixel_report is None and reason and policy.burned_in == "quarantine":
         raise QuarantineError(f"may carry burned-in text ({reason}); turn on the Clean Pixel Data "
                               "option (-o clean_pixel_data) or use --burned-in pass to release it as is")
     applied = frozenset({Option.CLEAN_PIXEL_DATA}) if pixel_report is not None else frozenset()
     result = deidentify_dataset(ds, policy, key, assigned_patient_id=patient_id,
-                                pixel_options_applied=applied, identifiers=identifiers)
+                                pixel_options_applied=applied, identifiers=identifiers, known=known)
     if policy.visual_features:  # e.g. "cxr": a trained anonymiser changes the pixels (medveil.cxr.dicom)
         from medveil.cxr.dicom import pipeline_step
 
@@ -321,7 +323,7 @@ def _element_at(ds: Dataset, path: tuple[int, ...]):
 
 
 def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
-                  pixels_before: dict[int, memoryview]) -> PixelReport | None:
+                  pixels_before: dict[int, memoryview], known) -> PixelReport | None:
     """Run the Clean Pixel Data step when the policy asks for it on this object.
 
     Returns None when the step did not run (option off, or only flagged
@@ -333,8 +335,7 @@ def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
     if policy.pixels.scan == "flagged" and not reason:
         return None
     # The identifiers are collected only if text is found: most frames hold none.
-    report = clean_pixels(ds, policy.pixels, known=lambda: KnownIdentifiers.from_dataset(ds, policy),
-                          burned_in_reason=reason)
+    report = clean_pixels(ds, policy.pixels, known=known, burned_in_reason=reason)
     if report.pixels_changed and PIXEL_DATA in pixels_before:
         pixels_before[PIXEL_DATA] = memoryview(_encoded_pixel_value(ds))
     return report
