@@ -28,7 +28,7 @@ from medveil.errors import PolicyError
 from medveil.policy.options import Option
 from medveil.policy.private_kb import load_private_kb
 from medveil.policy.profile import Convention, Decision, Policy
-from medveil.text.dicom import clean_element_value
+from medveil.text.values import clean_element_value
 
 #: Options whose C actions the text cleaner carries out.
 CLEANING_OPTIONS = frozenset({Option.CLEAN_DESCRIPTORS, Option.CLEAN_STRUCTURED_CONTENT, Option.CLEAN_GRAPHICS})

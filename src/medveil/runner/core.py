@@ -31,7 +31,7 @@ from pydicom.uid import (
 )
 
 from medveil.engine import deidentify_dataset
-from medveil.engine.identifiers import known_once
+from medveil.engine.identifiers import collect_known, known_once
 from medveil.engine.repair import repair_element, resolve
 from medveil.engine.residuals import collect_identifiers, sop_class_of
 from medveil.errors import QuarantineError, safe_reason
@@ -47,7 +47,6 @@ from medveil.runner.encode import encode_file
 from medveil.runner.discover import read_meta_group
 from medveil.runner.integrity import Nonconformity, Swallowed, check_complete, dataset_start, inspect, zero_padding_start
 from medveil.runner.limits import check_decode, check_inflated_size, file_limit, human
-from medveil.text import KnownIdentifiers
 from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset
 
 _PATH_SAFE = re.compile(r"[^0-9A-Za-z._-]")
@@ -362,7 +361,7 @@ def _verify_clean(ds: Dataset, policy: Policy, words: set[str], pixel_report: Pi
     """
     engines = policy.pixels.engines if "PixelData" in ds or overlay_groups(ds) else None
     matcher = WordMatcher(words)
-    kept = KnownIdentifiers.from_dataset(ds, policy).kept
+    kept = collect_known(ds, policy).kept
     lines: list = []
     findings = scan_dataset(ds, matcher, ocr_engines=engines, min_confidence=policy.pixels.min_confidence,
                             pixel_lines=lines, kept=kept)
