@@ -19,10 +19,10 @@ from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
 from medveil._version import __version__
-from medveil.engine.context import Context
 from medveil.engine.identifiers import KnownSource, resolve_known
 from medveil.engine.repair import repair_element
 from medveil.engine.residuals import Identifiers, collect_identifiers, locate_residuals, sop_class_of
+from medveil.engine.state import WalkState
 from medveil.engine.walker import walk
 from medveil.errors import QuarantineError
 from medveil.policy import BASIC_PROFILE_CODE, Option, Policy
@@ -100,7 +100,7 @@ def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
     if policy.sequential_patient_ids and assigned_patient_id is None:
         raise QuarantineError("sequential Patient IDs need a number from the batch runner's store")
     new_pid = assigned_patient_id or pseudonymize_id(key, "patient-id", pkey, policy.patient_id_format)
-    ctx = Context(policy=policy, key=key, sop_class_uid=sop_class_uid,
+    ctx = WalkState(policy=policy, key=key, sop_class_uid=sop_class_uid,
                   date_offset=patient_offset(key, pkey, policy.shift_range), new_patient_id=new_pid)
     if policy.cleaners:
         ctx.known = resolve_known(known, ds, policy)
@@ -128,7 +128,7 @@ _WHY_IDENTIFIER = "held one of the file's own identifiers"
 _WHY_UID = "held an original UID"
 
 
-def _repair_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str], ctx: Context) -> None:
+def _repair_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str], ctx: WalkState) -> None:
     """Repair each attribute that still holds an original identifier; quarantine only what stays.
 
     Each repair is the smallest change that leaves the object valid (see
@@ -155,7 +155,7 @@ def _repair_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str],
         raise QuarantineError(f"original identifier still present after de-identification in: {names}")
 
 
-def _set_patient(ds: Dataset, ctx: Context) -> None:
+def _set_patient(ds: Dataset, ctx: WalkState) -> None:
     policy = ctx.policy
     pid_decision = policy.decide(0x00100020, ctx.sop_class_uid)
     if pid_decision is None or pid_decision.action not in ("K", "R"):

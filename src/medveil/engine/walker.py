@@ -18,13 +18,13 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from medveil.engine import hidden_dates
-from medveil.engine.context import Context
-from medveil.engine.hidden_dates import SEARCHED_VRS
 from medveil.engine.dummy import dummy_for
+from medveil.engine.hidden_dates import SEARCHED_VRS
+from medveil.engine.state import WalkState
 from medveil.engine.uids import is_class_keyword, is_well_known
 from medveil.engine.vrs import KNOWN_VRS, TEXT_VRS, dictionary_vr, is_known, keyword_of, stored
 from medveil.errors import InvalidValueError, QuarantineError
-from medveil.policy import Decision, Option
+from medveil.policy import AttributeDecision, Option
 from medveil.policy.iod import required_empty
 from medveil.pseudonym import shift_da, shift_dt, shift_multi
 
@@ -50,7 +50,7 @@ def _values(value: Any) -> list:
     return [value]
 
 
-def walk(ds: Dataset, ctx: Context, depth: int = 0) -> None:
+def walk(ds: Dataset, ctx: WalkState, depth: int = 0) -> None:
     """De-identify *ds* in place (the file meta group is handled elsewhere)."""
     creators: dict[tuple[int, int], str] = {}
     creator_tags: list[int] = []
@@ -93,7 +93,7 @@ def walk(ds: Dataset, ctx: Context, depth: int = 0) -> None:
             ctx.counts["X"] += 1
 
 
-def _private(ds: Dataset, tag: int, creators: dict, kept_blocks: set, ctx: Context, depth: int) -> None:
+def _private(ds: Dataset, tag: int, creators: dict, kept_blocks: set, ctx: WalkState, depth: int) -> None:
     group, element = tag >> 16, tag & 0xFFFF
     if element < 0x1000:  # (gggg,0001-000F) and (gggg,0100-0FFF) are not valid private data elements
         del ds[tag]
@@ -126,7 +126,7 @@ _INTEGER_VRS = {"SL": (-2**31, 2**31 - 1), "UL": (0, 2**32 - 1), "SS": (-2**15, 
                 "US": (0, 2**16 - 1), "SV": (-2**63, 2**63 - 1), "UV": (0, 2**64 - 1)}
 
 
-def _shift_private(elem, disposition: str | None, ctx: Context) -> bool:
+def _shift_private(elem, disposition: str | None, ctx: WalkState) -> bool:
     """Shift a private date ('o') or Unix timestamp ('oi'); False when it cannot be done safely."""
     if elem.is_empty:
         return True
@@ -174,7 +174,7 @@ def _vr(ds: Dataset, tag: int, current=None) -> str:
     return (current if current is not None else stored(ds, tag)).VR or dictionary_vr(tag) or "UN"
 
 
-def _unlisted(ds: Dataset, tag: int, ctx: Context, depth: int, current=None) -> None:
+def _unlisted(ds: Dataset, tag: int, ctx: WalkState, depth: int, current=None) -> None:
     if not is_known(tag):
         del ds[tag]
         ctx.counts["X"] += 1
@@ -222,11 +222,11 @@ _CLEANED_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
 #: Coded vocabulary inside content trees: identifiers of concepts, not of people
 #: ("C0205307" is a UMLS concept, not an MRN), kept exactly so the codes still resolve.
 _CODED = frozenset({0x00080100, 0x00080102, 0x00080103, 0x00080119, 0x00080120, 0x00080105,
-                    0x0008010F})  # Code Value ... Mapping Resource, Context Identifier
+                    0x0008010F})  # Code Value ... Mapping Resource, WalkState Identifier
 REMOVED_TEXT = "(removed)"
 
 
-def _clean_unlisted_text(ds: Dataset, tag: int, ctx: Context) -> None:
+def _clean_unlisted_text(ds: Dataset, tag: int, ctx: WalkState) -> None:
     cleaner = ctx.policy.cleaners.get(ctx.cleaning_within)
     elem = ds[tag]
     cleaned = cleaner(elem.keyword, elem.VR, elem.value, ctx) if cleaner is not None else None
@@ -242,7 +242,7 @@ def _clean_unlisted_text(ds: Dataset, tag: int, ctx: Context) -> None:
     ctx.counts["C"] += 1
 
 
-def _apply(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int, current=None) -> None:
+def _apply(ds: Dataset, tag: int, decision: AttributeDecision, ctx: WalkState, depth: int, current=None) -> None:
     action = decision.action
     if action == "C":
         if _clean(ds, tag, decision, ctx, depth, current):
@@ -311,11 +311,11 @@ def _apply(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int, 
     elif action == "R":
         elem.value = decision.value
         ctx.counts["R"] += 1
-    else:  # pragma: no cover - Decision() only carries known actions
+    else:  # pragma: no cover - AttributeDecision() only carries known actions
         raise InvalidValueError(f"unknown action {action} for {_tag_text(tag)}")
 
 
-def _clean(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int, current=None) -> bool:
+def _clean(ds: Dataset, tag: int, decision: AttributeDecision, ctx: WalkState, depth: int, current=None) -> bool:
     """Apply a C action; False when nothing can vouch for a cleaned value."""
     vr = _vr(ds, tag, current)  # decided before converting: a value left alone stays encoded
     if decision.source is Option.RETAIN_LONG_MODIFIED_DATES:
@@ -360,7 +360,7 @@ def _clean(ds: Dataset, tag: int, decision: Decision, ctx: Context, depth: int, 
     return True
 
 
-def _shift(elem, ctx: Context) -> None:
+def _shift(elem, ctx: WalkState) -> None:
     if elem.is_empty:
         return
     try:
@@ -373,7 +373,7 @@ def _shift(elem, ctx: Context) -> None:
 _UID_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)+")
 
 
-def _remap_private_uid(elem, ctx: Context) -> bool:
+def _remap_private_uid(elem, ctx: WalkState) -> bool:
     """A private 'h' (hash UID) element stored as text or as raw bytes: remap it like a UID.
 
     Vendors keep UIDs in LO, SH or untyped (UN) private elements; what does not
@@ -397,7 +397,7 @@ def _remap_private_uid(elem, ctx: Context) -> bool:
     return True
 
 
-def _remap(elem, ctx: Context) -> None:
+def _remap(elem, ctx: WalkState) -> None:
     values = _values(elem.value)
     if not values:
         return

@@ -44,7 +44,7 @@ _DETACHED_STUDY = "1.2.840.10008.3.1.2.3.1"
 
 
 @dataclass
-class Context:
+class InjectionTarget:
     """Everything injection needs to know about the instance it works on."""
 
     seed: int
@@ -67,7 +67,7 @@ class Context:
         return rng(self.seed, *labels)
 
 
-def inject(ds: Dataset, ctx: Context) -> list[Expect]:
+def inject(ds: Dataset, ctx: InjectionTarget) -> list[Expect]:
     """Rewrite ``ds`` (already fully decoded) as ``ctx``'s instance; return what was planted."""
     copies: list[Expect] = []
     expects: list[Expect] = []
@@ -158,7 +158,7 @@ def _shift_one(text: str, vr: str, offset: datetime.timedelta | None,
     return f"{day:%Y%m%d}{rest}"
 
 
-def _source_identifiers(ds: Dataset, ctx: Context) -> dict[str, tuple[str, tuple[str, ...]]]:
+def _source_identifiers(ds: Dataset, ctx: InjectionTarget) -> dict[str, tuple[str, tuple[str, ...]]]:
     """The source's own identifiers (worth finding elsewhere): stand-in and category for each."""
     patient, site = ctx.patient, ctx.study.site
     found: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -225,7 +225,7 @@ def _replace_copies(ds: Dataset, originals: dict[str, tuple[str, tuple[str, ...]
             expects.append(Expect(path, "text_removed", category, action_text=" ".join(inserted)))
 
 
-def replace_person_names(ds: Dataset, ctx: Context, expects: list[Expect]) -> None:
+def replace_person_names(ds: Dataset, ctx: InjectionTarget, expects: list[Expect]) -> None:
     """Every non-empty person name, at any depth, becomes a synthetic one fitting its role.
 
     Public names need no record (every person name gets a removal check);
@@ -286,12 +286,12 @@ OPTIONAL = {
 }
 
 
-def _wanted(ctx: Context, keyword: str) -> bool:
+def _wanted(ctx: InjectionTarget, keyword: str) -> bool:
     """Whether this series' device fills ``keyword`` (the same answer for all its instances)."""
     return ctx.choice("optional", ctx.series.uid, keyword).random() < OPTIONAL[keyword]
 
 
-def patient_module(ds: Dataset, ctx: Context, expects: list[Expect]) -> None:
+def patient_module(ds: Dataset, ctx: InjectionTarget, expects: list[Expect]) -> None:
     """Patient identification, demographics and contact details."""
     patient = ctx.patient
     study = ctx.study
@@ -336,7 +336,7 @@ def _other_ids(ds: Dataset, patient: Patient, expects: list[Expect]) -> None:
     ds.OtherPatientIDsSequence = Sequence(items)
 
 
-def study_module(ds: Dataset, ctx: Context, expects: list[Expect]) -> None:
+def study_module(ds: Dataset, ctx: InjectionTarget, expects: list[Expect]) -> None:
     """Study identification, the site and its staff, the request."""
     study, site, patient = ctx.study, ctx.study.site, ctx.patient
     day = f"{study.date:%Y%m%d}"
@@ -374,7 +374,7 @@ def study_module(ds: Dataset, ctx: Context, expects: list[Expect]) -> None:
         ds.ReferencedStudySequence = Sequence([item])
 
 
-def _referring_identification(ds: Dataset, ctx: Context, expects: list[Expect]) -> None:
+def _referring_identification(ds: Dataset, ctx: InjectionTarget, expects: list[Expect]) -> None:
     site = ctx.study.site
     npi = str(ctx.choice("npi", ctx.study.number).randrange(10**9, 10**10))
     code = Dataset()
@@ -398,7 +398,7 @@ def _referring_identification(ds: Dataset, ctx: Context, expects: list[Expect]) 
     ])
 
 
-def _request_attributes(ds: Dataset, ctx: Context, expects: list[Expect], choice) -> None:
+def _request_attributes(ds: Dataset, ctx: InjectionTarget, expects: list[Expect], choice) -> None:
     study = ctx.study
     day = f"{study.date:%Y%m%d}"
     item = Dataset()
@@ -421,7 +421,7 @@ def _request_attributes(ds: Dataset, ctx: Context, expects: list[Expect], choice
     expects.extend(Expect((outer, *e.path), e.action, e.category, e.action_text, e.value) for e in sub)
 
 
-def series_module(ds: Dataset, ctx: Context, expects: list[Expect]) -> None:
+def series_module(ds: Dataset, ctx: InjectionTarget, expects: list[Expect]) -> None:
     """Series description and protocol, the people who did it, procedure step texts."""
     series, study, site = ctx.series, ctx.study, ctx.study.site
     choice = ctx.choice("series-text", series.uid)
@@ -451,7 +451,7 @@ def series_module(ds: Dataset, ctx: Context, expects: list[Expect]) -> None:
         ds.StationName = f"{series.modality}{choice.randrange(1, 9):02d}_{site.department[:3].upper()}"
 
 
-def _image_comments(ds: Dataset, ctx: Context, expects: list[Expect]) -> None:
+def _image_comments(ds: Dataset, ctx: InjectionTarget, expects: list[Expect]) -> None:
     choice = ctx.choice("image-comments", ctx.series.uid, ctx.index)
     if choice.random() < 0.3:
         site = ctx.study.site

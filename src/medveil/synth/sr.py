@@ -21,7 +21,7 @@ from medveil.synth import expect as E
 from medveil.synth import vocab
 from medveil.synth.expect import Expect
 from medveil.synth.inject import (
-    Context,
+    InjectionTarget,
     collides,
     patient_module,
     series_module,
@@ -52,7 +52,7 @@ def _item(value_type: str, concept: Dataset, relationship: str = "CONTAINS") -> 
     return item
 
 
-def build_report(ctx: Context, evidence: list[tuple[str, str, str]]) -> tuple[Dataset, list[Expect]]:
+def build_report(ctx: InjectionTarget, evidence: list[tuple[str, str, str]]) -> tuple[Dataset, list[Expect]]:
     """The report for ``ctx``'s study; ``evidence`` is (SOP Class, SOP Instance, Series) UIDs."""
     study, site, patient = ctx.study, ctx.study.site, ctx.patient
     choice = ctx.choice("report", study.number)

@@ -18,7 +18,9 @@ from medveil.text import KnownIdentifiers, TextCleaner
 
 
 @dataclass
-class Context:
+class WalkState:
+    """What the walk of one dataset knows and has done so far (the walker's ``ctx``)."""
+
     policy: Policy
     key: Key
     sop_class_uid: str
