@@ -18,7 +18,7 @@ from medveil.engine.actions import DATE_SHIFTERS, ActionTable, empty, remap, shi
 from medveil.engine.hidden_dates import SEARCHED_VRS
 from medveil.engine.state import WalkState
 from medveil.engine.uids import is_class_keyword
-from medveil.engine.vrs import KNOWN_VRS, TEXT_VRS, dictionary_vr, is_known, keyword_of
+from medveil.engine.vrs import KNOWN_VRS, TEXT_VRS, dictionary_vr, is_known
 from medveil.errors import QuarantineError
 
 _UNLISTED_ACTED_ON = frozenset({"SQ", "UI", "PN", "DA", "DT", "UN"})

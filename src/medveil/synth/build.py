@@ -38,7 +38,7 @@ from medveil.synth import corpus as corpora
 from medveil.synth.burn import Box, burn, sidecar_boxes, unburnable_reason
 from medveil.synth.checks import build_checks
 from medveil.synth.corpus import DEFAULT_MAX_FILE_BYTES, Skipped, Source
-from medveil.synth.inject import InjectionTarget, inject
+from medveil.synth.inject import inject
 from medveil.synth.plan import (
     GENERATED_SR,
     Plan,
@@ -50,6 +50,7 @@ from medveil.synth.plan import (
 from medveil.synth.private import inject_private
 from medveil.synth.seeds import new_uid, rng
 from medveil.synth.sr import build_report
+from medveil.synth.target import InjectionTarget
 
 ANSWER_KEY = "answer_key.db"
 MANIFEST = "manifest.json"
