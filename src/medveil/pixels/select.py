@@ -59,11 +59,6 @@ class LineToMask:
     block: int = 0
 
 
-def modality_default(ds: Dataset, burned_in_reason: str | None) -> str:
-    """``all-text`` where burned-in text is annotation by nature, ``phi-only`` elsewhere."""
-    return ALL_TEXT if burned_in_reason else PHI_ONLY
-
-
 def group_lines(boxes: Sequence[TextBox]) -> list[list[TextBox]]:
     """Boxes of one frame on one text line, left to right.
 
