@@ -157,6 +157,7 @@ def _entropy_segment(data: bytes, pos: int) -> tuple[list[bytes], list[int], int
 
 
 def parse(codestream: bytes) -> Parsed:
+    """The frame, tables and scans of *codestream*, marker segment by marker segment."""
     data = bytes(codestream)
     if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
         raise JpegBlockError("not a JPEG codestream (no SOI marker)")
@@ -190,31 +191,9 @@ def parse(codestream: bytes) -> Parsed:
             raise JpegBlockError("marker segment truncated")
         seg = data[seg_start:seg_end]
         if marker == 0xDB:  # DQT
-            i = 0
-            while i < len(seg):
-                pq, tq = seg[i] >> 4, seg[i] & 15
-                size = 128 if pq else 64
-                if pq > 1 or tq > 3 or i + 1 + size > len(seg):
-                    raise JpegBlockError("invalid quantisation table segment")
-                q0 = _u16(seg, i + 1) if pq else seg[i + 1]
-                if q0 == 0:
-                    raise JpegBlockError(
-                        "invalid quantisation table (zero DC quantiser)"
-                    )
-                qtables[tq] = q0
-                i += 1 + size
+            _read_quantisers(seg, qtables)
         elif marker == 0xC4:  # DHT
-            i = 0
-            while i < len(seg):
-                if i + 17 > len(seg):
-                    raise JpegBlockError("invalid Huffman table segment")
-                tc, th = seg[i] >> 4, seg[i] & 15
-                counts = list(seg[i + 1 : i + 17])
-                total = sum(counts)
-                if tc > 1 or th > 3 or total > 256 or i + 17 + total > len(seg):
-                    raise JpegBlockError("invalid Huffman table segment")
-                htables[(tc, th)] = Huffman(counts, seg[i + 17 : i + 17 + total])
-                i += 17 + total
+            _read_huffman_tables(seg, htables)
         elif marker == 0xDD:  # DRI
             if length != 4:
                 raise JpegBlockError("invalid restart interval segment")
@@ -222,72 +201,11 @@ def parse(codestream: bytes) -> Parsed:
         elif marker in _SOF_HANDLED:
             if frame is not None:
                 raise JpegBlockError("more than one frame header")
-            if len(seg) < 6:
-                raise JpegBlockError("invalid frame header")
-            precision, height, width, nf = seg[0], _u16(seg, 1), _u16(seg, 3), seg[5]
-            if precision != 8:
-                raise JpegBlockError(f"not handled: {precision}-bit sample precision")
-            if height == 0:
-                raise JpegBlockError(
-                    "not handled: number of lines defined after the scan (DNL)"
-                )
-            if width == 0 or nf == 0 or len(seg) != 6 + 3 * nf:
-                raise JpegBlockError("invalid frame header")
-            comps = []
-            for k in range(nf):
-                cid, hv, tq = seg[6 + 3 * k : 9 + 3 * k]
-                h, v = hv >> 4, hv & 15
-                if not (1 <= h <= 4 and 1 <= v <= 4) or tq > 3:
-                    raise JpegBlockError(
-                        "invalid frame header (sampling factors or table)"
-                    )
-                if any(c.cid == cid for c in comps):
-                    raise JpegBlockError("invalid frame header (duplicate component)")
-                comps.append(Component(cid, h, v, tq, k))
-            # A single component is never interleaved: its sampling factors are irrelevant.
-            if nf == 1:
-                comps[0].h = comps[0].v = 1
-            frame = (width, height, comps)
+            frame = _read_frame(seg)
         elif marker == 0xDA:  # SOS
             if frame is None:
                 raise JpegBlockError("scan before the frame header")
-            width, height, fcomps = frame
-            hmax = max(c.h for c in fcomps)
-            vmax = max(c.v for c in fcomps)
-            ns = seg[0] if seg else 0
-            if not 1 <= ns <= 4 or len(seg) != 4 + 2 * ns:
-                raise JpegBlockError("invalid scan header")
-            ss, se, ahal = seg[1 + 2 * ns], seg[2 + 2 * ns], seg[3 + 2 * ns]
-            if ss != 0 or se != 63 or ahal != 0:
-                raise JpegBlockError("invalid scan header for a sequential DCT frame")
-            scomps = []
-            for k in range(ns):
-                cs, tdta = seg[1 + 2 * k], seg[2 + 2 * k]
-                comp = next((c for c in fcomps if c.cid == cs), None)
-                if comp is None or comp.index in coded:
-                    raise JpegBlockError(
-                        "invalid scan header (unknown or repeated component)"
-                    )
-                coded.add(comp.index)
-                dc, ac = htables.get((0, tdta >> 4)), htables.get((1, tdta & 15))
-                if dc is None or ac is None:
-                    raise JpegBlockError("missing Huffman table")
-                if comp.tq not in qtables:
-                    raise JpegBlockError("missing quantisation table")
-                if ns == 1:
-                    comp.bw = math.ceil(math.ceil(width * comp.h / hmax) / 8)
-                    comp.bh = math.ceil(math.ceil(height * comp.v / vmax) / 8)
-                else:
-                    comp.bw = math.ceil(width / (8 * hmax)) * comp.h
-                    comp.bh = math.ceil(height / (8 * vmax)) * comp.v
-                scomps.append((comp, dc, ac))
-            if ns > 1 and sum(c.h * c.v for c, _, _ in scomps) > 10:
-                raise JpegBlockError(
-                    "invalid scan header (more than 10 blocks per MCU)"
-                )
-            scan = Scan(
-                scomps, restart, {c.index: qtables[c.tq] for c, _, _ in scomps}
-            )
+            scan = _read_scan_header(seg, frame, htables, qtables, restart, coded)
             scan.data_start = seg_end
             intervals, rst, end = _entropy_segment(data, seg_end)
             scan.data_end = end
@@ -315,16 +233,7 @@ def parse(codestream: bytes) -> Parsed:
         raise JpegBlockError("not every component is coded in a scan")
     hmax = max(c.h for c in fcomps)
     vmax = max(c.v for c in fcomps)
-    if len(fcomps) == 3:
-        # libjpeg's rule: JFIF -> YCbCr; Adobe transform 0 -> RGB; ids 'R','G','B' -> RGB.
-        if seen_jfif:
-            ycbcr = True
-        elif adobe is not None:
-            ycbcr = adobe != 0
-        else:
-            ycbcr = tuple(c.cid for c in fcomps) != (82, 71, 66)
-    else:
-        ycbcr = False
+    ycbcr = _is_ycbcr(fcomps, seen_jfif, adobe)
     return Parsed(
         width,
         height,
@@ -336,3 +245,119 @@ def parse(codestream: bytes) -> Parsed:
         scans,
         ycbcr,
     )
+
+
+def _read_quantisers(seg: bytes, qtables: dict[int, int]) -> None:
+    """DQT: each table's DC quantiser, by table number (the only value masking needs)."""
+    i = 0
+    while i < len(seg):
+        pq, tq = seg[i] >> 4, seg[i] & 15
+        size = 128 if pq else 64
+        if pq > 1 or tq > 3 or i + 1 + size > len(seg):
+            raise JpegBlockError("invalid quantisation table segment")
+        q0 = _u16(seg, i + 1) if pq else seg[i + 1]
+        if q0 == 0:
+            raise JpegBlockError(
+                "invalid quantisation table (zero DC quantiser)"
+            )
+        qtables[tq] = q0
+        i += 1 + size
+
+
+def _read_huffman_tables(seg: bytes, htables: dict[tuple[int, int], Huffman]) -> None:
+    """DHT: each table by (class, number); a later definition replaces an earlier one."""
+    i = 0
+    while i < len(seg):
+        if i + 17 > len(seg):
+            raise JpegBlockError("invalid Huffman table segment")
+        tc, th = seg[i] >> 4, seg[i] & 15
+        counts = list(seg[i + 1 : i + 17])
+        total = sum(counts)
+        if tc > 1 or th > 3 or total > 256 or i + 17 + total > len(seg):
+            raise JpegBlockError("invalid Huffman table segment")
+        htables[(tc, th)] = Huffman(counts, seg[i + 17 : i + 17 + total])
+        i += 17 + total
+
+
+def _read_frame(seg: bytes) -> tuple[int, int, list[Component]]:
+    """SOF0/SOF1: (width, height, components) of an 8-bit frame."""
+    if len(seg) < 6:
+        raise JpegBlockError("invalid frame header")
+    precision, height, width, nf = seg[0], _u16(seg, 1), _u16(seg, 3), seg[5]
+    if precision != 8:
+        raise JpegBlockError(f"not handled: {precision}-bit sample precision")
+    if height == 0:
+        raise JpegBlockError(
+            "not handled: number of lines defined after the scan (DNL)"
+        )
+    if width == 0 or nf == 0 or len(seg) != 6 + 3 * nf:
+        raise JpegBlockError("invalid frame header")
+    comps: list[Component] = []
+    for k in range(nf):
+        cid, hv, tq = seg[6 + 3 * k : 9 + 3 * k]
+        h, v = hv >> 4, hv & 15
+        if not (1 <= h <= 4 and 1 <= v <= 4) or tq > 3:
+            raise JpegBlockError(
+                "invalid frame header (sampling factors or table)"
+            )
+        if any(c.cid == cid for c in comps):
+            raise JpegBlockError("invalid frame header (duplicate component)")
+        comps.append(Component(cid, h, v, tq, k))
+    # A single component is never interleaved: its sampling factors are irrelevant.
+    if nf == 1:
+        comps[0].h = comps[0].v = 1
+    return width, height, comps
+
+
+def _read_scan_header(seg: bytes, frame: tuple[int, int, list[Component]],
+                      htables: dict[tuple[int, int], Huffman], qtables: dict[int, int],
+                      restart: int, coded: set[int]) -> Scan:
+    """SOS: the scan's components with their tables and block grid (*coded* gains them)."""
+    width, height, fcomps = frame
+    hmax = max(c.h for c in fcomps)
+    vmax = max(c.v for c in fcomps)
+    ns = seg[0] if seg else 0
+    if not 1 <= ns <= 4 or len(seg) != 4 + 2 * ns:
+        raise JpegBlockError("invalid scan header")
+    ss, se, ahal = seg[1 + 2 * ns], seg[2 + 2 * ns], seg[3 + 2 * ns]
+    if ss != 0 or se != 63 or ahal != 0:
+        raise JpegBlockError("invalid scan header for a sequential DCT frame")
+    scomps = []
+    for k in range(ns):
+        cs, tdta = seg[1 + 2 * k], seg[2 + 2 * k]
+        comp = next((c for c in fcomps if c.cid == cs), None)
+        if comp is None or comp.index in coded:
+            raise JpegBlockError(
+                "invalid scan header (unknown or repeated component)"
+            )
+        coded.add(comp.index)
+        dc, ac = htables.get((0, tdta >> 4)), htables.get((1, tdta & 15))
+        if dc is None or ac is None:
+            raise JpegBlockError("missing Huffman table")
+        if comp.tq not in qtables:
+            raise JpegBlockError("missing quantisation table")
+        if ns == 1:
+            comp.bw = math.ceil(math.ceil(width * comp.h / hmax) / 8)
+            comp.bh = math.ceil(math.ceil(height * comp.v / vmax) / 8)
+        else:
+            comp.bw = math.ceil(width / (8 * hmax)) * comp.h
+            comp.bh = math.ceil(height / (8 * vmax)) * comp.v
+        scomps.append((comp, dc, ac))
+    if ns > 1 and sum(c.h * c.v for c, _, _ in scomps) > 10:
+        raise JpegBlockError(
+            "invalid scan header (more than 10 blocks per MCU)"
+        )
+    return Scan(
+        scomps, restart, {c.index: qtables[c.tq] for c, _, _ in scomps}
+    )
+
+
+def _is_ycbcr(fcomps: list[Component], seen_jfif: bool, adobe: int | None) -> bool:
+    """libjpeg's rule for 3 components: JFIF -> YCbCr; Adobe transform 0 -> RGB; ids 'R','G','B' -> RGB."""
+    if len(fcomps) != 3:
+        return False
+    if seen_jfif:
+        return True
+    if adobe is not None:
+        return adobe != 0
+    return tuple(c.cid for c in fcomps) != (82, 71, 66)
