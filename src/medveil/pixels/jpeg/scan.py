@@ -87,17 +87,7 @@ def run_scan(
     win, starts, ends = _windows(scan.intervals)
     comps = scan.comps
     interleaved = len(comps) > 1
-    if interleaved:
-        units_x, units_y = parsed.mcux, parsed.mcuy
-        layout = [
-            (slot, v, h)
-            for slot, (c, _, _) in enumerate(comps)
-            for v in range(c.v)
-            for h in range(c.h)
-        ]
-    else:
-        units_x, units_y = comps[0][0].bw, comps[0][0].bh
-        layout = [(0, 0, 0)]
+    units_x, units_y, layout = _units(parsed, scan)
     total = units_x * units_y
     ri = scan.restart or total
     expected = math.ceil(total / ri)
@@ -112,13 +102,8 @@ def run_scan(
     zz = ZIGZAG
     flat_blocks: list[list[int]] = [[] for _ in comps]
     flat_pos: list[list[int]] = [[] for _ in comps]
-    if masked is not None:
-        eob = []
-        for _, _, _, _, _, _, accodes in slots:
-            if 0x00 not in accodes:
-                eob.append(None)
-            else:
-                eob.append(accodes[0x00])
+    # The end-of-block code of each slot's AC table (None where the table has none).
+    eob = [accodes.get(0x00) for *_, accodes in slots]
     unit = 0
     try:
         for iv in range(expected):
@@ -251,11 +236,32 @@ def run_scan(
     except IndexError:
         raise JpegBlockError("entropy-coded data truncated") from None
     if coefs is not None:
-        for slot, (c, _, _) in enumerate(comps):
-            blocks = np.asarray(flat_blocks[slot], dtype=np.int32).reshape(-1, 8, 8)
-            where = np.asarray(flat_pos[slot], dtype=np.int64)
-            target = coefs[c.index]
-            rows, cols = where // 65536, where % 65536
-            keep = (rows < target.shape[0]) & (cols < target.shape[1])
-            target[rows[keep], cols[keep]] = blocks[keep]
+        _store_coefficients(comps, flat_blocks, flat_pos, coefs)
     return b"".join(out)
+
+
+def _units(parsed: Parsed, scan: Scan) -> tuple[int, int, list[tuple[int, int, int]]]:
+    """The scan's coding units across and down, and the blocks of one unit as
+    (slot, row, column): a whole MCU for an interleaved scan, one block otherwise."""
+    comps = scan.comps
+    if len(comps) > 1:
+        layout = [
+            (slot, v, h)
+            for slot, (c, _, _) in enumerate(comps)
+            for v in range(c.v)
+            for h in range(c.h)
+        ]
+        return parsed.mcux, parsed.mcuy, layout
+    return comps[0][0].bw, comps[0][0].bh, [(0, 0, 0)]
+
+
+def _store_coefficients(comps, flat_blocks: list[list[int]], flat_pos: list[list[int]],
+                        coefs: list[np.ndarray]) -> None:
+    """Scatter the collected blocks into the per-component arrays (padding blocks dropped)."""
+    for slot, (c, _, _) in enumerate(comps):
+        blocks = np.asarray(flat_blocks[slot], dtype=np.int32).reshape(-1, 8, 8)
+        where = np.asarray(flat_pos[slot], dtype=np.int64)
+        target = coefs[c.index]
+        rows, cols = where // 65536, where % 65536
+        keep = (rows < target.shape[0]) & (cols < target.shape[1])
+        target[rows[keep], cols[keep]] = blocks[keep]
