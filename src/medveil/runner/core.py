@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from io import BytesIO
 
 import pydicom
-from pydicom.dataelem import RawDataElement
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -250,17 +251,21 @@ def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity]) -> list[tupl
         if not finding.hides_data:
             events.append(("nonconforming-value", finding.describe()))
             continue
-        parent, elem = _element_at(ds, finding.path)
-        if elem is None or elem.is_empty:
-            continue
         tag = finding.path[-1]
+        parent, _ = _element_at(ds, finding.path[:-1] + (0,)) if len(finding.path) > 1 else (ds, None)
+        held = parent._dict.get(tag) if parent is not None else None
+        if held is None:
+            continue
+        # Looked at without converting: a stretched numeric value may not even convert (302 bytes of SL).
+        if (held.length == 0) if isinstance(held, RawDataElement) else held.is_empty:
+            continue
         attribute = finding.where()
         kind = load_attribute_types().type_of(tag, sop_class) if len(finding.path) == 1 else None
         if tag in _TYPE_1_TEXT or kind == 1:
             raise QuarantineError(f"{finding.describe()}: such a value may hold the bytes of other elements, "
                                   "and the attribute is required, so it cannot be removed")
         if kind == 2:
-            elem.value = ""
+            parent._dict[tag] = DataElement(tag, dictionary_VR(tag), "")
             action = "emptied"
         else:
             del parent[tag]
