@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
-
-# No per-example deadline (a loaded CI machine is slow, not wrong); in CI the examples are
-# derandomised so that a run is reproducible, while local runs keep exploring.
-settings.register_profile("medveil", deadline=None, derandomize=bool(os.environ.get("CI")))
-settings.load_profile("medveil")
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from medveil.pseudonym import Key
+
+# No per-example deadline (a loaded CI machine is slow, not wrong); in CI the examples are
+# derandomised so that a run is reproducible, while local runs keep exploring.
+settings.register_profile("medveil", deadline=None, derandomize=bool(os.environ.get("CI")))
+settings.load_profile("medveil")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -44,7 +44,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
@@ -163,7 +162,7 @@ def sr_with_content(index: int) -> tuple[bytes, list]:
 
 
 def sr_file(path: Path, index: int, *, swallow: bool, fix_item: bool = False) -> Path:
-    from robustness_mutants import Base, FileMetaDataset, UID
+    from robustness_mutants import UID, Base, FileMetaDataset
 
     body, spans = sr_with_content(index)
     data = bytearray(body)

@@ -13,6 +13,7 @@ Pixel Data, in an object whose Image Pixel description is present.
 
 from __future__ import annotations
 
+import itertools
 from io import BytesIO
 from pathlib import Path
 
@@ -20,8 +21,8 @@ import pydicom
 import pydicom.data
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from conftest import PHI, image_dataset
 from medveil.errors import QuarantineError
@@ -174,7 +175,7 @@ def _cut_points(data: bytes, stride: int) -> list[int]:
     boundaries, by_tag = top_level_offsets(data)
     starts = sorted(boundaries) + [len(data)]
     cuts = set(range(1, starts[0] + 1, 3))  # preamble and meta group
-    for start, end in zip(starts, starts[1:]):
+    for start, end in itertools.pairwise(starts):
         cuts.update(range(start + 1, min(start + 13, end)))  # tag, VR, length
         cuts.update({(start + end) // 2, end - 2, end - 1})
         cuts.update(range(start + 13, end, stride))  # nested items, fragments, pixel data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.pixels import convert_color_space
@@ -12,9 +13,6 @@ from pydicom.uid import ExplicitVRLittleEndian
 from medveil.pixels import detect, frames
 from medveil.pixels.detect import TextBox, detect_text, merge_boxes, tiles
 from medveil.pixels.ocr import OcrUnavailable
-
-PIL = pytest.importorskip("PIL")
-from PIL import Image, ImageDraw, ImageFont
 
 
 def draw_text(shape, text, at, *, size=24, value=255, background=0, mode="L"):

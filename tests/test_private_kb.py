@@ -10,8 +10,8 @@ import sys
 from collections import Counter
 
 import pytest
-from conftest import ROOT, shared_path
 
+from conftest import ROOT, shared_path
 from medveil.policy.private_kb import (
     KB_SOURCE,
     STANDARD_SOURCE,

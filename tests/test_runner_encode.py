@@ -11,6 +11,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
+from tests.corpora import pydicom_files
 
 import medveil.runner.core as core
 from medveil.policy import Option, get_profile
@@ -18,7 +19,6 @@ from medveil.pseudonym import throwaway_key
 from medveil.quiet import silenced
 from medveil.runner import encode
 from medveil.synth.corpus import installed_corpora, iter_files
-from tests.corpora import pydicom_files
 
 
 def _pydicom_bytes(ds: Dataset) -> bytes:

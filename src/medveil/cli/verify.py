@@ -12,8 +12,8 @@ from rich.markup import escape
 
 from medveil.cli.common import fail
 from medveil.cli.progress import RunProgress
-from medveil.policy import PixelSettings
 from medveil.errors import MedveilError
+from medveil.policy import PixelSettings
 
 
 def verify(

@@ -386,7 +386,8 @@ def write_report(tables: dict[str, list[dict]], md_path: Path, config: dict) -> 
         parts += [f"**{names.get(attacker, attacker)}**", "", markdown_table(rows, attacker), ""]
     parts += [f"![linkage AUC against lung Dice]({md_path.with_suffix('.png').name})", "", END]
     block = "\n".join(parts)
-    text = md_path.read_text() if md_path.exists() else "# Chest-radiograph anonymisation against stronger attackers\n\n"
+    title = "# Chest-radiograph anonymisation against stronger attackers\n\n"
+    text = md_path.read_text() if md_path.exists() else title
     if BEGIN in text and END in text:
         text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
     else:

@@ -213,7 +213,8 @@ def make_phantoms(n_patients: int = 40, images_per_patient: int = 4, size: int =
         anat = {
             "lx": rng.uniform(0.32, 0.48), "ly": rng.uniform(-0.1, 0.1), "la": rng.uniform(0.2, 0.32),
             "lb": rng.uniform(0.45, 0.65), "asym": rng.uniform(-0.06, 0.06), "hr": rng.uniform(0.16, 0.3),
-            "rib": rng.uniform(9, 16), "marks": rng.uniform(-0.7, 0.7, (5, 2)), "amp": rng.choice([-1, 1], 5) * rng.uniform(0.15, 0.35, 5),
+            "rib": rng.uniform(9, 16), "marks": rng.uniform(-0.7, 0.7, (5, 2)),
+            "amp": rng.choice([-1, 1], 5) * rng.uniform(0.15, 0.35, 5),
         }
         source = "A" if p % 2 == 0 else "B"
         for _ in range(images_per_patient):
@@ -225,7 +226,8 @@ def make_phantoms(n_patients: int = 40, images_per_patient: int = 4, size: int =
             v = (-sa * (xx - tx) + ca * (yy - ty)) / sc
             body = ((u / 0.9) ** 2 + (v / 1.05) ** 2 < 1).astype(np.float32)
             left = ((u + anat["lx"]) / anat["la"]) ** 2 + ((v - anat["ly"]) / anat["lb"]) ** 2 < 1
-            right = ((u - anat["lx"] - anat["asym"]) / anat["la"]) ** 2 + ((v - anat["ly"]) / (anat["lb"] * 0.92)) ** 2 < 1
+            right = (((u - anat["lx"] - anat["asym"]) / anat["la"]) ** 2
+                     + ((v - anat["ly"]) / (anat["lb"] * 0.92)) ** 2 < 1)
             lung = (left | right).astype(np.float32)
             heart = (((u + 0.08) / anat["hr"]) ** 2 + ((v - 0.25) / (anat["hr"] * 0.8)) ** 2 < 1).astype(np.float32)
             img = 0.15 + 0.45 * body - 0.3 * lung * (1 - heart) + 0.1 * heart

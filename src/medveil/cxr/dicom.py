@@ -195,7 +195,7 @@ def _record(ds: Dataset, model, new_uid: bool) -> None:
     image_type = list(ds.get("ImageType", []) or [])
     ds.ImageType = ["DERIVED"] + (image_type[1:] if image_type else ["SECONDARY"])
     cfg = getattr(model, "config", {})
-    what = ("smooth deformation (PriCheXy-Net), mu %g" % cfg["mu"]) if cfg.get("kind") == "warp" else "generator"
+    what = f"smooth deformation (PriCheXy-Net), mu {cfg['mu']:g}" if cfg.get("kind") == "warp" else "generator"
     ds.DerivationDescription = f"medveil cxr anonymiser: {what}"[:1024]
     ds.RecognizableVisualFeatures = "NO"
     methods = ds.get("DeidentificationMethod")

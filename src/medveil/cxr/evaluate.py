@@ -296,8 +296,9 @@ def _fci(c) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    head = ("| method | runs | verification AUC (anon vs real) | 95% CI | Δ vs none [95% CI] | Hannover-only AUC [95% CI] "
-            "| classifier AUC | lung Dice | SSIM | PSNR (dB) | displacement px (mean / max) |")
+    head = ("| method | runs | verification AUC (anon vs real) | 95% CI | Δ vs none [95% CI] "
+            "| Hannover-only AUC [95% CI] | classifier AUC | lung Dice | SSIM | PSNR (dB) "
+            "| displacement px (mean / max) |")
     lines = [head, "|" + "---|" * 11]
     for r in rows:
         disp = f"{r['disp_mean_px']:.2f} / {r['disp_max_px']:.2f}" if "disp_mean_px" in r else "–"

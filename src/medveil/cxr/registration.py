@@ -167,7 +167,8 @@ def _register_batch(moving: torch.Tensor, fixed: torch.Tensor, lungs: torch.Tens
     for _ in range(cfg.deform_steps):
         grid = base + _control_field(ctrl, size)
         warped = F.grid_sample(m, grid, padding_mode="border", align_corners=False)
-        loss = (_loss(warped, f, _grad_mag(warped), gf, region, cfg) + cfg.bending * _bending(ctrl) * cfg.grid ** 2).sum()
+        loss = (_loss(warped, f, _grad_mag(warped), gf, region, cfg)
+                + cfg.bending * _bending(ctrl) * cfg.grid ** 2).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -106,7 +106,7 @@ def infer_mappings(original_dir: Path, output_dir: Path) -> Mappings:
             if len(old_values) != len(new_list):
                 continue
             votes = patid_votes if element.tag == 0x00100020 else uid_votes
-            for old, new in zip(old_values, new_list):
+            for old, new in zip(old_values, new_list, strict=True):
                 if old:
                     votes.setdefault(old, Counter())[new] += 1
         old_meta = _media_uid(old_ds)

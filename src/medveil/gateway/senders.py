@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydicom.filereader import read_file_meta_info
 
-from medveil.gateway.endpoints import DicomNode, DicomWeb, Destination
+from medveil.gateway.endpoints import Destination, DicomNode, DicomWeb
 
 #: Statuses a C-STORE SCP returns for a stored instance (PS3.4 Table B.2-1): success and warnings.
 STORED = {0x0000, 0xB000, 0xB006, 0xB007}
@@ -111,7 +111,7 @@ class DimseSender:
             assoc = self._association(chunk)
             wanted = set(chunk)
             accepted = {(str(cx.abstract_syntax), str(cx.transfer_syntax[0])) for cx in assoc.accepted_contexts}
-            for index, (path, pair) in enumerate(zip(paths, metas)):
+            for index, (path, pair) in enumerate(zip(paths, metas, strict=True)):
                 if pair not in wanted:
                     continue
                 if pair not in accepted:

@@ -49,7 +49,7 @@ def _decode(ds: Dataset, layout: PixelLayout) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001  (pydicom raises several types for bad data)
         raise MaskingNotSupported(
             "RLE Pixel Data could not be decoded: " + safe_reason(exc)
-        )
+        ) from exc
     return arr.reshape(layout.frames, layout.rows, layout.columns, layout.samples)
 
 
@@ -105,7 +105,7 @@ def mask_rle(
     try:
         encoded = _encode(masked, ds, layout)
     except Exception as exc:  # noqa: BLE001  (the encoder refuses with several types)
-        raise MaskingNotSupported("RLE re-encoding failed: " + safe_reason(exc))
+        raise MaskingNotSupported("RLE re-encoding failed: " + safe_reason(exc)) from exc
 
     check = Dataset()
     check.file_meta = FileMetaDataset()

@@ -248,7 +248,7 @@ class HeaderSnapshot:
             return
         if len(new_items) != len(old_items):
             found.append(HeaderChange(name, _label(tag), "replaced", _preview(new)))
-        for index, (old_item, new_item) in enumerate(zip(old_items, new_items)):
+        for index, (old_item, new_item) in enumerate(zip(old_items, new_items, strict=False)):
             self._diff(old_item, new_item, f"{name}[{index}].", found)
 
     def _converted(self, elem) -> DataElement:

@@ -20,7 +20,6 @@ import numpy as np
 import pydicom
 
 from medveil.quiet import silenced
-from medveil.review.html import stylesheet, templates
 from medveil.review.capture import (
     CROP_HEIGHT,
     CROP_WIDTH,
@@ -31,6 +30,7 @@ from medveil.review.capture import (
     frames_at,
     png,
 )
+from medveil.review.html import stylesheet, templates
 from medveil.review.overview import load
 
 THUMBNAIL_SIDE = 384
