@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -95,7 +97,15 @@ class Classifier(nn.Module):
         return self.head(self.trunk(x))
 
 
-class Anonymiser(nn.Module):
+class Generator(nn.Module):
+    """What every anonymiser carries: ``config`` rebuilds it (:func:`build_generator`); ``train_size``, the image
+    size it was trained at, is set from the checkpoint by ``dicom.load_model``."""
+
+    config: dict[str, Any]
+    train_size: int
+
+
+class Anonymiser(Generator):
     """PriCheXy-Net generator: ``x -> warp(x, U(x); mu, sigma)``.
 
     The U-Net starts from a random initialisation (a random smooth warp of at most ``mu``); the identity
@@ -119,7 +129,7 @@ class Anonymiser(nn.Module):
         return W.warp(x, self.raw(x), self.mu, self.sigma, self.smooth_whole_grid)
 
 
-class DirectGenerator(nn.Module):
+class DirectGenerator(Generator):
     """Privacy-Net-style generator: the U-Net outputs the anonymised image itself (residual, clamped to [0, 1]).
 
     Unlike the warp it is not constrained to move pixels, so it can erase texture; this is the comparison the
@@ -132,6 +142,7 @@ class DirectGenerator(nn.Module):
         super().__init__()
         self.unet = UNet(1, 1, base, depth)
         nn.init.zeros_(self.unet.head.weight)
+        assert self.unet.head.bias is not None  # nn.Conv2d's default bias=True
         nn.init.zeros_(self.unet.head.bias)
         self.config = {"kind": "direct", "base": base, "depth": depth}
 
@@ -139,7 +150,7 @@ class DirectGenerator(nn.Module):
         return (x + self.unet(x)).clamp(0, 1)
 
 
-def build_generator(config: dict) -> nn.Module:
+def build_generator(config: dict) -> Generator:
     """Rebuild an anonymiser from the ``config`` stored beside its weights."""
     if config["kind"] == "warp":
         return Anonymiser(config["mu"], config["sigma"], config["base"], config["depth"],

@@ -123,7 +123,7 @@ def register_and_score(moving: np.ndarray, fixed: np.ndarray, fixed_lungs: np.nd
                        cfg: RegistrationConfig = RegistrationConfig()) -> dict[str, np.ndarray]:
     """Scores (see ``SCORES``) for each pair ``(moving[i], fixed[i])``; ``fixed_lungs`` the lung masks of the fixed
     images (N, 1, S, S).  Deterministic for given inputs."""
-    out = {name: [] for name in SCORES}
+    out: dict[str, list[np.ndarray]] = {name: [] for name in SCORES}
     for s in range(0, len(moving), cfg.batch):
         part = _register_batch(torch.from_numpy(np.ascontiguousarray(moving[s:s + cfg.batch], np.float32)),
                                torch.from_numpy(np.ascontiguousarray(fixed[s:s + cfg.batch], np.float32)),

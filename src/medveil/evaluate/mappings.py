@@ -17,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom.multival import MultiValue
+
 from medveil.errors import MedveilError
 from medveil.evaluate.files import iter_files, read_dataset
 from medveil.evaluate.flatten import PIXEL_DATA, walk
@@ -129,7 +131,7 @@ def _media_uid(ds) -> str | None:
 def _strings(value: object) -> list[str]:
     if value is None:
         return [""]
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+    if isinstance(value, (list, tuple, MultiValue)):
         return [str(v).strip() for v in value]
     return [str(value).strip()]
 

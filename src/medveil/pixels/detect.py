@@ -475,7 +475,7 @@ def _enlarge(image: np.ndarray, factor: int) -> np.ndarray:
 
     height, width = image.shape[:2]
     # Bicubic: smooth glyph edges read better than nearest-neighbour blocks.
-    return np.asarray(Image.fromarray(image).resize((width * factor, height * factor), Image.BICUBIC))
+    return np.asarray(Image.fromarray(image).resize((width * factor, height * factor), Image.Resampling.BICUBIC))
 
 
 def _dark_on_light(image: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ equals the fill.  Until that check passes the dataset is not touched.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -60,7 +61,7 @@ def _encode(arr: np.ndarray, ds: Dataset, layout: PixelLayout) -> bytes:
     of PS3.5 Table 8.2.2-1, while 32-bit RLE files exist (RT Dose); the
     round-trip check in :func:`mask_rle` is the real validation.
     """
-    options = {
+    options: dict[str, Any] = {
         "rows": layout.rows,
         "columns": layout.columns,
         "number_of_frames": 1,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 
 from medveil._version import __version__
 from medveil.evaluate.paths import public
@@ -59,7 +59,7 @@ def build_report(ctx: Context, evidence: list[tuple[str, str, str]]) -> tuple[Da
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = BASIC_TEXT_SR
+    ds.file_meta.MediaStorageSOPClassUID = UID(BASIC_TEXT_SR)
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds.file_meta.ImplementationVersionName = f"MEDVEIL_{__version__}"[:16]
     ds.SpecificCharacterSet = "ISO_IR 100"
