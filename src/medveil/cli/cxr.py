@@ -325,8 +325,8 @@ def _anonymize_dicom(src: Path, dst: Path, model: Path | None, profile: str, key
     except MedveilError as exc:
         fail(str(exc))
     out, record = deidentify_bytes(src.read_bytes(), policy, key)
-    if record.status != "written":
-        fail(f"not written (quarantined): {out}", code=1)
+    if record.status != "written" or not isinstance(out, bytes):
+        fail(f"not written (quarantined): {record.reason}", code=1)
     events = dict(record.events)
     if "visual-features-cleaned" not in events:
         why = json.loads(events.get("visual-features-not-applicable", "{}")).get("why", "not a frontal chest image")

@@ -125,6 +125,7 @@ def serve(
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot listen on {host}:{port} ({type(exc).__name__})")
+    assert gateway.scp is not None and gateway.ledger is not None  # open() started both (an SCP was asked for)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -229,6 +230,8 @@ def pull(
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot listen on {host}:{port} ({type(exc).__name__})")
+    # open() started all three (an SCP was asked for)
+    assert gateway.scp is not None and gateway.ledger is not None and gateway.forwarder is not None
     drained = False
     try:
         studies = find_studies(src, own, selection)
