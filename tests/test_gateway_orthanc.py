@@ -22,6 +22,8 @@ from orthanc import Orthanc, free_port, require_orthanc, wait_for
 
 pytest.importorskip("pynetdicom", reason="the gateway needs pynetdicom: pip install 'medveil[gateway]'")
 
+pytestmark = pytest.mark.slow  # a real Orthanc and medveil serve/pull processes per test
+
 
 @pytest.fixture(autouse=True)
 def _orthanc_installed():
