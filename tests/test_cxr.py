@@ -213,6 +213,7 @@ def test_bootstrap_by_patient_and_other_metrics():
 
 # ----------------------------------------------------------------------------- a short attacker training
 
+@pytest.mark.slow  # cxr training
 def test_phantom_attacker_learns_identity_on_a_cpu():
     from medveil.cxr import train as T
 

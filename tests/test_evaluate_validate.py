@@ -198,6 +198,7 @@ def test_pydicom_warnings_quoting_values_stay_silent(corpus, tmp_path, recwarn):
     assert not [w for w in recwarn if "SMITHERS" in str(w.message)]
 
 
+@pytest.mark.slow  # whole corpora
 def test_never_crashes_on_any_file_of_the_real_corpora(corpus):
     """Every file of pydicom's test data (truncated, big endian, deflated, odd VRs, not DICOM)
     as 'output', paired with itself as 'input': the run completes and counts what it met."""

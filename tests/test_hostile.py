@@ -54,7 +54,8 @@ import robustness as rb  # noqa: E402
 import robustness_mutants as rm  # noqa: E402
 from robustness_codec import Element, encode, parse, set_length  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+# Every test runs the medveil CLI in processes of its own (kill -9, signals, devices, symlinks, bombs).
+pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.slow]
 
 LIMITS = rb.Limits(fsize_mb=512, as_mb=3072, timeout_s=300)
 BASIC = ["-p", "basic", "--burned-in", "pass"]

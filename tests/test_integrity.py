@@ -182,6 +182,7 @@ def _cut_points(data: bytes, stride: int) -> list[int]:
     return sorted(c for c in cuts if 0 < c < len(data) and c not in boundaries)
 
 
+@pytest.mark.slow  # thousands of truncated files
 @pytest.mark.parametrize("name, stride", SWEEP)
 def test_truncation_at_every_cut_point_fails_closed(name, stride):
     data = bundled(name)

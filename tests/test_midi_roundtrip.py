@@ -22,6 +22,8 @@ from medveil.policy import get_profile
 from medveil.pseudonym import Key
 from medveil.synth import synthesize
 
+pytestmark = pytest.mark.slow  # a synthetic set built, de-identified and scored end to end
+
 KEEP = ("tag_retained", "text_notnull", "text_retained", "pixels_retained", "uid_consistent",
         "patid_consistent")
 REMOVE = ("text_removed", "date_shifted", "uid_changed")

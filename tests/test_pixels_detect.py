@@ -136,6 +136,7 @@ def tesseract():
         pytest.skip("no Tesseract model")
 
 
+@pytest.mark.slow  # RapidOCR over whole images
 def test_monochrome2_8bit(rapidocr):
     pixels, box = draw_text((120, 320), "SMITH JOHN", (20, 40))
     found = detect_text(dataset(pixels), engines=[rapidocr])
@@ -143,6 +144,7 @@ def test_monochrome2_8bit(rapidocr):
     assert all(b.frame == 0 and b.engine == "rapidocr" for b in found)
 
 
+@pytest.mark.slow  # RapidOCR over whole images
 def test_monochrome1_12bit(rapidocr):
     pixels, box = draw_text((120, 320), "ID 4471923", (20, 40), value=0, background=4095, mode="I;16")
     found = detect_text(dataset(pixels.astype(np.uint16), photometric="MONOCHROME1", bits_stored=12),
@@ -150,6 +152,7 @@ def test_monochrome1_12bit(rapidocr):
     assert any(overlaps(b, box) for b in found)
 
 
+@pytest.mark.slow  # RapidOCR over whole images
 def test_rgb(rapidocr):
     pixels, box = draw_text((120, 320), "DOE JANE", (20, 40), value=(255, 255, 0), background=(0, 0, 90),
                             mode="RGB")
@@ -157,6 +160,7 @@ def test_rgb(rapidocr):
     assert any(overlaps(b, box) for b in found)
 
 
+@pytest.mark.slow  # RapidOCR over whole images
 def test_identical_frames_are_examined_once(rapidocr, monkeypatch):
     first, box = draw_text((100, 300), "FRAME ONE", (20, 30))
     second, _ = draw_text((100, 300), "OTHER", (20, 30))

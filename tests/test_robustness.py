@@ -158,6 +158,7 @@ def cli_batch(bases, tmp_path_factory):
                                limits=LIMITS, extra=[], keep=True)
 
 
+@pytest.mark.slow  # CLI processes
 def test_cli_batch_completes_and_accounts_for_every_input(cli_batch):
     assert not cli_batch.aborted, f"batch aborted: rc={cli_batch.rc} signal={cli_batch.signal}"
     assert cli_batch.released + (cli_batch.quarantined or 0) + (cli_batch.skipped or 0) == cli_batch.files
@@ -190,6 +191,7 @@ def fault_corpus(bases, tmp_path_factory):
     return {"work": work, "key": key_file, "source": source, "reference": rb.tree_digest(reference / "out")}
 
 
+@pytest.mark.slow  # CLI processes
 def test_kill_9_then_rerun_gives_the_same_release_and_complete_mappings(fault_corpus):
     trial = rb.kill_trial(fault_corpus["work"] / "kill", fault_corpus["source"], fault_corpus["key"],
                           fault_corpus["reference"], 0.5, limits=LIMITS)
@@ -201,6 +203,7 @@ def test_kill_9_then_rerun_gives_the_same_release_and_complete_mappings(fault_co
     assert trial["temporaries_after_rerun"] == 0
 
 
+@pytest.mark.slow  # CLI processes
 def test_second_run_on_the_same_output_is_refused_and_nothing_is_lost(fault_corpus):
     trial = rb.concurrency_trial(fault_corpus["work"] / "concurrent", fault_corpus["source"],
                                  fault_corpus["source"], fault_corpus["key"], fault_corpus["reference"],

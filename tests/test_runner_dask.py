@@ -35,6 +35,8 @@ from medveil.runner.dask_runner import run_batch, run_dask
 from medveil.runner.locations import Location
 from medveil.runner.process import Job
 
+pytestmark = pytest.mark.slow  # a Dask cluster of worker processes, object storage over loopback
+
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 KEY = Key(b"d" * 32)
 BASIC = medveil.get_profile("basic")

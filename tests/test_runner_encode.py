@@ -48,6 +48,7 @@ def _fast_or_none(ds: Dataset) -> bytes | None:
         return None
 
 
+@pytest.mark.slow  # whole corpora
 def test_every_corpus_file_is_encoded_as_pydicom_encodes_it():
     fast = compared = 0
     for label, ds in _part10_datasets():
@@ -63,6 +64,7 @@ def test_every_corpus_file_is_encoded_as_pydicom_encodes_it():
     assert fast >= 0.8 * compared  # the fast path is the common path, not the exception
 
 
+@pytest.mark.slow  # whole corpora
 @pytest.mark.parametrize("profile", ["basic", "tcia"])
 def test_deidentified_datasets_are_encoded_as_pydicom_encodes_them(monkeypatch, profile):
     """Converted, emptied, replaced and added elements and sequences, on real files."""
