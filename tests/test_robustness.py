@@ -107,6 +107,7 @@ def test_mutants_release_no_planted_identifier(cls, bases, tmp_path):
     check()
 
 
+@pytest.mark.slow  # megabyte-sized mutants
 @pytest.mark.parametrize("cls,megabytes", [("deflate-bomb", 8), ("long-value", 1)])
 def test_sized_mutants_release_no_planted_identifier(cls, megabytes, bases, tmp_path):
     for index in range(4):
