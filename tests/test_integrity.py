@@ -27,7 +27,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from conftest import PHI, image_dataset
 from medveil.errors import QuarantineError
 from medveil.quiet import silenced
-from medveil.runner.integrity import check_complete
+from medveil.runner.integrity import check_complete, out_of_order
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 _LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
@@ -413,3 +413,42 @@ def test_elements_hidden_at_the_end_of_a_stream_are_found():
     inspection = inspect(bytes(data), read(bytes(data)))
     (found,) = inspection.swallowed
     assert found.path == (0x00281203,) and found.keep == length
+
+
+@pytest.mark.parametrize("flipped", [b"\x14\x00\x40\x10", b"\x08\x00\x40\x10"],
+                         ids=["EnvironmentalConditions (higher)", "InstitutionalDepartmentName (lower)"])
+def test_a_flipped_tag_out_of_order_hides_data_in_implicit_vr(flipped):
+    """Implicit VR has no VR to disagree with the dictionary: a bit flipped in Patient's Address's tag
+    moves the address under a kept attribute, and only the broken tag order gives it away."""
+    ds = read(bundled("CT_small.dcm"))
+    ds.PatientAddress = "12 Marker Road"
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    data = bytearray(encode(ds))
+    where = data.find(b"\x10\x00\x40\x10")
+    data[where:where + 4] = flipped
+    tag = int.from_bytes(flipped[:2], "little") << 16 | int.from_bytes(flipped[2:], "little")
+    found = [f for f in inspect(bytes(data), read(bytes(data))).nonconforming if f.hides_data]
+    assert [f.path for f in found] == [(tag,)] and "tag order" in found[0].what
+
+
+def test_out_of_order_names_the_tag_whose_removal_restores_order():
+    assert out_of_order([1, 2, 9, 3, 4]) == [9]
+    assert out_of_order([1, 2, 0, 3, 4]) == [0]
+    assert out_of_order([1, 5, 3, 7]) == [5, 3]  # either restores order: both are repaired
+    assert out_of_order([1, 2, 3]) == [] and out_of_order([]) == []
+
+
+def test_a_flipped_tag_releases_nothing_of_the_value():
+    from medveil.policy import get_profile
+    from medveil.pseudonym.keys import throwaway_key
+    from medveil.runner.core import deidentify_bytes
+
+    ds = read(bundled("CT_small.dcm"))
+    ds.PatientAddress = "12 Marker Road"
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    data = bytearray(encode(ds))
+    where = data.find(b"\x10\x00\x40\x10")
+    data[where:where + 4] = b"\x14\x00\x40\x10"  # (0014,1040) Environmental Conditions, kept
+    out, record = deidentify_bytes(bytes(data), get_profile("tcia"), throwaway_key())
+    assert record.status == "written" and b"Marker" not in out
+    assert any(category == "repair" and "EnvironmentalConditions" in detail for category, detail in record.events)
