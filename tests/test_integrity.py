@@ -452,3 +452,26 @@ def test_a_flipped_tag_releases_nothing_of_the_value():
     out, record = deidentify_bytes(bytes(data), get_profile("tcia"), throwaway_key())
     assert record.status == "written" and b"Marker" not in out
     assert any(category == "repair" and "EnvironmentalConditions" in detail for category, detail in record.events)
+
+
+def test_a_value_still_holding_elements_after_the_split_refuses_the_file():
+    """A private number's length stretched over a Patient's Name, stray bytes and a Patient ID: the
+    elements found at its end (the ID) are put back, but the name stays inside the value, where the
+    text cleaner would never learn it. The file is refused (robustness bench, seed 2, mutant 2794)."""
+    ds = read(bundled("CT_small.dcm"))
+    ds.add_new(0x00090010, "LO", "ACME")
+    ds.add_new(0x00091023, "SL", 7)
+    ds.PatientName = "QUIMBY^JOSEPH"
+    ds.PatientID = "ID123456"
+    data = bytearray(_explicit(ds))
+    number = data.find(b"\x09\x00\x23\x10SL")
+    name = data.find(b"\x10\x00\x10\x00PN")
+    patient_id = data.find(b"\x10\x00\x20\x00LO")
+    id_end = patient_id + 8 + int.from_bytes(data[patient_id + 6:patient_id + 8], "little")
+    stray = (-(id_end - (number + 8))) % 4 or 4  # keeps the stretched length whole SL values
+    data[patient_id:patient_id] = b"\x01" * stray  # bytes no element starts with
+    id_end += stray
+    data[number + 6:number + 8] = (id_end - (number + 8)).to_bytes(2, "little")
+    assert name < patient_id and (id_end - (number + 8)) % 4 == 0
+    found = inspect(bytes(data), read(bytes(data))).nonconforming
+    assert any(f.refuses_file and f.path == (0x00091023,) and "element headers" in f.what for f in found)

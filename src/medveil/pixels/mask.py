@@ -47,7 +47,7 @@ from pydicom.uid import (
 
 from medveil.engine.vrs import dictionary_vr
 from medveil.errors import InvalidValueError, safe_reason
-from medveil.pixels.jpeg_blocks import (
+from medveil.pixels.jpeg import (
     JpegBlockError,
     mask_jpeg_blocks,
     masked_pixel_region,

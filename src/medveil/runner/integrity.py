@@ -77,6 +77,11 @@ OTHER_VR = "written with another VR than the dictionary's"
 #: Writers keep a dataset's tags ascending (PS3.5 7.1); one tag out of that order is most often a tag
 #: whose bits were altered, moving a value (an address) under an attribute that is kept.
 OUT_OF_ORDER = "out of ascending tag order (its tag may have been altered)"
+#: A value cut back to its own bytes that still holds a whole element header: the cut was not where
+#: the stretch began (a length extended to end inside an element), so elements (a Patient's Name)
+#: stay hidden where nothing reads them, and the text cleaner would not know their values: the file
+#: is refused.
+ELEMENTS_INSIDE = "holds element headers (its length was stretched over other elements)"
 #: Bytes per value of the fixed-size VRs.
 _VALUE_SIZES = {b"US": 2, b"SS": 2, b"UL": 4, b"SL": 4, b"FL": 4, b"FD": 8, b"AT": 4, b"SV": 8, b"UV": 8,
                 b"OW": 2, b"OF": 4, b"OD": 8, b"OL": 4, b"OV": 8}
@@ -102,8 +107,9 @@ class Nonconformity:
     @property
     def refuses_file(self) -> bool:
         """True for a value so far beyond its VR that the file is refused before it is parsed further,
-        and for an attribute that appears twice (the first value is invisible to everything after)."""
-        return self.what.startswith(FAR_TOO_LONG) or self.what == TWICE
+        an attribute that appears twice (the first value is invisible to everything after), and a value
+        that still holds element headers after the elements at its end were put back."""
+        return self.what.startswith(FAR_TOO_LONG) or self.what in (TWICE, ELEMENTS_INSIDE)
 
     def where(self) -> str:
         """The element's name: keywords (or tags), with item indices, e.g. ``ContentSequence[2].TextValue``."""
@@ -348,6 +354,8 @@ class _Walker:
             if not _starts_with_element(self.data, start + keep, implicit, little):
                 continue
             parent = path[:-1]
+            if self._holds_element(start, start + keep, implicit, little):
+                self.findings.append(Nonconformity(path, ELEMENTS_INSIDE))
             self.findings.extend(Nonconformity(parent + f.path, f.what) for f in trial.findings)
             self.swallowed.append(Swallowed(path, start, keep, start + keep, end, implicit, little))
             self.swallowed.extend(Swallowed(parent + inner.path, inner.value_start, inner.keep, inner.start,
@@ -355,6 +363,13 @@ class _Walker:
             if depth == 0:
                 self.regions.update(trial.regions)
             return True
+        return False
+
+    def _holds_element(self, start: int, end: int, implicit: bool, little: bool) -> bool:
+        """Whether the bytes from *start* to *end* hold a plausible whole element header."""
+        for match in _header_pattern(implicit, little).finditer(self.data, start + 2, end):
+            if match.start() + 8 <= end and _starts_with_element(self.data, match.start(), implicit, little):
+                return True
         return False
 
     def items(self, offset: int, end: int | None, implicit: bool, little: bool, depth: int,
