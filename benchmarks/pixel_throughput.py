@@ -60,6 +60,7 @@ from ocr_bench import CORPORA, ROOT, burned_in_cases, presidio_cases, score, wra
 import medveil.pixels.detect as detect
 import medveil.pixels.screen as screen
 import medveil.runner.core as core
+from medveil.engine.identifiers import collect_known
 from medveil.errors import QuarantineError
 from medveil.pixels.clean import clean_pixels
 from medveil.pixels.detect import SERIES_CACHE, ReadingCache, TextBox
@@ -70,7 +71,6 @@ from medveil.policy import Option, PixelSettings
 from medveil.policy.profiles import get_profile
 from medveil.pseudonym import Key
 from medveil.runner.core import deidentify_bytes
-from medveil.engine.identifiers import collect_known
 
 KEY = Key(bytes(range(32)))
 

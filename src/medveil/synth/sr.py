@@ -22,8 +22,8 @@ from medveil.synth import vocab
 from medveil.synth.expect import Expect
 from medveil.synth.plant import collides, patient_module, series_module, study_module
 from medveil.synth.rewrite import set_character_set
-from medveil.synth.target import InjectionTarget
 from medveil.synth.seeds import new_uid
+from medveil.synth.target import InjectionTarget
 
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 CONTENT_SEQUENCE = 0x0040A730
