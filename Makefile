@@ -1,13 +1,14 @@
 # medveil: the two commands a new user needs.
 #   make demo   set up, then de-identify a generated sample (from pydicom's bundled files)
-#   make test   set up, then run the whole test suite (what .ci/run runs)
+#   make test   set up, then lint, type-check and run the whole test suite (what .ci/run runs)
+#   make test-fast   lint, type-check and the tests not marked slow (a couple of minutes)
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= demo
 
-.PHONY: setup tool demo test bench bench-scale bench-midi bench-gateway bench-pixels bench-robustness orthanc clean tables browser
+.PHONY: setup tool demo lint test test-fast bench bench-scale bench-midi bench-gateway bench-pixels bench-robustness orthanc clean tables browser
 
 # `make tool` installs what a user needs (medveil with OCR); `make setup` adds the test, research and
 # scale extras (torch for cxr, Dask, moto, dicom3tools, pynetdicom), which the demo does not need.
@@ -64,9 +65,21 @@ orthanc:
 	( $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $(ORTHANC_PACKAGES) ) \
 		>/dev/null 2>&1 || echo "note: could not install $(ORTHANC_PACKAGES); the Orthanc tests will be skipped" >&2
 
+# ruff (lint and import order over src, tests, benchmarks and tools) and mypy (src/), configured in
+# pyproject.toml; a finding fails the test commands before any test runs.
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
 # pytest exits 5 when it collects nothing: that must fail, not pass quietly.
-test: setup orthanc browser
+test: setup orthanc browser lint
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The quick loop: everything but the tests marked slow (whole corpora, long end-to-end runs, the browser,
+# Orthanc, cxr training).  Tests needing ../shared skip themselves where it is absent.
+test-fast: setup lint
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: setup
@@ -104,4 +117,4 @@ tables:
 	$(PY) tools/build_tables.py
 
 clean:
-	rm -rf $(DEMO) build dist .pytest_cache .hypothesis
+	rm -rf $(DEMO) build dist .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -89,8 +89,8 @@ def main() -> None:
         for megabytes in (int(s) for s in args.sizes.split(",")):
             with silenced():
                 data = build(case, megabytes * MB)
-            ours = timed(lambda: deidentify_bytes(data, POLICY, key), args.repeats)
-            theirs = timed(lambda: pydicom_round_trip(data), args.repeats)
+            ours = timed(lambda data=data: deidentify_bytes(data, POLICY, key), args.repeats)
+            theirs = timed(lambda data=data: pydicom_round_trip(data), args.repeats)
             _, record = deidentify_bytes(data, POLICY, key)
             rows.append({"case": case, "mb": megabytes, "medveil_s": round(ours, 3),
                          "pydicom_s": round(theirs, 3), "s_per_mb": round(ours / megabytes, 4),

@@ -36,11 +36,11 @@ import pydicom
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ocr_bench import CORPORA, ROOT, burned_in_cases, presidio_cases
 
+from medveil.engine.identifiers import collect_known
 from medveil.pixels.burned_in import burned_in_reason
 from medveil.pixels.clean import clean_pixels
 from medveil.pixels.detect import detect_text
 from medveil.policy import PixelSettings
-from medveil.engine.identifiers import collect_known
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 

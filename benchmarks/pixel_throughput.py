@@ -57,20 +57,20 @@ from pydicom.uid import generate_uid
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ocr_bench import CORPORA, ROOT, burned_in_cases, presidio_cases, score, wrapped_value_lines
 
-from medveil.errors import QuarantineError
 import medveil.pipeline as pipeline
+import medveil.pixels.detect as detect
+import medveil.pixels.screen as screen
+from medveil.engine.identifiers import collect_known
+from medveil.errors import QuarantineError
 from medveil.pipeline import deidentify_bytes
 from medveil.pixels.clean import clean_pixels
-import medveil.pixels.detect as detect
 from medveil.pixels.detect import SERIES_CACHE, ReadingCache, TextBox
 from medveil.pixels.frames import iter_frames
 from medveil.pixels.ocr import OcrUnavailable, get_engine
-import medveil.pixels.screen as screen
 from medveil.pixels.screen import BACKGROUNDS, screen_frame
 from medveil.policy import Option, PixelSettings
 from medveil.policy.profiles import get_profile
 from medveil.pseudonym import Key
-from medveil.engine.identifiers import collect_known
 
 KEY = Key(bytes(range(32)))
 
@@ -278,7 +278,8 @@ def measure_memory(frames: int) -> dict:
     result = receiver.recv()
     child.join()
     frame_set = frames * 512 * 512 * 2 / 2**20
-    result.update({"frames": frames, "frame_set_mib": frame_set, "growth_over_frame_set": result["growth_mib"] / frame_set})
+    result.update({"frames": frames, "frame_set_mib": frame_set,
+                   "growth_over_frame_set": result["growth_mib"] / frame_set})
     return result
 
 
@@ -409,8 +410,9 @@ def main(argv: list[str] | None = None) -> int:
         result["series"][label] = row
         print(f"{label}: median CPU per file header {med['header'] * 1e3:.2f} ms, with pixels "
               f"{med['pixels'] * 1e3:.2f} ms (x{row['ratio_median_cpu']:.2f}; totals x{row['ratio_cpu']:.2f} CPU, "
-              f"x{row['ratio_total']:.2f} wall; without review pictures x{row['ratio_median_cpu_no_review_pictures']:.2f}"
-              f" median CPU); {pixel_counts(timed['pixels']['records'])}", file=sys.stderr)
+              f"x{row['ratio_total']:.2f} wall; without review pictures "
+              f"x{row['ratio_median_cpu_no_review_pictures']:.2f} median CPU); "
+              f"{pixel_counts(timed['pixels']['records'])}", file=sys.stderr)
 
     frames = []
     for label, data in us_sc_frames():
@@ -488,7 +490,8 @@ def table(result: dict) -> str:
         lines.append(f"| {label} ({result['slices']} slices 512²) | {row['files']} | "
                      f"{row['header_median_cpu_s'] * 1e3:.2f} | {row['pixels_median_cpu_s'] * 1e3:.2f} | "
                      f"{row['ratio_median_cpu']:.2f}x | {row['ratio_cpu']:.2f}x | {row['ratio_total']:.2f}x | "
-                     f"{row['ratio_median_cpu_no_review_pictures']:.2f}x | {row['crops_read']} / {row['crops_reused']} |")
+                     f"{row['ratio_median_cpu_no_review_pictures']:.2f}x | "
+                     f"{row['crops_read']} / {row['crops_reused']} |")
     for row in result["us_sc"]:
         refused = " (header path refuses it)" if row["header_status"] != "written" else ""
         lines.append(f"| {row['file']}{refused} | 1 | {row['header_s']:.4f} | {row['pixels_s']:.3f}; pixel step "
@@ -505,7 +508,8 @@ def table(result: dict) -> str:
     lines.append("")
     memory = result.get("memory")
     if memory:
-        lines.append(f"Memory: {memory['frames']}-frame 512² 16-bit object ({memory['frame_set_mib']:.0f} MiB decoded): "
+        lines.append(f"Memory: {memory['frames']}-frame 512² 16-bit object "
+                     f"({memory['frame_set_mib']:.0f} MiB decoded): "
                      f"RSS {memory['baseline_mib']:.0f} MiB loaded, peak {memory['peak_mib']:.0f} MiB, growth "
                      f"{memory['growth_mib']:.0f} MiB = {memory['growth_over_frame_set']:.2f}x the frame set.")
     lines.append(f"Peak RSS of the benchmark process {result['peak_rss_mib']:.0f} MiB; {result['cpu']}, "

@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -57,7 +58,6 @@ import shlex
 import shutil
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -718,8 +718,10 @@ def concurrency_trial(work: Path, source: Path, single: Path, key_file: Path, re
         pass
     gaps = mapping_gaps(output, mappings)
     unwritten = sum(n for reason, n in summary.get("reasons", {}).items() if "could not be written" in reason)
-    return {"second": second, "paused": paused, "overlapped": overlapped, "first_rc": first.returncode, "second_rc": second_done.rc,
-            "refused": refused, "named": named, "second_message": message.strip()[-300:], "missing": len(lost), "unwritten": unwritten, "lost": max(len(lost), unwritten),
+    return {"second": second, "paused": paused, "overlapped": overlapped, "first_rc": first.returncode,
+            "second_rc": second_done.rc, "refused": refused, "named": named,
+            "second_message": message.strip()[-300:], "missing": len(lost), "unwritten": unwritten,
+            "lost": max(len(lost), unwritten),
             "first_quarantined": summary.get("quarantined"),
             "first_reasons": summary.get("reasons", {}), "first_internal_error": "internal error" in first_stderr,
             "missing_from_mappings": gaps["missing_from_mappings"]}
@@ -734,7 +736,7 @@ def _runs_overlap(workspace: Path) -> bool:
             runs = db.execute("SELECT started_at, finished_at FROM runs ORDER BY started_at").fetchall()
     except sqlite3.Error:
         return False
-    return any(later[0] < (earlier[1] or "~") for earlier, later in zip(runs, runs[1:]))
+    return any(later[0] < (earlier[1] or "~") for earlier, later in itertools.pairwise(runs))
 
 
 def run_concurrency(args, work: Path, key_file: Path, limits: Limits) -> dict:

@@ -57,14 +57,12 @@ from pydicom.uid import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from robustness_codec import (  # noqa: E402
-    ITEM,
     PIXEL_DATA,
     Element,
     Item,
     Span,
     copy_tree,
     encode,
-    locate,
     parse,
     set_length,
     walk,
@@ -712,8 +710,8 @@ def m_huge_dims(rng: random.Random, base: Base, index: int) -> Mutant:
             _set(tree, 0x00280002, b"US", _us(rng.choice([0, 3, 99]), base.little))
         edits.append(what)
     body, _ = _explicit_body(base, tree)
-    return _mutant(base, index, "huge-dims", "+".join(sorted(set(edits))) + ("-encapsulated" if base.compressed else ""),
-                   base.assemble(body, index, syntax=_native_syntax(base)))
+    name = "+".join(sorted(set(edits))) + ("-encapsulated" if base.compressed else "")
+    return _mutant(base, index, "huge-dims", name, base.assemble(body, index, syntax=_native_syntax(base)))
 
 
 def deflate_bomb(base: Base, index: int, inflated_bytes: int, kind: str = "pixels") -> bytes:
@@ -1070,9 +1068,10 @@ def schedule(count: int, seed: int, *, bombs: Iterable[int] = (), long_values: I
     remaining = max(0, count - len(plan))
     shares = [remaining * w / sum(weights) for w in weights]
     counts = [int(s) for s in shares]
-    for position in sorted(range(len(names)), key=lambda i: shares[i] - counts[i], reverse=True)[:remaining - sum(counts)]:
+    behind = sorted(range(len(names)), key=lambda i: shares[i] - counts[i], reverse=True)
+    for position in behind[:remaining - sum(counts)]:
         counts[position] += 1
-    drawn = [name for name, n in zip(names, counts) for _ in range(n)]
+    drawn = [name for name, n in zip(names, counts, strict=True) for _ in range(n)]
     rng.shuffle(drawn)
     first = len(plan)
     plan.extend((first + i, name, None) for i, name in enumerate(drawn))

@@ -37,12 +37,12 @@ from pydicom.uid import generate_uid
 
 from medveil import deidentify_path, get_profile
 from medveil.policy import Option
+from medveil.pseudonym import throwaway_key
+from medveil.quiet import silenced
 
 #: tcia without Clean Pixel Data: the header-only path (pixel_bench.py measures the OCR step).
 HEADER_ONLY = get_profile("tcia")
 HEADER_ONLY = dataclasses.replace(HEADER_ONLY, options=HEADER_ONLY.options - {Option.CLEAN_PIXEL_DATA})
-from medveil.pseudonym import throwaway_key
-from medveil.quiet import silenced
 
 
 def corpus_files() -> list[Path]:

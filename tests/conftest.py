@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
-
-# No per-example deadline (a loaded CI machine is slow, not wrong); in CI the examples are
-# derandomised so that a run is reproducible, while local runs keep exploring.
-settings.register_profile("medveil", deadline=None, derandomize=bool(os.environ.get("CI")))
-settings.load_profile("medveil")
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from medveil.pseudonym import Key
+
+# No per-example deadline (a loaded CI machine is slow, not wrong); in CI the examples are
+# derandomised so that a run is reproducible, while local runs keep exploring.
+settings.register_profile("medveil", deadline=None, derandomize=bool(os.environ.get("CI")))
+settings.load_profile("medveil")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -115,7 +114,23 @@ def phi_ds() -> Dataset:
     return phi_dataset()
 
 
+#: The test now running (set by :func:`pytest_runtest_setup`), so that :func:`shared_path` can check its markers.
+_running: pytest.Item | None = None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    global _running
+    _running = item
+
+
 def shared_path(*parts: str) -> Path:
+    """A path under ../shared; the test skips when it is absent.
+
+    A test that calls this must carry the ``shared`` marker (``-m "not shared"`` deselects them all on a
+    clone without the data), so a missing marker is an error here rather than a silent skip.
+    """
+    if _running is not None and _running.get_closest_marker("shared") is None:
+        pytest.fail(f"{_running.nodeid} reads ../shared: mark it @pytest.mark.shared", pytrace=False)
     path = SHARED.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"../shared/{'/'.join(parts)} is not available")

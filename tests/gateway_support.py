@@ -25,8 +25,8 @@ PHI = {"PatientName": "GATEWAY^GRETA^Q", "PatientID": "MRN-GW-4711", "PatientBir
 def write_study(directory: Path, *, ct: int = 5, patient: dict | None = None, quarantined: int = 1,
                 compressed: bool = True) -> list[Path]:
     """One study of one patient: *ct* CT slices (explicit VR little endian), an MR series of a
-    JPEG 2000 and an implicit VR image (with *compressed*), and *quarantined* CT slices that say Burned In Annotation YES (the basic profile
-    refuses those).  Returns the file paths; every file carries the values in PHI."""
+    JPEG 2000 and an implicit VR image (with *compressed*), and *quarantined* CT slices that say Burned In
+    Annotation YES (the basic profile refuses those).  Returns the file paths; every file carries the values in PHI."""
     values = dict(PHI, **(patient or {}))
     study, series, series2, frame = (generate_uid() for _ in range(4))
     directory.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ class ReviewRun:
     key_file: Path
     summary: object
 
-    def copy_to(self, target: Path) -> "ReviewRun":
+    def copy_to(self, target: Path) -> ReviewRun:
         """An independent copy (decisions change the workspace and the release tree)."""
         shutil.copytree(self.root, target, symlinks=True)
         return ReviewRun(target, target / "input", target / "output", target / "workspace", target / "key",

@@ -33,6 +33,8 @@ from medveil.pseudonym import load_key
 from medveil.quiet import silenced
 from medveil.runner.book import input_ref
 
+pytestmark = pytest.mark.slow  # the CLI over every installed corpus, under both profiles, plus dciodvfy
+
 EXPORT_DIR = "DOE^JANE_MRN0777"
 IDENTIFYING = ("PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDs", "PatientAddress",
                "InstitutionName", "InstitutionAddress", "ReferringPhysicianName", "PerformingPhysicianName",

@@ -118,6 +118,7 @@ def test_two_level_bootstrap_contains_the_mean_and_a_paired_difference_to_itself
     assert M.ci(stronger)[0] > 0
 
 
+@pytest.mark.slow  # cxr training and evaluation
 def test_attack_command_on_phantoms_writes_both_tables(tmp_path):
     out = tmp_path / "cxr-attack.md"
     out.write_text("# Attack\n\nhand-written text\n")

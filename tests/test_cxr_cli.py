@@ -23,6 +23,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
+    """A tiny anonymiser trained on phantoms (tests using it are marked slow)."""
     out = tmp_path_factory.mktemp("cxr") / "gen.pt"
     result = runner.invoke(app, ["cxr", "train", str(out), "--phantom", "--size", "32", "--budget", "tiny",
                                  "--mu", "0.05", "--quiet"])
@@ -30,6 +31,7 @@ def model_path(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # model_path trains an anonymiser
 def test_anonymize_png_keeps_size_and_moves_pixels(model_path, tmp_path):
     img = (D.make_phantoms(1, 1, 96, seed=3).images[0, 0] * 255).astype(np.uint8)
     src, dst = tmp_path / "in.png", tmp_path / "out.png"
@@ -65,6 +67,7 @@ def _cr_dataset(photometric: str = "MONOCHROME1") -> Dataset:
     return ds
 
 
+@pytest.mark.slow  # model_path trains an anonymiser
 def test_clean_visual_features_on_a_cr_dataset(model_path, tmp_path):
     ds = _cr_dataset()
     before = ds.pixel_array.copy()
@@ -95,6 +98,7 @@ def test_clean_visual_features_on_a_cr_dataset(model_path, tmp_path):
     assert len(again.DeidentificationMethodCodeSequence) == 1
 
 
+@pytest.mark.slow  # model_path trains an anonymiser
 def test_clean_visual_features_refuses_other_images(model_path):
     ds = _cr_dataset()
     ds.Modality = "CT"
@@ -108,6 +112,7 @@ def test_clean_visual_features_refuses_other_images(model_path):
     assert not X.is_chest_radiograph(hand)
 
 
+@pytest.mark.slow  # cxr training and evaluation
 def test_evaluate_on_phantoms_writes_table_json_and_plot(tmp_path):
     out = tmp_path / "docs" / "cxr.md"
     out.parent.mkdir()
@@ -132,6 +137,7 @@ def test_evaluate_on_phantoms_writes_table_json_and_plot(tmp_path):
     assert out.read_text().count("cxr-results:begin") == 1
 
 
+@pytest.mark.slow  # model_path trains an anonymiser
 def test_deidentify_clean_visual_features_cxr_end_to_end(model_path, tmp_path):
     import pydicom
 

@@ -11,14 +11,14 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
+from tests.corpora import pydicom_files
 
-from medveil.dicomio import encode
 import medveil.pipeline as pipeline
+from medveil.dicomio import encode
 from medveil.policy import Option, get_profile
 from medveil.pseudonym import throwaway_key
 from medveil.quiet import silenced
 from medveil.synth.corpus import installed_corpora, iter_files
-from tests.corpora import pydicom_files
 
 
 def _pydicom_bytes(ds: Dataset) -> bytes:
@@ -48,6 +48,7 @@ def _fast_or_none(ds: Dataset) -> bytes | None:
         return None
 
 
+@pytest.mark.slow  # whole corpora
 def test_every_corpus_file_is_encoded_as_pydicom_encodes_it():
     fast = compared = 0
     for label, ds in _part10_datasets():
@@ -63,6 +64,7 @@ def test_every_corpus_file_is_encoded_as_pydicom_encodes_it():
     assert fast >= 0.8 * compared  # the fast path is the common path, not the exception
 
 
+@pytest.mark.slow  # whole corpora
 @pytest.mark.parametrize("profile", ["basic", "tcia"])
 def test_deidentified_datasets_are_encoded_as_pydicom_encodes_them(monkeypatch, profile):
     """Converted, emptied, replaced and added elements and sequences, on real files."""

@@ -74,7 +74,8 @@ def test_collect_known_feeds_the_cleaner():
 def test_known_once_collects_at_first_use_only(monkeypatch):
     calls = []
     real = identifiers_module.collect_known
-    monkeypatch.setattr(identifiers_module, "collect_known", lambda ds, policy=None: calls.append(1) or real(ds, policy))
+    monkeypatch.setattr(identifiers_module, "collect_known",
+                        lambda ds, policy=None: calls.append(1) or real(ds, policy))
     ds = _dataset()
     known = known_once(ds, None)
     assert calls == []

@@ -142,6 +142,7 @@ def test_all_phi_type1_value_falls_back_to_the_basic_action(key):
 
 def test_encapsulated_documents_are_not_released(key):
     import pytest
+
     from medveil.errors import QuarantineError
 
     ds = phi_dataset()

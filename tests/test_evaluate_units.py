@@ -7,20 +7,32 @@ import sqlite3
 
 import pytest
 
+from conftest import PHI, phi_dataset
 from medveil.evaluate.answer_key import (
-    ACTIONS, AnswerKeyError, AnswerRow, Check, read_answer_key, unwrap, wrap, write_answer_key,
+    ACTIONS,
+    AnswerKeyError,
+    AnswerRow,
+    Check,
+    read_answer_key,
+    unwrap,
+    wrap,
+    write_answer_key,
 )
 from medveil.evaluate.checks import (
-    ERRORED, FAILED, PASSED, KEEP_ACTIONS, REMOVAL_ACTIONS, Target, missing_outcome, run_check,
+    ERRORED,
+    FAILED,
+    KEEP_ACTIONS,
+    PASSED,
+    REMOVAL_ACTIONS,
+    Outcome,
+    Target,
+    missing_outcome,
+    run_check,
 )
 from medveil.evaluate.flatten import flatten
 from medveil.evaluate.paths import PathSyntaxError, Step, format_path, normalise, parse_path, private, public
 from medveil.evaluate.score import CheckResult, family, instance_scores, series_scores
 from medveil.evaluate.tokens import compare_text, content_tokens, word_tokens
-from medveil.evaluate.checks import Outcome
-
-from conftest import PHI, phi_dataset
-
 
 # -- paths ----------------------------------------------------------------------------------
 

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import PHI, SERIES_UID, STUDY_UID, image_dataset
 from medveil.cli import app
 from medveil.evaluate.answer_key import AnswerRow, Check, write_answer_key
 from medveil.evaluate.flatten import pixel_digest
 from medveil.evaluate.validator import validate_outputs
-
-from conftest import PHI, SERIES_UID, STUDY_UID, image_dataset
 
 OLD = ["1.2.826.0.1.3680043.8.498.2001", "1.2.826.0.1.3680043.8.498.2002"]
 NEW = {OLD[0]: "2.25.1001", OLD[1]: "2.25.1002", STUDY_UID: "2.25.2000", SERIES_UID: "2.25.3000"}
@@ -199,6 +198,7 @@ def test_pydicom_warnings_quoting_values_stay_silent(corpus, tmp_path, recwarn):
     assert not [w for w in recwarn if "SMITHERS" in str(w.message)]
 
 
+@pytest.mark.slow  # whole corpora
 def test_never_crashes_on_any_file_of_the_real_corpora(corpus):
     """Every file of pydicom's test data (truncated, big endian, deflated, odd VRs, not DICOM)
     as 'output', paired with itself as 'input': the run completes and counts what it met."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import stat
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,6 @@ from medveil.gateway.forwarder import Backoff, Forwarder
 from medveil.gateway.outbox import Outbox
 from medveil.gateway.pull import PullError, Selection
 from medveil.gateway.senders import DestinationDown, Sent, _failed_instances
-
 
 # -- addresses ---------------------------------------------------------------------
 
@@ -205,9 +203,8 @@ class ArchiveScp:
 
 def test_gateway_in_process_releases_what_a_batch_run_releases(tmp_path, key):
     pytest.importorskip("pynetdicom")
-    from gateway_support import dataset_bytes, scu_send, sop_uid, write_study
-
     import medveil
+    from gateway_support import dataset_bytes, scu_send, sop_uid, write_study
     from medveil.gateway.node import Gateway
     from medveil.gateway.scp import ScpSettings
     from medveil.policy import get_profile

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from gateway_support import MEDVEIL, PHI, ROOT, Serve, dataset_bytes, scu_send, sop_uid, transfer_syntax, \
-    write_study
+from gateway_support import MEDVEIL, PHI, ROOT, Serve, dataset_bytes, scu_send, sop_uid, transfer_syntax, write_study
 from orthanc import Orthanc, free_port, require_orthanc, wait_for
 
 pytest.importorskip("pynetdicom", reason="the gateway needs pynetdicom: pip install 'medveil[gateway]'")
+
+pytestmark = pytest.mark.slow  # a real Orthanc and medveil serve/pull processes per test
 
 
 @pytest.fixture(autouse=True)

@@ -44,7 +44,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
@@ -55,7 +54,8 @@ import robustness as rb  # noqa: E402
 import robustness_mutants as rm  # noqa: E402
 from robustness_codec import Element, encode, parse, set_length  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+# Every test runs the medveil CLI in processes of its own (kill -9, signals, devices, symlinks, bombs).
+pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.slow]
 
 LIMITS = rb.Limits(fsize_mb=512, as_mb=3072, timeout_s=300)
 BASIC = ["-p", "basic", "--burned-in", "pass"]
@@ -163,7 +163,7 @@ def sr_with_content(index: int) -> tuple[bytes, list]:
 
 
 def sr_file(path: Path, index: int, *, swallow: bool, fix_item: bool = False) -> Path:
-    from robustness_mutants import Base, FileMetaDataset, UID
+    from robustness_mutants import UID, Base, FileMetaDataset
 
     body, spans = sr_with_content(index)
     data = bytearray(body)

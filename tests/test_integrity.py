@@ -13,6 +13,7 @@ Pixel Data, in an object whose Image Pixel description is present.
 
 from __future__ import annotations
 
+import itertools
 from io import BytesIO
 from pathlib import Path
 
@@ -20,8 +21,8 @@ import pydicom
 import pydicom.data
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from conftest import PHI, image_dataset
 from medveil.dicomio.integrity import check_complete, out_of_order
@@ -174,13 +175,14 @@ def _cut_points(data: bytes, stride: int) -> list[int]:
     boundaries, by_tag = top_level_offsets(data)
     starts = sorted(boundaries) + [len(data)]
     cuts = set(range(1, starts[0] + 1, 3))  # preamble and meta group
-    for start, end in zip(starts, starts[1:]):
+    for start, end in itertools.pairwise(starts):
         cuts.update(range(start + 1, min(start + 13, end)))  # tag, VR, length
         cuts.update({(start + end) // 2, end - 2, end - 1})
         cuts.update(range(start + 13, end, stride))  # nested items, fragments, pixel data
     return sorted(c for c in cuts if 0 < c < len(data) and c not in boundaries)
 
 
+@pytest.mark.slow  # thousands of truncated files
 @pytest.mark.parametrize("name, stride", SWEEP)
 def test_truncation_at_every_cut_point_fails_closed(name, stride):
     data = bundled(name)
@@ -437,9 +439,9 @@ def test_out_of_order_names_the_tag_whose_removal_restores_order():
 
 
 def test_a_flipped_tag_releases_nothing_of_the_value():
+    from medveil.pipeline import deidentify_bytes
     from medveil.policy import get_profile
     from medveil.pseudonym.keys import throwaway_key
-    from medveil.pipeline import deidentify_bytes
 
     ds = read(bundled("CT_small.dcm"))
     ds.PatientAddress = "12 Marker Road"

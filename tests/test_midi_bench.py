@@ -19,7 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import midi_bench  # noqa: E402
 from peers import (  # noqa: E402
-    PEER_NAMES, RESULT_MARKER, Peer, PeerError, build_driver, get_peer, parse_driver_output, run_peer,
+    PEER_NAMES,
+    RESULT_MARKER,
+    Peer,
+    PeerError,
+    build_driver,
+    get_peer,
+    parse_driver_output,
+    run_peer,
     short_reason,
 )
 from peers.venvs import STAMP, ensure_venv, venv_python  # noqa: E402

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.pixels import convert_color_space
@@ -12,9 +13,6 @@ from pydicom.uid import ExplicitVRLittleEndian
 from medveil.pixels import detect, frames
 from medveil.pixels.detect import TextBox, detect_text, merge_boxes, tiles
 from medveil.pixels.ocr import OcrUnavailable
-
-PIL = pytest.importorskip("PIL")
-from PIL import Image, ImageDraw, ImageFont
 
 
 def draw_text(shape, text, at, *, size=24, value=255, background=0, mode="L"):
@@ -132,6 +130,7 @@ def tesseract():
         pytest.skip("no Tesseract model")
 
 
+@pytest.mark.slow  # RapidOCR over whole images
 def test_monochrome2_8bit(rapidocr):
     pixels, box = draw_text((120, 320), "SMITH JOHN", (20, 40))
     found = detect_text(dataset(pixels), engines=[rapidocr])
@@ -139,6 +138,7 @@ def test_monochrome2_8bit(rapidocr):
     assert all(b.frame == 0 and b.engine == "rapidocr" for b in found)
 
 
+@pytest.mark.slow  # RapidOCR over whole images
 def test_monochrome1_12bit(rapidocr):
     pixels, box = draw_text((120, 320), "ID 4471923", (20, 40), value=0, background=4095, mode="I;16")
     found = detect_text(dataset(pixels.astype(np.uint16), photometric="MONOCHROME1", bits_stored=12),
@@ -146,6 +146,7 @@ def test_monochrome1_12bit(rapidocr):
     assert any(overlaps(b, box) for b in found)
 
 
+@pytest.mark.slow  # RapidOCR over whole images
 def test_rgb(rapidocr):
     pixels, box = draw_text((120, 320), "DOE JANE", (20, 40), value=(255, 255, 0), background=(0, 0, 90),
                             mode="RGB")
@@ -153,6 +154,7 @@ def test_rgb(rapidocr):
     assert any(overlaps(b, box) for b in found)
 
 
+@pytest.mark.slow  # RapidOCR over whole images
 def test_identical_frames_are_examined_once(rapidocr, monkeypatch):
     first, box = draw_text((100, 300), "FRAME ONE", (20, 30))
     second, _ = draw_text((100, 300), "OTHER", (20, 30))

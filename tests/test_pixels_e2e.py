@@ -34,6 +34,8 @@ try:
 except OcrUnavailable:  # pragma: no cover - the [ocr] extra is part of make setup
     pytest.skip("RapidOCR is not installed", allow_module_level=True)
 
+pytestmark = pytest.mark.slow  # OCR over whole images through the CLI, vendor screens included
+
 NAME = ("QUIMBY", "JOSEPH")
 MRN = "4471902"
 DOB = "19520317"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 from pydicom import dcmread
@@ -205,7 +203,7 @@ def test_8bit_ow_big_endian_is_byte_swapped():
     mask_dataset(ds, [MaskBox(1, 1, 2, 2)])
     assert_outside_identical(ds, before, [MaskBox(1, 1, 2, 2)], (0, 0, 0))
     # pixel (1,1) is logical bytes 12..14, physically at 12^1, 13^1, 14^1
-    diff = {i for i, (a, b) in enumerate(zip(raw_before, ds.PixelData)) if a != b}
+    diff = {i for i, (a, b) in enumerate(zip(raw_before, ds.PixelData, strict=False)) if a != b}
     assert diff <= {13, 12, 15}
 
 

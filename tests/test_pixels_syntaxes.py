@@ -52,6 +52,8 @@ def corner_engine():
     ocr.get_engine.cache_clear()
 
 
+pytestmark = pytest.mark.slow  # a runner pass with pixel cleaning for every transfer syntax
+
 POLICY = get_profile("tcia")
 # The scripted engine "reads" every image whole: no screen (the screen has its own tests).
 POLICY = dataclasses.replace(POLICY, pixels=dataclasses.replace(POLICY.pixels, engines=("corner",),

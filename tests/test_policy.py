@@ -38,6 +38,7 @@ def test_repeating_groups_and_private_rows_match_by_pattern():
     assert table.lookup(0x60020010) is None  # an overlay attribute the table does not list
 
 
+@pytest.mark.shared
 def test_generator_reproduces_the_packaged_file(tmp_path):
     source = shared_path("standard", "ps315_table_e1_1.json")
     out = tmp_path / "table.json"

@@ -15,9 +15,9 @@ from pydicom.sequence import Sequence
 
 from conftest import PHI, phi_dataset
 from medveil.engine import deidentify_dataset
+from medveil.engine.identifiers import collect_known
 from medveil.policy import Option, get_profile
 from medveil.policy.identifying import identifying_keywords, kept_identifying
-from medveil.engine.identifiers import collect_known
 from medveil.text import KnownIdentifiers, TextCleaner
 
 

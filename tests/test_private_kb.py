@@ -10,8 +10,8 @@ import sys
 from collections import Counter
 
 import pytest
-from conftest import ROOT, shared_path
 
+from conftest import ROOT, shared_path
 from medveil.policy.private_kb import (
     KB_SOURCE,
     STANDARD_SOURCE,
@@ -43,6 +43,7 @@ def kb():
 
 # --- the generator -----------------------------------------------------------------------
 
+@pytest.mark.shared
 def test_generator_reproduces_the_packaged_file(tmp_path):
     source = shared_path("standard", "tcia_private_tag_kb.csv")
     out = tmp_path / "private_tags.json"
@@ -53,6 +54,7 @@ def test_generator_reproduces_the_packaged_file(tmp_path):
     assert reported == [f"skipped row {n}: empty disposition" for n in EMPTY_DISPOSITION_ROWS]
 
 
+@pytest.mark.shared
 def test_every_csv_row_is_accounted_for(kb):
     source = shared_path("standard", "tcia_private_tag_kb.csv")
     with source.open(encoding="utf-8-sig", newline="") as handle:

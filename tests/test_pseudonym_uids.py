@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,11 +46,9 @@ def test_known_value() -> None:
 
 
 def test_no_collisions_over_large_sample() -> None:
-    started = time.perf_counter()
     inputs = [f"1.2.826.0.1.3680043.8.498.{i}" for i in range(200_000)]
     outputs = {pseudonymize_uid(KEY, uid) for uid in inputs}
     assert len(outputs) == len(inputs)
-    assert time.perf_counter() - started < 5
 
 
 @given(dicom_uids)

@@ -7,7 +7,6 @@ import io
 import json
 import re
 import stat
-from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -28,7 +27,7 @@ from medveil.review.database import ReviewDatabase, location
 from medveil.review.overview import DECISION, load
 from medveil.review.static import write_report
 from medveil.store.audit import AuditStore
-from review_run import BROKEN, PHI_WORDS, make_run
+from review_run import PHI_WORDS, make_run
 
 runner = CliRunner()
 

@@ -27,9 +27,11 @@ ARTIFACTS = ROOT / "test-artifacts" / "review"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 DRIVER = shutil.which("chromedriver")
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="no headless browser: install Debian's chromium and chromium-driver (make browser)")
+pytestmark = [
+    pytest.mark.slow,  # a real browser against a real server
+    pytest.mark.skipif(CHROMIUM is None or DRIVER is None,
+                       reason="no headless browser: install Debian's chromium and chromium-driver (make browser)"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -107,6 +107,7 @@ def test_mutants_release_no_planted_identifier(cls, bases, tmp_path):
     check()
 
 
+@pytest.mark.slow  # megabyte-sized mutants
 @pytest.mark.parametrize("cls,megabytes", [("deflate-bomb", 8), ("long-value", 1)])
 def test_sized_mutants_release_no_planted_identifier(cls, megabytes, bases, tmp_path):
     for index in range(4):
@@ -158,6 +159,7 @@ def cli_batch(bases, tmp_path_factory):
                                limits=LIMITS, extra=[], keep=True)
 
 
+@pytest.mark.slow  # CLI processes
 def test_cli_batch_completes_and_accounts_for_every_input(cli_batch):
     assert not cli_batch.aborted, f"batch aborted: rc={cli_batch.rc} signal={cli_batch.signal}"
     assert cli_batch.released + (cli_batch.quarantined or 0) + (cli_batch.skipped or 0) == cli_batch.files
@@ -190,6 +192,7 @@ def fault_corpus(bases, tmp_path_factory):
     return {"work": work, "key": key_file, "source": source, "reference": rb.tree_digest(reference / "out")}
 
 
+@pytest.mark.slow  # CLI processes
 def test_kill_9_then_rerun_gives_the_same_release_and_complete_mappings(fault_corpus):
     trial = rb.kill_trial(fault_corpus["work"] / "kill", fault_corpus["source"], fault_corpus["key"],
                           fault_corpus["reference"], 0.5, limits=LIMITS)
@@ -201,6 +204,7 @@ def test_kill_9_then_rerun_gives_the_same_release_and_complete_mappings(fault_co
     assert trial["temporaries_after_rerun"] == 0
 
 
+@pytest.mark.slow  # CLI processes
 def test_second_run_on_the_same_output_is_refused_and_nothing_is_lost(fault_corpus):
     trial = rb.concurrency_trial(fault_corpus["work"] / "concurrent", fault_corpus["source"],
                                  fault_corpus["source"], fault_corpus["key"], fault_corpus["reference"],

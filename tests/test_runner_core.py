@@ -38,7 +38,7 @@ def _read(data: bytes):
 def test_chunked_writer_writes_what_bytesio_gets(name):
     with silenced():
         ds = pydicom.dcmread(TEST_FILES / name)
-        for elem in ds.iterall():  # converted elements and sequences: lengths are patched by seeking
+        for _elem in ds.iterall():  # converted elements and sequences: lengths are patched by seeking
             pass
         expected = io.BytesIO()
         ds.save_as(expected)

@@ -41,6 +41,8 @@ def run_dask(config: RunConfig, *, scheduler=None, batch_size=None, storage_opti
     return run(config, DaskExecutor(config.workers, scheduler=scheduler, batch_size=batch_size),
                storage_options=storage_options)
 
+pytestmark = pytest.mark.slow  # a Dask cluster of worker processes, object storage over loopback
+
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 KEY = Key(b"d" * 32)
 BASIC = medveil.get_profile("basic")

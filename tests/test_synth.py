@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from corpora import pydicom_files
 from typer.testing import CliRunner
 
+from corpora import pydicom_files
 from medveil.cli import app
 from medveil.dicomio.integrity import check_complete
 from medveil.evaluate.answer_key import ACTIONS, read_answer_key

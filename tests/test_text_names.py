@@ -113,7 +113,13 @@ def test_gazetteer_data():
         assert in_gazetteer(word), word
 
 
-REQUIRED_CLINICAL = ["t1", "t2", "flair", "dwi", "adc", "mprage", "swi", "stir", "gre", "se", "fse", "tse", "epi", "bold", "dti", "localizer", "scout", "survey", "w/o", "w/wo", "contrast", "gad", "iv", "l", "r", "lt", "rt", "left", "right", "bilateral", "ax", "sag", "cor", "axial", "sagittal", "coronal", "pa", "ap", "lat", "lateral", "oblique", "portable", "erect", "semi-erect", "supine", "routine", "stat", "hx", "r/o", "s/p", "f/u", "w/", "cta", "mra", "pet", "spect", "us", "cr", "dx", "mg", "nm", "xa"]
+REQUIRED_CLINICAL = [
+    "t1", "t2", "flair", "dwi", "adc", "mprage", "swi", "stir", "gre", "se", "fse", "tse", "epi", "bold", "dti",
+    "localizer", "scout", "survey", "w/o", "w/wo", "contrast", "gad", "iv", "l", "r", "lt", "rt", "left", "right",
+    "bilateral", "ax", "sag", "cor", "axial", "sagittal", "coronal", "pa", "ap", "lat", "lateral", "oblique",
+    "portable", "erect", "semi-erect", "supine", "routine", "stat", "hx", "r/o", "s/p", "f/u", "w/", "cta", "mra",
+    "pet", "spect", "us", "cr", "dx", "mg", "nm", "xa",
+]
 
 
 def test_clinical_allow_list():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -10,7 +12,7 @@ console = Console(stderr=True)
 """Messages go to stderr so that ``--json`` output on stdout stays parseable."""
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``message`` as an error and exit with ``code`` (2: bad setup or input).
 
     The message is printed as it is written: brackets in it (``'medveil[ocr]'``,

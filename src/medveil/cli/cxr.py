@@ -66,7 +66,8 @@ def train_cmd(
     sigma: float = typer.Option(2.0, "--sigma", help="Gaussian smoothing of the displacement, pixels."),
     whole_grid: bool = typer.Option(False, "--whole-grid", help="The original operator (smooth the whole grid)."),
     run: int = typer.Option(0, "--run", help="Patient fold: test fold = run, validation = run + 1 (of 5)."),
-    all_patients: bool = typer.Option(False, "--all", help="Train on all folds but the validation fold (for shipping)."),
+    all_patients: bool = typer.Option(False, "--all",
+                                      help="Train on all folds but the validation fold (for shipping)."),
     budget: str = typer.Option("cpu", "--budget", help="cpu, gpu or tiny (epochs and network sizes)."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (0: torch's default)."),
     device: str = typer.Option("cpu", "--device"),
@@ -101,7 +102,8 @@ def train_cmd(
 
 @cxr_app.command("train-lungs")
 def train_lungs_cmd(
-    out: Path = typer.Argument(..., help="Checkpoint to write (.pt); the shipped one is src/medveil/cxr/data/lungs_cxr128.pt."),
+    out: Path = typer.Argument(..., help="Checkpoint to write (.pt); the shipped one is "
+                                         "src/medveil/cxr/data/lungs_cxr128.pt."),
     data: Path | None = typer.Option(None, "--data", help="Folder with index.csv and images/ (default ../shared/cxr)."),
     epochs: int = typer.Option(20, "--epochs"),
     threads: int = typer.Option(1, "--threads"),
@@ -324,8 +326,8 @@ def _anonymize_dicom(src: Path, dst: Path, model: Path | None, profile: str, key
     except MedveilError as exc:
         fail(str(exc))
     out, record = deidentify_bytes(src.read_bytes(), policy, key)
-    if record.status is not Status.WRITTEN:
-        fail(f"not written (quarantined): {out}", code=1)
+    if record.status is not Status.WRITTEN or not isinstance(out, bytes):
+        fail(f"not written (quarantined): {record.reason}", code=1)
     events = dict(record.events)
     if "visual-features-cleaned" not in events:
         why = json.loads(events.get("visual-features-not-applicable", "{}")).get("why", "not a frontal chest image")

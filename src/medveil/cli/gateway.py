@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
-import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -71,29 +68,29 @@ def serve(
     port: int = typer.Option(11112, "--port", help="Port to listen on."),
     allow: list[str] = typer.Option([], "--allow", help="Calling AE title allowed to send (repeatable; "
                                     "default: any)."),
-    calling_ae: Optional[str] = typer.Option(None, "--calling-ae", help="AE title medveil uses towards the "
+    calling_ae: str | None = typer.Option(None, "--calling-ae", help="AE title medveil uses towards the "
                                              "destination (default: --ae-title)."),
-    tls_cert: Optional[Path] = typer.Option(None, "--tls-cert", exists=True, dir_okay=False,
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", exists=True, dir_okay=False,
                                             help="TLS certificate (PEM): turns on TLS for incoming associations."),
-    tls_key: Optional[Path] = typer.Option(None, "--tls-key", exists=True, dir_okay=False,
+    tls_key: Path | None = typer.Option(None, "--tls-key", exists=True, dir_okay=False,
                                            help="TLS private key (PEM) for --tls-cert."),
-    tls_ca: Optional[Path] = typer.Option(None, "--tls-ca", exists=True, dir_okay=False,
+    tls_ca: Path | None = typer.Option(None, "--tls-ca", exists=True, dir_okay=False,
                                           help="CA certificates (PEM): senders must present a certificate "
                                           "signed by one."),
     to_tls: bool = typer.Option(False, "--to-tls", help="TLS towards a C-STORE destination (system trust)."),
-    to_tls_ca: Optional[Path] = typer.Option(None, "--to-tls-ca", exists=True, dir_okay=False,
+    to_tls_ca: Path | None = typer.Option(None, "--to-tls-ca", exists=True, dir_okay=False,
                                              help="CA certificates to trust for the destination (implies TLS)."),
     profile: str = typer.Option("basic", "--profile", "-p", help="Profile, as for deidentify."),
-    key_file: Optional[Path] = typer.Option(None, "--key-file", "-k", help="Secret key (or MEDVEIL_KEY_FILE)."),
+    key_file: Path | None = typer.Option(None, "--key-file", "-k", help="Secret key (or MEDVEIL_KEY_FILE)."),
     throwaway_key: bool = typer.Option(False, "--throwaway-key", help="A random key for this run only."),
-    mappings: Optional[Path] = typer.Option(None, "--mappings", help="Keep uid_mapping.csv and "
+    mappings: Path | None = typer.Option(None, "--mappings", help="Keep uid_mapping.csv and "
                                             "patid_mapping.csv here, up to date before each file leaves."),
-    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", exists=True, help="YAML recipe."),
+    recipe: Path | None = typer.Option(None, "--recipe", "-r", exists=True, help="YAML recipe."),
     option: list[str] = typer.Option([], "--option", "-o", help="Add an option (repeatable)."),
     without: list[str] = typer.Option([], "--without", help="Drop an option (repeatable)."),
-    burned_in: Optional[str] = typer.Option(None, "--burned-in", help="quarantine (default) or pass."),
-    pixel_scan: Optional[str] = typer.Option(None, "--pixel-scan", help="With clean_pixel_data: all or flagged."),
-    ocr: Optional[str] = typer.Option(None, "--ocr", help="OCR engines, comma-separated."),
+    burned_in: str | None = typer.Option(None, "--burned-in", help="quarantine (default) or pass."),
+    pixel_scan: str | None = typer.Option(None, "--pixel-scan", help="With clean_pixel_data: all or flagged."),
+    ocr: str | None = typer.Option(None, "--ocr", help="OCR engines, comma-separated."),
     sequential_ids: bool = typer.Option(False, "--sequential-ids", help="Number patients 1, 2, ... "
                                         "(numbers kept in the workspace, shared with batch runs)."),
     verify: bool = typer.Option(False, "--verify", help="Rescan every output; quarantine what still looks "
@@ -129,6 +126,7 @@ def serve(
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot listen on {host}:{port} ({type(exc).__name__})")
+    assert gateway.scp is not None and gateway.ledger is not None  # open() started both (an SCP was asked for)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -153,7 +151,7 @@ def _status_line(gateway, summary=None) -> str:
     text = (f"received {received} (queued {counts.get('written', 0)}, already forwarded "
             f"{counts.get('unchanged', 0)}, quarantined {counts.get('quarantined', 0)}); "
             f"forwarded {forwarder.sent if forwarder else 0}; outbox {len(gateway.ledger.outbox)}")
-    refused = received - counts.get(Status.WRITTEN, 0) - counts.get(Status.UNCHANGED, 0) - counts.get(Status.QUARANTINED, 0)
+    refused = received - sum(counts.get(status, 0) for status in (Status.WRITTEN, Status.UNCHANGED, Status.QUARANTINED))
     if refused:
         text += f"; refused for lack of resources {refused}"
     if forwarder and forwarder.last_error:
@@ -169,34 +167,34 @@ def pull(
     to: str = _TO,
     workspace: Path = _WORKSPACE,
     study: list[str] = typer.Option([], "--study", help="Study Instance UID (repeatable)."),
-    patient: Optional[str] = typer.Option(None, "--patient", help="Patient ID."),
-    from_date: Optional[str] = typer.Option(None, "--from-date", help="Studies on or after YYYYMMDD."),
-    to_date: Optional[str] = typer.Option(None, "--to-date", help="Studies on or before YYYYMMDD."),
+    patient: str | None = typer.Option(None, "--patient", help="Patient ID."),
+    from_date: str | None = typer.Option(None, "--from-date", help="Studies on or after YYYYMMDD."),
+    to_date: str | None = typer.Option(None, "--to-date", help="Studies on or before YYYYMMDD."),
     ae_title: str = typer.Option(DEFAULT_AE, "--ae-title", help="medveil's AE title (the C-MOVE destination)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to receive the C-MOVE on (0.0.0.0: every "
                              "interface; a remote source must reach it)."),
     port: int = typer.Option(11112, "--port", help="Port to receive the C-MOVE on."),
-    tls_cert: Optional[Path] = typer.Option(None, "--tls-cert", exists=True, dir_okay=False,
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", exists=True, dir_okay=False,
                                             help="TLS certificate (PEM) for medveil's side."),
-    tls_key: Optional[Path] = typer.Option(None, "--tls-key", exists=True, dir_okay=False, help="Its key."),
-    tls_ca: Optional[Path] = typer.Option(None, "--tls-ca", exists=True, dir_okay=False,
+    tls_key: Path | None = typer.Option(None, "--tls-key", exists=True, dir_okay=False, help="Its key."),
+    tls_ca: Path | None = typer.Option(None, "--tls-ca", exists=True, dir_okay=False,
                                           help="CA certificates: the source's sub-associations must use TLS "
                                           "with a certificate signed by one."),
-    from_tls_ca: Optional[Path] = typer.Option(None, "--from-tls-ca", exists=True, dir_okay=False,
+    from_tls_ca: Path | None = typer.Option(None, "--from-tls-ca", exists=True, dir_okay=False,
                                                help="CA certificates to trust for the source (implies TLS)."),
     to_tls: bool = typer.Option(False, "--to-tls", help="TLS towards a C-STORE destination (system trust)."),
-    to_tls_ca: Optional[Path] = typer.Option(None, "--to-tls-ca", exists=True, dir_okay=False,
+    to_tls_ca: Path | None = typer.Option(None, "--to-tls-ca", exists=True, dir_okay=False,
                                              help="CA certificates to trust for the destination (implies TLS)."),
     profile: str = typer.Option("basic", "--profile", "-p", help="Profile, as for deidentify."),
-    key_file: Optional[Path] = typer.Option(None, "--key-file", "-k", help="Secret key (or MEDVEIL_KEY_FILE)."),
+    key_file: Path | None = typer.Option(None, "--key-file", "-k", help="Secret key (or MEDVEIL_KEY_FILE)."),
     throwaway_key: bool = typer.Option(False, "--throwaway-key", help="A random key for this run only."),
-    mappings: Optional[Path] = typer.Option(None, "--mappings", help="Keep the mapping files here."),
-    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", exists=True, help="YAML recipe."),
+    mappings: Path | None = typer.Option(None, "--mappings", help="Keep the mapping files here."),
+    recipe: Path | None = typer.Option(None, "--recipe", "-r", exists=True, help="YAML recipe."),
     option: list[str] = typer.Option([], "--option", "-o", help="Add an option (repeatable)."),
     without: list[str] = typer.Option([], "--without", help="Drop an option (repeatable)."),
-    burned_in: Optional[str] = typer.Option(None, "--burned-in", help="quarantine (default) or pass."),
-    pixel_scan: Optional[str] = typer.Option(None, "--pixel-scan", help="With clean_pixel_data: all or flagged."),
-    ocr: Optional[str] = typer.Option(None, "--ocr", help="OCR engines, comma-separated."),
+    burned_in: str | None = typer.Option(None, "--burned-in", help="quarantine (default) or pass."),
+    pixel_scan: str | None = typer.Option(None, "--pixel-scan", help="With clean_pixel_data: all or flagged."),
+    ocr: str | None = typer.Option(None, "--ocr", help="OCR engines, comma-separated."),
     sequential_ids: bool = typer.Option(False, "--sequential-ids", help="Number patients 1, 2, ..."),
     verify: bool = typer.Option(False, "--verify", help="Rescan every output."),
     record_originals: bool = typer.Option(False, "--record-originals", help="Store original instance "
@@ -233,6 +231,8 @@ def pull(
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot listen on {host}:{port} ({type(exc).__name__})")
+    # open() started all three (an SCP was asked for)
+    assert gateway.scp is not None and gateway.ledger is not None and gateway.forwarder is not None
     drained = False
     try:
         studies = find_studies(src, own, selection)

@@ -19,6 +19,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -55,7 +56,7 @@ class RunProgress:
         self._last_line = self.started
         interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self._bar: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None  # the bar's task, from __enter__ on
         if interactive and not quiet:
             self._bar = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
@@ -76,14 +77,14 @@ class RunProgress:
 
     def set_total(self, total: int) -> None:
         self.total = total
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.update(self._task, total=total)
 
-    def __call__(self, status: Status) -> None:
-        """One input finished with *status*."""
+    def __call__(self, status: str) -> None:
+        """One input finished with *status* (a :class:`Status`, or the scorer's own word)."""
         self.done += 1
         self.statuses[status] += 1
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             held = self.statuses[Status.QUARANTINED]
             self._bar.update(self._task, advance=1, held=f"quarantined: {held}" if held else "")
         elif self._lines:

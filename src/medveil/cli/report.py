@@ -60,7 +60,8 @@ def _print(overview, notable: bool, show_originals: bool, names: dict[str, str])
         now = "  ".join(f"{status}: {n}" for status, n in sorted(summary["status_now"].items()))
         out.print(Text(f"now, after curators' decisions: {now}"))
     if summary["actions"]:
-        out.print(Text("actions: " + ", ".join(f"{names.get(a, a)} {n}" for a, n in sorted(summary["actions"].items()))))
+        actions = sorted(summary["actions"].items())
+        out.print(Text("actions: " + ", ".join(f"{names.get(a, a)} {n}" for a, n in actions)))
     if summary["repairs"]:
         out.print(Text("repairs: " + ", ".join(f"{a} {n}" for a, n in sorted(summary["repairs"].items()))))
     out.print(Text(f"masked pixels: {summary['masked_boxes']} box(es) in {summary['masked_files']} file(s)"))

@@ -12,14 +12,14 @@ from medveil.cli.common import fail
 from medveil.errors import MedveilError
 
 
-
 def synth(
     out_dir: Path = typer.Argument(..., metavar="OUT_DIR", show_default=False,
                                    help="A new or empty folder for input/, answer_key.db and manifest.json."),
     seed: int = typer.Option(..., "--seed", metavar="N", help="Same seed and corpus: the same set, byte for byte."),
     corpus: Path | None = typer.Option(None, "--corpus", metavar="DIR",
                                        help="Real DICOM files to plant PHI in (default: the default corpora)."),
-    patients: int | None = typer.Option(None, "--patients", min=1, help="Synthetic patients (default 10; at most one per source study)."),
+    patients: int | None = typer.Option(None, "--patients", min=1,
+                                        help="Synthetic patients (default 10; at most one per source study)."),
     max_files: int | None = typer.Option(
         None, "--max-files", min=1, help="At most this many source files (one per series in turn)."),
     max_file_mb: int = typer.Option(20, "--max-file-mb", min=1, help="Skip source files larger than this."),
@@ -27,7 +27,7 @@ def synth(
     """Build a test set: synthetic PHI in real DICOM files, input/, answer_key.db and manifest.json.
 
     The default corpora are pydicom's test files and the pydicom-data and deid-data packages, plus ../shared/corpora (or $MEDVEIL_SHARED/corpora) when present. The output holds synthetic PHI by design.
-    """
+    """  # noqa: E501  (the help shows the docstring's line breaks, so the paragraph stays one line)
     from medveil.synth import synthesize
 
     if corpus is not None and not corpus.exists():

@@ -28,7 +28,8 @@ def validate(
         None, "--report",
         help="Discrepancy CSV, one row per failed or errored check. It holds the values found, "
              "which may be PHI: keep it where the data may be kept."),
-    ocr: str = typer.Option("auto", "--ocr", help="OCR for pixels_hidden: auto (every installed engine; a box passes only if none reads the text), tesseract or rapidocr."),
+    ocr: str = typer.Option("auto", "--ocr", help="OCR for pixels_hidden: auto (every installed engine; a box passes "
+                                                  "only if none reads the text), tesseract or rapidocr."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON on stdout."),
 ) -> None:
     """Score OUTPUT_DIR against a MIDI-B answer key: share of required actions done right."""

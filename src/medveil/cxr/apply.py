@@ -17,10 +17,11 @@ import torch.nn.functional as F
 
 from medveil.cxr import intensity as I
 from medveil.cxr import warp as W
+from medveil.cxr.models import Anonymiser, Generator
 
 
 @torch.no_grad()
-def displacement_field(gen: torch.nn.Module, view: np.ndarray, size: int) -> torch.Tensor:
+def displacement_field(gen: Anonymiser, view: np.ndarray, size: int) -> torch.Tensor:
     """The generator's displacement (1, 2, H, W) in normalised units for a view (H, W) in [0, 1]."""
     gen.eval()
     x = torch.from_numpy(np.ascontiguousarray(view, dtype=np.float32))[None, None]
@@ -52,23 +53,23 @@ def warp_values(values: np.ndarray, disp: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def anonymise_values(gen: torch.nn.Module, values: np.ndarray, window: I.Window, size: int) -> np.ndarray:
+def anonymise_values(gen: Generator, values: np.ndarray, window: I.Window, size: int) -> np.ndarray:
     """Stored values (H, W) -> anonymised stored values (float64, not yet rounded), within the input's range."""
     view = I.to_view(values, window)
     lo, hi = float(np.min(values)), float(np.max(values))
-    if gen.config["kind"] == "warp":
+    if isinstance(gen, Anonymiser):  # config kind "warp"
         return np.clip(warp_values(values, displacement_field(gen, view, size)), lo, hi)
     out_view = anonymise_image(gen, view, size)
     return I.from_view(out_view, window, lo, hi)
 
 
 @torch.no_grad()
-def anonymise_image(gen: torch.nn.Module, image: np.ndarray, size: int) -> np.ndarray:
+def anonymise_image(gen: Generator, image: np.ndarray, size: int) -> np.ndarray:
     """A view (H, W) float in [0, 1] -> anonymised view (H, W) float in [0, 1]."""
     gen.eval()
-    if gen.config["kind"] == "warp":
-        out = warp_values(image, displacement_field(gen, image, size))
-        return np.clip(out, 0, 1).astype(np.float32)
+    if isinstance(gen, Anonymiser):  # config kind "warp"
+        warped = warp_values(image, displacement_field(gen, image, size))
+        return np.clip(warped, 0, 1).astype(np.float32)
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
     small = F.interpolate(x, size=(size, size), mode="area") if x.shape[-2:] != (size, size) else x
     out = gen(small)

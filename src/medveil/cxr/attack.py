@@ -44,6 +44,7 @@ from medveil.cxr import train as T
 from medveil.cxr import warp as W
 from medveil.cxr.attackers import MetricBudget, pair_similarity, train_metric_attacker
 from medveil.cxr.data import Dataset
+from medveil.cxr.models import Anonymiser
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ def anonymise(defence: Defence, ds: Dataset, setup: E.RunSetup, budget: T.Budget
     if defence.matched_scale is None:
         return anon, disp
     gen = T.load_generator(setup.rdir / f"{method.name}.gen.pt", device)
+    if not isinstance(gen, Anonymiser):
+        raise ValueError("a matched-scale control needs a warp anonymiser's field")
     g = torch.Generator().manual_seed(setup.seed + 11)
     out, fields = [], []
     with torch.no_grad():
@@ -127,7 +130,7 @@ def utility(anon: np.ndarray, ds: Dataset, setup: E.RunSetup, device: str = "cpu
     probs = T.predict_labels(setup.classifier, anon[test], device)
     return {"clf_auc": M.mean_label_auc(ds.labels[test], probs),
             "dice": M.dice(T.predict_masks(setup.segmenter, anon[seg_test], device), ds.masks[seg_test])
-            if len(seg_test) else None,
+            if len(seg_test) and ds.masks is not None else None,
             "ssim": M.ssim(anon[test], ds.images[test]), "psnr": M.psnr(anon[test], ds.images[test])}
 
 
@@ -284,7 +287,7 @@ def aggregate(work: Path, attacker: str, n_boot: int = 1000) -> list[dict]:
         row["attacker_seeds"] = max(len(items) for items in runs.values())
         row["attacker_seed_std"] = float(np.mean(seeds)) if seeds else None
         if attacker == "registration":
-            variants = {}
+            variants: dict[str, list[float]] = {}
             for items in runs.values():
                 for k, v in items[0].get("variants", {}).items():
                     variants.setdefault(k, []).append(v["auc"])
@@ -386,7 +389,8 @@ def write_report(tables: dict[str, list[dict]], md_path: Path, config: dict) -> 
         parts += [f"**{names.get(attacker, attacker)}**", "", markdown_table(rows, attacker), ""]
     parts += [f"![linkage AUC against lung Dice]({md_path.with_suffix('.png').name})", "", END]
     block = "\n".join(parts)
-    text = md_path.read_text() if md_path.exists() else "# Chest-radiograph anonymisation against stronger attackers\n\n"
+    title = "# Chest-radiograph anonymisation against stronger attackers\n\n"
+    text = md_path.read_text() if md_path.exists() else title
     if BEGIN in text and END in text:
         text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
     else:

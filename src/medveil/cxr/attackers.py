@@ -56,6 +56,7 @@ class Embedder(nn.Module):
 
     def __init__(self, widths: tuple[int, ...], embed: int) -> None:
         super().__init__()
+        self.embed = embed
         self.trunk = Trunk(widths)
         self.head = nn.Sequential(nn.Linear(self.trunk.out_dim, self.trunk.out_dim), nn.ReLU(inplace=True),
                                   nn.Linear(self.trunk.out_dim, embed))
@@ -88,7 +89,7 @@ def embed_all(model: Embedder, images: np.ndarray, batch: int = 128) -> np.ndarr
     model.eval()
     out = [model(torch.from_numpy(np.ascontiguousarray(images[i:i + batch]))).numpy()
            for i in range(0, len(images), batch)]
-    return np.concatenate(out) if out else np.zeros((0, model.head[-1].out_features), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, model.embed), np.float32)
 
 
 def pair_similarity(model: Embedder, published: np.ndarray, real: np.ndarray, pairs: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,10 +74,10 @@ def read_index(root: Path) -> list[dict[str, str]]:
 def _load_png(path: Path | io.BytesIO, size: int, resample=None) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("L")
+    with Image.open(path) as opened:
+        im = opened.convert("L")
         if im.size != (size, size):
-            im = im.resize((size, size), resample if resample is not None else Image.BILINEAR)
+            im = im.resize((size, size), resample if resample is not None else Image.Resampling.BILINEAR)
         return np.asarray(im, dtype=np.float32) / 255.0
 
 
@@ -105,7 +106,7 @@ def read_lung_masks(names: set[str], size: int, zip_path: Path | None = None) ->
             base = Path(info.filename).name
             if info.is_dir() or base not in names:
                 continue
-            m = _load_png(io.BytesIO(zf.read(info)), size, Image.NEAREST)
+            m = _load_png(io.BytesIO(zf.read(info)), size, Image.Resampling.NEAREST)
             out[base] = (m > 0.5).astype(np.float32)
     return out
 
@@ -210,10 +211,11 @@ def make_phantoms(n_patients: int = 40, images_per_patient: int = 4, size: int =
     yy, xx = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
     imgs, masks, pats, srcs, labels = [], [], [], [], []
     for p in range(n_patients):
-        anat = {
+        anat: dict[str, Any] = {
             "lx": rng.uniform(0.32, 0.48), "ly": rng.uniform(-0.1, 0.1), "la": rng.uniform(0.2, 0.32),
             "lb": rng.uniform(0.45, 0.65), "asym": rng.uniform(-0.06, 0.06), "hr": rng.uniform(0.16, 0.3),
-            "rib": rng.uniform(9, 16), "marks": rng.uniform(-0.7, 0.7, (5, 2)), "amp": rng.choice([-1, 1], 5) * rng.uniform(0.15, 0.35, 5),
+            "rib": rng.uniform(9, 16), "marks": rng.uniform(-0.7, 0.7, (5, 2)),
+            "amp": rng.choice([-1, 1], 5) * rng.uniform(0.15, 0.35, 5),
         }
         source = "A" if p % 2 == 0 else "B"
         for _ in range(images_per_patient):
@@ -225,7 +227,8 @@ def make_phantoms(n_patients: int = 40, images_per_patient: int = 4, size: int =
             v = (-sa * (xx - tx) + ca * (yy - ty)) / sc
             body = ((u / 0.9) ** 2 + (v / 1.05) ** 2 < 1).astype(np.float32)
             left = ((u + anat["lx"]) / anat["la"]) ** 2 + ((v - anat["ly"]) / anat["lb"]) ** 2 < 1
-            right = ((u - anat["lx"] - anat["asym"]) / anat["la"]) ** 2 + ((v - anat["ly"]) / (anat["lb"] * 0.92)) ** 2 < 1
+            right = (((u - anat["lx"] - anat["asym"]) / anat["la"]) ** 2
+                     + ((v - anat["ly"]) / (anat["lb"] * 0.92)) ** 2 < 1)
             lung = (left | right).astype(np.float32)
             heart = (((u + 0.08) / anat["hr"]) ** 2 + ((v - 0.25) / (anat["hr"] * 0.8)) ** 2 < 1).astype(np.float32)
             img = 0.15 + 0.45 * body - 0.3 * lung * (1 - heart) + 0.1 * heart

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -135,7 +136,7 @@ def _write_frames(ds: Dataset, new: np.ndarray) -> bytes:
         ds["PixelData"].VR = "OB" if frames.dtype.itemsize == 1 else "OW"
         ds["PixelData"].is_undefined_length = False
     else:
-        order = ">" if syntax is not None and not syntax.is_little_endian else "<"
+        order: Literal["<", ">"] = ">" if syntax is not None and not syntax.is_little_endian else "<"
         data = frames.astype(frames.dtype.newbyteorder(order), copy=False).tobytes()
         ds.PixelData = data + (b"\0" if len(data) % 2 else b"")
     return bytes(ds.PixelData)
@@ -195,7 +196,7 @@ def _record(ds: Dataset, model, new_uid: bool) -> None:
     image_type = list(ds.get("ImageType", []) or [])
     ds.ImageType = ["DERIVED"] + (image_type[1:] if image_type else ["SECONDARY"])
     cfg = getattr(model, "config", {})
-    what = ("smooth deformation (PriCheXy-Net), mu %g" % cfg["mu"]) if cfg.get("kind") == "warp" else "generator"
+    what = f"smooth deformation (PriCheXy-Net), mu {cfg['mu']:g}" if cfg.get("kind") == "warp" else "generator"
     ds.DerivationDescription = f"medveil cxr anonymiser: {what}"[:1024]
     ds.RecognizableVisualFeatures = "NO"
     methods = ds.get("DeidentificationMethod")

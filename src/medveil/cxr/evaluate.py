@@ -25,8 +25,10 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -36,6 +38,9 @@ from medveil.cxr import metrics as M
 from medveil.cxr import train as T
 from medveil.cxr import warp as W
 from medveil.cxr.data import Dataset, sample_pairs, split_indices
+from medveil.cxr.models import Anonymiser, Classifier, SiameseNet, UNet
+
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +85,7 @@ def _save_state(model: torch.nn.Module, path: Path) -> None:
     torch.save(model.state_dict(), path)
 
 
-def _cached(model: torch.nn.Module, path: Path, build) -> torch.nn.Module:
+def _cached(model: ModuleT, path: Path, build: Callable[[], ModuleT]) -> ModuleT:
     if path.exists():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model.eval()
@@ -98,15 +103,14 @@ class RunSetup:
     split: dict[str, np.ndarray]
     val_pairs: np.ndarray
     test_pairs: np.ndarray
-    classifier: torch.nn.Module
-    segmenter: torch.nn.Module
-    real_attacker: torch.nn.Module
+    classifier: Classifier
+    segmenter: UNet
+    real_attacker: SiameseNet
     rdir: Path
 
 
 def prepare_run(ds: Dataset, run: int, budget: T.Budget, work: Path, device: str = "cpu", k: int = 5) -> RunSetup:
     """Split, pairs and the utility models and baseline attacker of fold ``run`` (trained once, cached)."""
-    from medveil.cxr.models import Classifier, SiameseNet, UNet
 
     rdir = work / f"run{run}"
     rdir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +160,8 @@ def evaluate_run(ds: Dataset, run: int, methods: list[Method], budget: T.Budget,
             "hannover": (ds.sources[test_pairs[:, 0]] == "hannover").tolist(),
             "auc": M.auc(test_pairs[:, 2], scores),
             "clf_auc": M.mean_label_auc(ds.labels[test], probs),
-            "dice": M.dice(T.predict_masks(seg, anon[seg_test], device), ds.masks[seg_test]) if len(seg_test) else None,
+            "dice": M.dice(T.predict_masks(seg, anon[seg_test], device), ds.masks[seg_test])
+            if len(seg_test) and ds.masks is not None else None,
             "ssim": M.ssim(anon[test], real[test]), "psnr": M.psnr(anon[test], real[test]),
             "displacement_px": displacement, "seconds": round(time.monotonic() - started, 1),
         }
@@ -200,6 +205,7 @@ def _anonymise_all(method: Method, ds: Dataset, split, clf, attacker, budget: T.
         anon = T.apply(gen, real, device)
         disp = None
         if method.kind == "warp":
+            assert isinstance(gen, Anonymiser)
             with torch.no_grad():
                 raw = torch.cat([gen.raw(torch.from_numpy(real[i:i + 64]).to(device)).cpu()
                                  for i in range(0, len(real), 64)])
@@ -296,8 +302,9 @@ def _fci(c) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    head = ("| method | runs | verification AUC (anon vs real) | 95% CI | Δ vs none [95% CI] | Hannover-only AUC [95% CI] "
-            "| classifier AUC | lung Dice | SSIM | PSNR (dB) | displacement px (mean / max) |")
+    head = ("| method | runs | verification AUC (anon vs real) | 95% CI | Δ vs none [95% CI] "
+            "| Hannover-only AUC [95% CI] | classifier AUC | lung Dice | SSIM | PSNR (dB) "
+            "| displacement px (mean / max) |")
     lines = [head, "|" + "---|" * 11]
     for r in rows:
         disp = f"{r['disp_mean_px']:.2f} / {r['disp_max_px']:.2f}" if "disp_mean_px" in r else "–"

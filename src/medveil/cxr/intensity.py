@@ -92,6 +92,7 @@ def to_view(values: np.ndarray, window: Window) -> np.ndarray:
     """Stored values -> float32 view in [0, 1], MONOCHROME2 sense (bright = dense)."""
     x = np.asarray(values, dtype=np.float64)
     if window.kind == "voi-lut":
+        assert window.lut is not None  # a "voi-lut" window carries its LUT
         idx = np.clip(np.rint(x * window.slope + window.intercept) - window.lut_first, 0, len(window.lut) - 1)
         view = window.lut[idx.astype(np.int64)] / float(2 ** window.lut_bits - 1)
     else:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 LUNG_MODEL = Path(__file__).with_name("data") / "lungs_cxr128.pt"
 SIZE = 128
-LIMITS = {
+LIMITS: dict[str, Any] = {
     "aspect": (0.7, 1.45),  # rows / columns
     "fraction": (0.08, 0.7),  # lung pixels / image pixels
     "balance": 0.3,  # the smaller side's share of the lung pixels, at least

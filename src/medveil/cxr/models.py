@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -31,7 +33,8 @@ class UNet(nn.Module):
         chans = [base * 2 ** i for i in range(depth + 1)]
         self.down = nn.ModuleList([_block(cin, chans[0])] + [_block(chans[i], chans[i + 1]) for i in range(depth)])
         self.pool = nn.MaxPool2d(2)
-        self.up = nn.ModuleList([nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2) for i in reversed(range(depth))])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2)
+                                 for i in reversed(range(depth))])
         self.dec = nn.ModuleList([_block(2 * chans[i], chans[i]) for i in reversed(range(depth))])
         self.head = nn.Conv2d(chans[0], cout, 1)
 
@@ -94,7 +97,15 @@ class Classifier(nn.Module):
         return self.head(self.trunk(x))
 
 
-class Anonymiser(nn.Module):
+class Generator(nn.Module):
+    """What every anonymiser carries: ``config`` rebuilds it (:func:`build_generator`); ``train_size``, the image
+    size it was trained at, is set from the checkpoint by ``dicom.load_model``."""
+
+    config: dict[str, Any]
+    train_size: int
+
+
+class Anonymiser(Generator):
     """PriCheXy-Net generator: ``x -> warp(x, U(x); mu, sigma)``.
 
     The U-Net starts from a random initialisation (a random smooth warp of at most ``mu``); the identity
@@ -118,7 +129,7 @@ class Anonymiser(nn.Module):
         return W.warp(x, self.raw(x), self.mu, self.sigma, self.smooth_whole_grid)
 
 
-class DirectGenerator(nn.Module):
+class DirectGenerator(Generator):
     """Privacy-Net-style generator: the U-Net outputs the anonymised image itself (residual, clamped to [0, 1]).
 
     Unlike the warp it is not constrained to move pixels, so it can erase texture; this is the comparison the
@@ -131,6 +142,7 @@ class DirectGenerator(nn.Module):
         super().__init__()
         self.unet = UNet(1, 1, base, depth)
         nn.init.zeros_(self.unet.head.weight)
+        assert self.unet.head.bias is not None  # nn.Conv2d's default bias=True
         nn.init.zeros_(self.unet.head.bias)
         self.config = {"kind": "direct", "base": base, "depth": depth}
 
@@ -138,7 +150,7 @@ class DirectGenerator(nn.Module):
         return (x + self.unet(x)).clamp(0, 1)
 
 
-def build_generator(config: dict) -> nn.Module:
+def build_generator(config: dict) -> Generator:
     """Rebuild an anonymiser from the ``config`` stored beside its weights."""
     if config["kind"] == "warp":
         return Anonymiser(config["mu"], config["sigma"], config["base"], config["depth"],

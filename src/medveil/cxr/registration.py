@@ -123,7 +123,7 @@ def register_and_score(moving: np.ndarray, fixed: np.ndarray, fixed_lungs: np.nd
                        cfg: RegistrationConfig = RegistrationConfig()) -> dict[str, np.ndarray]:
     """Scores (see ``SCORES``) for each pair ``(moving[i], fixed[i])``; ``fixed_lungs`` the lung masks of the fixed
     images (N, 1, S, S).  Deterministic for given inputs."""
-    out = {name: [] for name in SCORES}
+    out: dict[str, list[np.ndarray]] = {name: [] for name in SCORES}
     for s in range(0, len(moving), cfg.batch):
         part = _register_batch(torch.from_numpy(np.ascontiguousarray(moving[s:s + cfg.batch], np.float32)),
                                torch.from_numpy(np.ascontiguousarray(fixed[s:s + cfg.batch], np.float32)),
@@ -167,7 +167,8 @@ def _register_batch(moving: torch.Tensor, fixed: torch.Tensor, lungs: torch.Tens
     for _ in range(cfg.deform_steps):
         grid = base + _control_field(ctrl, size)
         warped = F.grid_sample(m, grid, padding_mode="border", align_corners=False)
-        loss = (_loss(warped, f, _grad_mag(warped), gf, region, cfg) + cfg.bending * _bending(ctrl) * cfg.grid ** 2).sum()
+        loss = (_loss(warped, f, _grad_mag(warped), gf, region, cfg)
+                + cfg.bending * _bending(ctrl) * cfg.grid ** 2).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()

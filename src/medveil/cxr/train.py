@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from medveil.cxr import metrics as M
 from medveil.cxr.data import Dataset, sample_pairs
-from medveil.cxr.models import Anonymiser, Classifier, DirectGenerator, SiameseNet, UNet
+from medveil.cxr.models import Anonymiser, Classifier, DirectGenerator, Generator, SiameseNet, UNet
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +141,11 @@ def train_segmenter(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, bud
     """Lung segmentation U-Net on the images that have masks (BCE + soft Dice); best validation Dice kept."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    train_idx = train_idx[ds.has_mask[train_idx]]
-    val_idx = val_idx[ds.has_mask[val_idx]]
+    if ds.has_mask is None or ds.masks is None:
+        raise ValueError("the segmenter is trained on images with lung masks; this data set has none")
+    has_mask, masks = ds.has_mask, ds.masks
+    train_idx = train_idx[has_mask[train_idx]]
+    val_idx = val_idx[has_mask[val_idx]]
     model = UNet(1, 1, budget.seg_base, 3).to(device)
     opt = torch.optim.Adam(model.parameters(), budget.lr)
     best, best_state = -1.0, copy.deepcopy(model.state_dict())
@@ -150,7 +153,7 @@ def train_segmenter(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, bud
         model.train()
         for b in _chunks(len(train_idx), budget.batch, rng):
             idx = train_idx[b]
-            x, y = _t(ds.images[idx], device), _t(ds.masks[idx], device)
+            x, y = _t(ds.images[idx], device), _t(masks[idx], device)
             logits = model(x)
             p = torch.sigmoid(logits)
             dice = 1 - (2 * (p * y).sum() + 1) / (p.sum() + y.sum() + 1)
@@ -158,7 +161,7 @@ def train_segmenter(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, bud
             opt.zero_grad()
             loss.backward()
             opt.step()
-        score = M.dice(predict_masks(model, ds.images[val_idx], device), ds.masks[val_idx])
+        score = M.dice(predict_masks(model, ds.images[val_idx], device), masks[val_idx])
         log.info("segmenter epoch %d val Dice %.3f", epoch, score)
         if score >= best:
             best, best_state = score, copy.deepcopy(model.state_dict())
@@ -213,7 +216,7 @@ def train_attacker(train_a: np.ndarray, ds: Dataset, train_idx: np.ndarray, val_
 # ------------------------------------------------------------------------------------------------- anonymiser
 
 def make_generator(kind: str, budget: Budget, mu: float = 0.01, sigma: float = 2.0,
-                   smooth_whole_grid: bool = False) -> torch.nn.Module:
+                   smooth_whole_grid: bool = False) -> Generator:
     if kind == "warp":
         return Anonymiser(mu, sigma, budget.unet_base, 3, smooth_whole_grid)
     if kind == "direct":
@@ -223,7 +226,7 @@ def make_generator(kind: str, budget: Budget, mu: float = 0.01, sigma: float = 2
 
 def train_anonymiser(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, classifier: Classifier,
                      attacker: SiameseNet, budget: Budget, seed: int, kind: str = "warp", mu: float = 0.01,
-                     sigma: float = 2.0, smooth_whole_grid: bool = False, device: str = "cpu") -> torch.nn.Module:
+                     sigma: float = 2.0, smooth_whole_grid: bool = False, device: str = "cpu") -> Generator:
     """Identity pre-training, then adversarial training against copies of ``classifier`` and ``attacker`` (both
     trained on real images, then updated on anonymised ones after every generator step).  Returns the generator
     of the epoch with the lowest validation loss ``L``."""
@@ -310,12 +313,12 @@ def _validation_loss(gen, clf, snn, ds: Dataset, val_pairs: np.ndarray, budget: 
     return total / max(n, 1)
 
 
-def save_generator(gen: torch.nn.Module, path, extra: dict | None = None) -> None:
+def save_generator(gen: Generator, path, extra: dict | None = None) -> None:
     """Weights plus the config needed to rebuild them (``models.build_generator``)."""
     torch.save({"config": gen.config, "state": gen.state_dict(), **(extra or {})}, path)
 
 
-def load_generator(path, device: str = "cpu") -> torch.nn.Module:
+def load_generator(path, device: str = "cpu") -> Generator:
     from medveil.cxr.models import build_generator
 
     ckpt = torch.load(path, map_location=device, weights_only=True)

@@ -17,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom.multival import MultiValue
+
 from medveil.errors import MedveilError
 from medveil.evaluate.files import iter_files, read_dataset
 from medveil.evaluate.flatten import PIXEL_DATA, walk
@@ -106,7 +108,7 @@ def infer_mappings(original_dir: Path, output_dir: Path) -> Mappings:
             if len(old_values) != len(new_list):
                 continue
             votes = patid_votes if element.tag == 0x00100020 else uid_votes
-            for old, new in zip(old_values, new_list):
+            for old, new in zip(old_values, new_list, strict=True):
                 if old:
                     votes.setdefault(old, Counter())[new] += 1
         old_meta = _media_uid(old_ds)
@@ -129,7 +131,7 @@ def _media_uid(ds) -> str | None:
 def _strings(value: object) -> list[str]:
     if value is None:
         return [""]
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+    if isinstance(value, (list, tuple, MultiValue)):
         return [str(v).strip() for v in value]
     return [str(value).strip()]
 

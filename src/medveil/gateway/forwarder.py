@@ -149,7 +149,7 @@ class Forwarder:
             return delay
         self.down_failures = 0
         self.last_error = None
-        for entry, answer in zip(due, answers):
+        for entry, answer in zip(due, answers, strict=False):
             if answer.ok:
                 self.outbox.remove(entry)
                 self._refused.pop(entry.seq, None)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from io import BytesIO
 
 from pydicom.dataset import FileMetaDataset
+from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import UID
 
 from medveil.engine.deidentify import IMPLEMENTATION_CLASS_UID
 from medveil.gateway.ledger import Admitted, Ledger, instance_ref
@@ -35,11 +36,11 @@ def part10(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, data
     meta group of the output in any case.
     """
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class_uid
-    meta.MediaStorageSOPInstanceUID = sop_instance_uid
-    meta.TransferSyntaxUID = transfer_syntax
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    buffer = BytesIO()
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
+    meta.TransferSyntaxUID = UID(transfer_syntax)
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
+    buffer = DicomBytesIO()
     buffer.write(bytes(128) + b"DICM")
     write_file_meta_info(buffer, meta, enforce_standard=True)
     return buffer.getvalue() + dataset
@@ -69,6 +70,7 @@ class Intake:
         cleaned, record = deidentify_bytes(data, self.policy, self.key, patient_id=patient_id)
         if record.status is not Status.WRITTEN:
             return self.ledger.quarantine(ref, data, record.reason or "unknown", record.input_sha256, label)
+        assert isinstance(cleaned, bytes)  # a written record comes with the cleaned file
         admitted = self.ledger.release(ref, data, cleaned, record, label)
         if admitted.status is Status.WRITTEN:
             self.on_queued()

@@ -36,6 +36,7 @@ from medveil.gateway.outbox import Entry, Outbox
 from medveil.pseudonym import Key, derive
 from medveil.records import FileRecord, Status
 from medveil.runner.book import RunBook, RunConfig, RunSummary
+from medveil.store.audit import AuditStore
 from medveil.store.private import open_private
 
 
@@ -93,9 +94,16 @@ class Ledger:
     def _call(self, fn: Callable, *args):
         return self._executor.submit(fn, *args).result()
 
+    @property
+    def _store(self) -> AuditStore:
+        """The run's audit store: the book is open from the ledger's start to its close."""
+        store = self.book.store
+        assert store is not None
+        return store
+
     def _open(self, config: RunConfig, mode: str, settings: dict[str, Any]) -> None:
         self.book = RunBook(config, local_output=False).open()
-        self.book.store.add_event(self.book.run_id, None, "gateway",
+        self._store.add_event(self.book.run_id, None, "gateway",
                                   json.dumps({"mode": mode, **settings}, sort_keys=True, default=str))
 
     # -- receiving ------------------------------------------------------------------
@@ -105,7 +113,7 @@ class Ledger:
         return self._call(self._already_forwarded, ref, input_sha256)
 
     def _already_forwarded(self, ref: str, input_sha256: str) -> bool:
-        store = self.book.store
+        store = self._store
         last = store.last_result(ref)
         if (last is None or not last.status.released or last.input_sha256 != input_sha256
                 or last.settings != self.book.settings):
@@ -128,7 +136,8 @@ class Ledger:
         return self._call(self._unchanged, ref, input_sha256, label)
 
     def _unchanged(self, ref: str, input_sha256: str, label: str) -> Admitted:
-        last = self.book.store.last_result(ref)
+        last = self._store.last_result(ref)
+        assert last is not None  # unchanged() follows already_forwarded(), which found it
         self.book.record(ref, label, Status.UNCHANGED, None, input_sha256=input_sha256,
                          output_relpath=last.output_relpath, output_sha256=last.output_sha256,
                          settings=self.book.settings, journaled=last.journaled)
@@ -146,6 +155,7 @@ class Ledger:
         return self._call(self._release, ref, data, cleaned, record, label)
 
     def _release(self, ref, data, cleaned, record: FileRecord, label) -> Admitted:
+        assert record.relpath is not None and record.output_sha256 is not None  # a written record has both
         why = self.book.claim(record.relpath, record.output_sha256, record.uid_pairs, record.patient_pairs)
         if why is not None:
             return self._quarantine(ref, data, why, record.input_sha256, label)
@@ -183,7 +193,7 @@ class Ledger:
 
     def _event(self, ref: str | None, category: str, detail: str) -> None:
         self.book.summary.events[category] += 1
-        self.book.store.add_event(self.book.run_id, ref or None, category, detail)
+        self._store.add_event(self.book.run_id, ref or None, category, detail)
 
     # -- closing ----------------------------------------------------------------------
 

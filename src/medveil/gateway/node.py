@@ -65,10 +65,13 @@ class Gateway:
             raise
         return self
 
+    # The callbacks run only after open() has made the ledger.
     def _sent(self, entry, answer) -> None:
+        assert self.ledger is not None
         self.ledger.forwarded(entry, answer.detail)
 
     def _association(self, kind: str, detail: dict) -> None:
+        assert self.ledger is not None
         self.ledger.event(kind, json.dumps(detail, sort_keys=True))
         if kind == "association-end":
             self.ledger.flush()  # the mapping files catch up with the journal after each association

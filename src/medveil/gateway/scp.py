@@ -66,6 +66,7 @@ class StorageScp:
 
         ae = AE(ae_title=self.settings.ae_title)
         for context in AllStoragePresentationContexts:
+            assert context.abstract_syntax is not None  # each of pynetdicom's storage contexts names its class
             ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
         ae.add_supported_context(Verification)
         ae.require_called_aet = True

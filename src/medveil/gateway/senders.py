@@ -20,10 +20,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydicom.filereader import read_file_meta_info
 
-from medveil.gateway.endpoints import DicomNode, DicomWeb, Destination
+from medveil.gateway.endpoints import Destination, DicomNode, DicomWeb
+
+if TYPE_CHECKING:
+    from pynetdicom.association import Association
 
 #: Statuses a C-STORE SCP returns for a stored instance (PS3.4 Table B.2-1): success and warnings.
 STORED = {0x0000, 0xB000, 0xB006, 0xB007}
@@ -60,7 +64,7 @@ class DimseSender:
         self.node = node
         self.calling_ae = calling_ae
         self.timeout = timeout
-        self._assoc = None
+        self._assoc: Association | None = None
         self._offered: set[tuple[str, str]] = set()
 
     def close(self) -> None:
@@ -69,7 +73,7 @@ class DimseSender:
         self._assoc = None
         self._offered = set()
 
-    def _association(self, pairs: list[tuple[str, str]]):
+    def _association(self, pairs: list[tuple[str, str]]) -> Association:
         from pynetdicom import AE
         from pynetdicom.presentation import build_context
 
@@ -96,7 +100,7 @@ class DimseSender:
 
         # Send stored files without decoding them: the bytes that leave are the bytes recorded.
         _config.STORE_SEND_CHUNKED_DATASET = True
-        metas = []
+        metas: list[tuple[str, str] | None] = []
         for path in paths:
             try:
                 meta = read_file_meta_info(path)
@@ -111,7 +115,7 @@ class DimseSender:
             assoc = self._association(chunk)
             wanted = set(chunk)
             accepted = {(str(cx.abstract_syntax), str(cx.transfer_syntax[0])) for cx in assoc.accepted_contexts}
-            for index, (path, pair) in enumerate(zip(paths, metas)):
+            for index, (path, pair) in enumerate(zip(paths, metas, strict=True)):
                 if pair not in wanted:
                     continue
                 if pair not in accepted:

@@ -30,6 +30,7 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import numpy as np
 from pydicom import Dataset
@@ -85,7 +86,7 @@ class MaskedRegion:
     confidence: float | None = None
 
     def as_record(self) -> dict:
-        record = {"frame": self.frame, "box": [self.x1, self.y1, self.x2, self.y2],
+        record: dict[str, Any] = {"frame": self.frame, "box": [self.x1, self.y1, self.x2, self.y2],
                   "source": self.source, "reason": self.reason}
         if self.engine:
             record["engine"] = self.engine

@@ -435,7 +435,8 @@ def upscale_factors(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (3, 5) if factor == 3 else (factor,)
 
 
-def tiles(height: int, width: int, size: int = TILE_SIZE, overlap: int = TILE_OVERLAP) -> list[tuple[int, int, int, int]]:
+def tiles(height: int, width: int, size: int = TILE_SIZE,
+          overlap: int = TILE_OVERLAP) -> list[tuple[int, int, int, int]]:
     """(x1, y1, x2, y2) tiles covering the image, neighbours overlapping by ``overlap``.
 
     The overlap lets a word cut by one tile's edge be read whole in the next,
@@ -474,7 +475,7 @@ def _enlarge(image: np.ndarray, factor: int) -> np.ndarray:
 
     height, width = image.shape[:2]
     # Bicubic: smooth glyph edges read better than nearest-neighbour blocks.
-    return np.asarray(Image.fromarray(image).resize((width * factor, height * factor), Image.BICUBIC))
+    return np.asarray(Image.fromarray(image).resize((width * factor, height * factor), Image.Resampling.BICUBIC))
 
 
 def _dark_on_light(image: np.ndarray) -> np.ndarray:

@@ -106,7 +106,7 @@ def misread_label(text: str) -> bool:
         if len(word) < 4 or is_clinical(token) or is_common(token):
             continue  # a word spelled right is that word ("SAME", "NAPE"), not a misread label
         for label in _LABEL_PARTS:
-            if len(word) == len(label) and sum(a != b for a, b in zip(word, label)) <= 1:
+            if len(word) == len(label) and sum(a != b for a, b in zip(word, label, strict=True)) <= 1:
                 return True
             if len(label) >= 7 and abs(len(word) - len(label)) <= 1 and within_edits(label, word, 1) \
                     and len(word) <= len(label) + 1:

@@ -91,7 +91,8 @@ class TesseractEngine:
                 box = item.BoundingBox(level)
                 if box is None:
                     continue
-                words.append(Word(text.strip(), tuple(int(v) for v in box), float(item.Confidence(level))))
+                x1, y1, x2, y2 = (int(v) for v in box)
+                words.append(Word(text.strip(), (x1, y1, x2, y2), float(item.Confidence(level))))
         return words
 
 
@@ -215,7 +216,7 @@ def prepare_for_ocr(region: np.ndarray, *, min_height: int = 48) -> np.ndarray:
     if image.shape[0] < min_height:
         factor = min_height / max(image.shape[0], 1)
         size = (max(1, round(image.shape[1] * factor)), min_height)
-        image = np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
     background = int(np.median(image))
     return np.pad(image, 16, mode="constant", constant_values=background)
 

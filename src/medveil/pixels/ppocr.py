@@ -32,6 +32,7 @@ import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,8 +65,8 @@ REC_BATCH = 16
 
 @dataclass(frozen=True, slots=True)
 class _Models:
-    det: object
-    rec: object
+    det: Any  # onnxruntime.InferenceSession (onnxruntime ships no type hints)
+    rec: Any
     characters: tuple[str, ...]
 
 

@@ -11,6 +11,7 @@ equals the fill.  Until that check passes the dataset is not touched.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -49,7 +50,7 @@ def _decode(ds: Dataset, layout: PixelLayout) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001  (pydicom raises several types for bad data)
         raise MaskingNotSupported(
             "RLE Pixel Data could not be decoded: " + safe_reason(exc)
-        )
+        ) from exc
     return arr.reshape(layout.frames, layout.rows, layout.columns, layout.samples)
 
 
@@ -60,7 +61,7 @@ def _encode(arr: np.ndarray, ds: Dataset, layout: PixelLayout) -> bytes:
     of PS3.5 Table 8.2.2-1, while 32-bit RLE files exist (RT Dose); the
     round-trip check in :func:`mask_rle` is the real validation.
     """
-    options = {
+    options: dict[str, Any] = {
         "rows": layout.rows,
         "columns": layout.columns,
         "number_of_frames": 1,
@@ -105,7 +106,7 @@ def mask_rle(
     try:
         encoded = _encode(masked, ds, layout)
     except Exception as exc:  # noqa: BLE001  (the encoder refuses with several types)
-        raise MaskingNotSupported("RLE re-encoding failed: " + safe_reason(exc))
+        raise MaskingNotSupported("RLE re-encoding failed: " + safe_reason(exc)) from exc
 
     check = Dataset()
     check.file_meta = FileMetaDataset()

@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 from pydicom import Dataset
 from pydicom.datadict import tag_for_keyword
+from pydicom.multival import MultiValue
 
 from medveil.errors import MedveilError
 
@@ -58,8 +59,8 @@ class Term:
         if self.op == "empty":
             return not text
         if self.op in ("contains", "notcontains"):
-            found = bool(text) and _pattern(self.value).search(text) is not None
-            return found if self.op == "contains" else not found
+            hit = bool(text) and _pattern(self.value).search(text) is not None
+            return hit if self.op == "contains" else not hit
         equal = present and text.strip().lower() == self.value.strip().lower()
         return equal if self.op == "equals" else not equal
 
@@ -87,7 +88,7 @@ def _pattern(value: str) -> re.Pattern[str]:
 def _text(value: object) -> str:
     if value is None:
         return ""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+    if isinstance(value, (list, tuple, MultiValue)):
         return "\\".join(str(v) for v in value)
     return str(value)
 

@@ -235,7 +235,6 @@ def _extreme_layer(cv2, image: np.ndarray, low: float, high: float, bright: bool
     :class:`Background`.
     """
     sample = image[::4, ::4]  # a hair whose layer covers twice the sparse share of it is not tried
-    layer = None
     for share in (settings.extreme, settings.extreme / 5, 0.0):
         hair = (high - low) * share
         if share and np.count_nonzero((sample >= high - hair) if bright else (sample <= low + hair)) \

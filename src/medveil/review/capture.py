@@ -32,12 +32,13 @@ import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 from PIL import Image
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.tag import Tag
 
 from medveil.dicomio.vr import BINARY_VRS
 from medveil.engine.vrs import keyword_of
@@ -60,7 +61,7 @@ PREVIEW_CHARS = 64
 PNG_LEVEL = 1
 
 #: What decoding and displaying Pixel Data needs besides the value itself.
-_PIXEL_CONTEXT = tuple(tag_for_keyword(k) for k in (
+_PIXEL_CONTEXT = tuple(Tag(k) for k in (
     "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames", "Rows", "Columns",
     "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "RescaleIntercept", "RescaleSlope",
     "RescaleType", "WindowCenter", "WindowWidth", "VOILUTFunction", "VOILUTSequence", "ModalityLUTSequence",
@@ -69,7 +70,7 @@ _PIXEL_CONTEXT = tuple(tag_for_keyword(k) for k in (
     "GreenPaletteColorLookupTableData", "BluePaletteColorLookupTableData",
     "SegmentedRedPaletteColorLookupTableData", "SegmentedGreenPaletteColorLookupTableData",
     "SegmentedBluePaletteColorLookupTableData"))
-_PIXEL_DATA = tag_for_keyword("PixelData")
+_PIXEL_DATA = Tag("PixelData")
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,8 @@ class HeaderSnapshot:
 
     # The walk compares each element of the snapshot with the dataset's element under the same tag.
     def _diff(self, before: dict, ds: Dataset, prefix: str, found: list[HeaderChange]) -> None:
-        after = ds._dict
+        # BaseTag is an int (same hash, same equality): looking up by int finds the same entries.
+        after = cast("dict[int, DataElement | RawDataElement]", ds._dict)
         for tag in sorted(set(before) | {int(t) for t in after}):
             if tag >> 16 == _PIXEL_GROUP or tag & 0xFFFF == 0:
                 continue
@@ -249,7 +251,7 @@ class HeaderSnapshot:
             return
         if len(new_items) != len(old_items):
             found.append(HeaderChange(name, _label(tag), "replaced", _preview(new)))
-        for index, (old_item, new_item) in enumerate(zip(old_items, new_items)):
+        for index, (old_item, new_item) in enumerate(zip(old_items, new_items, strict=False)):
             self._diff(old_item, new_item, f"{name}[{index}].", found)
 
     def _converted(self, elem) -> DataElement:

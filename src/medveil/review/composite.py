@@ -38,9 +38,10 @@ def _with_boxes(png: bytes, boxes, region, scale: float) -> Image.Image:
     return image
 
 
-def masked_pairs(overview: Overview, database: ReviewDatabase, limit: int = MAX_FILES) -> list[tuple[str, Image.Image, Image.Image]]:
+def masked_pairs(overview: Overview, database: ReviewDatabase,
+                 limit: int = MAX_FILES) -> list[tuple[str, Image.Image, Image.Image]]:
     """(label, before, after) for the whole-frame pictures of up to *limit* masked files."""
-    pairs = []
+    pairs: list[tuple[str, Image.Image, Image.Image]] = []
     for state in overview.masked:
         if len(pairs) >= limit:
             break

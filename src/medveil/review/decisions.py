@@ -166,7 +166,7 @@ def release(workspace: Path, ref: str, reviewer: Reviewer, outputs: dict[str, st
                             "and the run's --profile/--option/--recipe")
     with AuditStore.open(workspace / "audit.sqlite") as store:
         run = _quarantined(store, workspace, ref)
-    _check_same_run_settings(run, reviewer)
+    _check_same_run_settings(run, reviewer.key, reviewer.policy)
     output = reviewer.output or outputs.get(run["run_id"])
     if not output:
         raise DecisionError("where the run's release tree is is not recorded: start the review with --output")
@@ -180,40 +180,44 @@ def release(workspace: Path, ref: str, reviewer: Reviewer, outputs: dict[str, st
                        workspace=workspace, mappings_dir=reviewer.mappings_dir, force=True)
     book = RunBook(config, run_options={"engine": REVIEW_ENGINE, "decision": "release", "of_run": run["run_id"]})
     book.open()
+    audit = book.store
+    assert audit is not None  # open() opened it
     with book.running():
         book.summary.files_total = 1
         patient_id = book.sequential_patient_id(copy)
         out, record = deidentify_bytes(read_regular(copy), reviewer.policy, reviewer.key, patient_id=patient_id)
         at = utc_now()
-        why = record.reason if record.status is not Status.WRITTEN else _taken(Path(output), record.relpath,
-                                                                      record.output_sha256)
-        if why is None:
-            why = book.claim(record.relpath, record.output_sha256, record.uid_pairs, record.patient_pairs)
+        why = record.reason if record.status is not Status.WRITTEN else None
+        if why is None:  # written: the record has its name and its hash
+            assert record.relpath is not None and record.output_sha256 is not None
+            why = _taken(Path(output), record.relpath, record.output_sha256) or \
+                book.claim(record.relpath, record.output_sha256, record.uid_pairs, record.patient_pairs)
         if why is not None:
             book.quarantine_copy(ref, copy, why, copier=lambda _target: (True, record.input_sha256))
             book.record(ref, copy, Status.QUARANTINED, why, input_sha256=record.input_sha256)
-            book.store.add_event(book.run_id, ref, DECISION,
+            audit.add_event(book.run_id, ref, DECISION,
                                  json.dumps(_detail("release-refused", at, why), sort_keys=True))
             return Outcome("release-refused", at, reason=why)
+        assert record.relpath is not None and isinstance(out, bytes)  # written, as above
         book.sync()  # the pairs are durable before the file is released
         write_durably(Path(output) / record.relpath, out, make_parents=True)
         book.released(ref, copy, Status.WRITTEN, record)
-        book.store.add_event(book.run_id, ref, DECISION, json.dumps(_detail("released", at), sort_keys=True))
+        audit.add_event(book.run_id, ref, DECISION, json.dumps(_detail("released", at), sort_keys=True))
     for name in (f"{ref}.dcm", f"{ref}.reason.txt"):
         (quarantine / name).unlink(missing_ok=True)
     return Outcome("released", at, output_relpath=record.relpath)
 
 
-def _check_same_run_settings(run: dict, reviewer: Reviewer) -> None:
+def _check_same_run_settings(run: dict, key: Key, policy: Policy) -> None:
     """The release must be what the run would have written: same key, same settings."""
-    if run.get("key_fingerprint") and reviewer.key.fingerprint() != run["key_fingerprint"]:
+    if run.get("key_fingerprint") and key.fingerprint() != run["key_fingerprint"]:
         raise DecisionError("the key is not the run's key (its pseudonyms would not match the release)")
     recorded = (run.get("options") or {}).get("settings")
     if recorded is not None:
-        same = settings_fingerprint(reviewer.policy, reviewer.key) == recorded
+        same = settings_fingerprint(policy, key) == recorded
     else:  # runs recorded before settings fingerprints: profile and options must match
-        same = run.get("profile") == reviewer.policy.name and sorted(
-            (run.get("options") or {}).get("options", [])) == sorted(o.value for o in reviewer.policy.options)
+        same = run.get("profile") == policy.name and sorted(
+            (run.get("options") or {}).get("options", [])) == sorted(o.value for o in policy.options)
     if not same:
         names = ", ".join((run.get("options") or {}).get("options", [])) or "none"
         raise DecisionError(f"the policy differs from the run's (profile {run.get('profile')}, options {names}, "

@@ -31,6 +31,7 @@ class ReviewKeeper:
         output = str(output) if "://" in str(output) else str(Path(output).resolve())
         try:  # the run's release tree: where a curator's release of a quarantined file goes
             self._db = ReviewDatabase.open(Path(workspace), create=True)
+            assert self._db is not None  # create=True makes the database when it is missing
             self._db.note_run(run_id, output)
         except (OSError, sqlite3.Error, ReviewDatabaseError):
             self.failures += 1

@@ -21,7 +21,6 @@ import pydicom
 
 from medveil.quiet import silenced
 from medveil.records import Status
-from medveil.review.html import stylesheet, templates
 from medveil.review.capture import (
     CROP_HEIGHT,
     CROP_WIDTH,
@@ -32,6 +31,7 @@ from medveil.review.capture import (
     frames_at,
     png,
 )
+from medveil.review.html import stylesheet, templates
 from medveil.review.overview import load
 
 THUMBNAIL_SIDE = 384
@@ -51,7 +51,8 @@ def write_report(workspace: Path, path: Path, *, run_id: str | None = None, outp
     pictures = {state.input_ref: _output_pictures(root, state) for state in view.masked[:MAX_PICTURED]}
     html = templates().get_template("report.html").render(
         view=view, summary=view.summary_dict(), pictures=pictures, css=stylesheet(), live=False,
-        notable=[f for f in view.files if f.repairs or f.boxes or f.reason or f.decisions or f.status != Status.WRITTEN],
+        notable=[f for f in view.files
+                 if f.repairs or f.boxes or f.reason or f.decisions or f.status != Status.WRITTEN],
         messages=[])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

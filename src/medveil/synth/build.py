@@ -269,14 +269,15 @@ class _Writer:
     def manifest(self, named: Mapping[str, Path], sources: list[Source], chosen: list[Source],
                  patients: int | None, max_files: int | None, max_file_bytes: int,
                  summary: SynthSummary) -> dict[str, object]:
-        used = Counter(origin.split(":", 1)[0] for origin in (f["origin"] for f in self.files))
+        used = Counter(str(f["origin"]).split(":", 1)[0] for f in self.files)
         usable = Counter(source.corpus for source in sources)
         selected = Counter(source.corpus for source in chosen)
         left_out = Counter(item.origin.split(":", 1)[0] for item in self.skipped)
         categories: Counter = Counter()
         for row in self.rows:
-            for check in row.checks:
-                categories["/".join(str(part) for part in (check.category or []))] += 1
+            for check in row.checks:  # synth's checks carry their category as a tuple of names
+                parts = check.category if isinstance(check.category, (list, tuple)) else ()
+                categories["/".join(str(part) for part in parts)] += 1
         return {
             "generator": "medveil synth",
             "medveil_version": __version__,

@@ -121,13 +121,13 @@ def _layout(rows: int, columns: int, lines: list[tuple[str, str]]):
         whole = label + value
         if font.getlength(whole) > columns - 2 * margin:
             continue
-        _, top, right, bottom = font.getbbox(whole)
+        _, top, right, bottom = (int(v) for v in font.getbbox(whole))  # whole pixels (typed float)
         if y + bottom + pad >= rows - margin:
             break
         draw_back.rectangle((margin - pad, y + top - pad, margin + right + pad, y + bottom + pad), fill=255)
         draw_text.text((margin, y), whole, font=font, fill=255)
         offset = font.getlength(label)
-        v_left, v_top, v_right, v_bottom = font.getbbox(value)
+        v_left, v_top, v_right, v_bottom = (int(v) for v in font.getbbox(value))
         x1 = max(0, int(margin + offset + v_left) - pad)
         y1 = max(0, y + v_top - pad)
         x2 = min(columns - 1, int(margin + offset + v_right) + pad)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 
 from medveil._version import __version__
 from medveil.evaluate.paths import public
@@ -22,8 +22,8 @@ from medveil.synth import vocab
 from medveil.synth.expect import Expect
 from medveil.synth.plant import collides, patient_module, series_module, study_module
 from medveil.synth.rewrite import set_character_set
-from medveil.synth.target import InjectionTarget
 from medveil.synth.seeds import new_uid
+from medveil.synth.target import InjectionTarget
 
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 CONTENT_SEQUENCE = 0x0040A730
@@ -54,7 +54,7 @@ def build_report(ctx: InjectionTarget, evidence: list[tuple[str, str, str]]) -> 
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = BASIC_TEXT_SR
+    ds.file_meta.MediaStorageSOPClassUID = UID(BASIC_TEXT_SR)
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds.file_meta.ImplementationVersionName = f"MEDVEIL_{__version__}"[:16]
     ds.SpecificCharacterSet = "ISO_IR 100"
