@@ -40,7 +40,7 @@ from medveil.pixels.clean import clean_pixels
 from medveil.pixels.detect import detect_text
 from medveil.policy import PixelSettings
 from medveil.runner.burned_in import burned_in_reason
-from medveil.text import KnownIdentifiers
+from medveil.engine.identifiers import collect_known
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     for case, path, truth in cases:
         ds = pydicom.dcmread(path)
         shape = (int(ds.Rows), int(ds.Columns))
-        known = KnownIdentifiers.from_dataset(ds)
+        known = collect_known(ds)
         start = time.perf_counter()
         report = clean_pixels(ds, settings, known=known, burned_in_reason=burned_in_reason(ds))
         seconds = time.perf_counter() - start

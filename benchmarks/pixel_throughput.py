@@ -70,7 +70,7 @@ from medveil.policy.profiles import get_profile
 from medveil.pseudonym import Key
 import medveil.runner.core as core
 from medveil.runner.core import deidentify_bytes
-from medveil.text import KnownIdentifiers
+from medveil.engine.identifiers import collect_known
 
 KEY = Key(bytes(range(32)))
 
@@ -312,7 +312,7 @@ def score_engine(cases, engine: str, screen: str, policy: str, wrapped: dict | N
     rows = []
     for name, path, truth in cases:
         ds = pydicom.dcmread(path)
-        known = KnownIdentifiers.from_dataset(ds)
+        known = collect_known(ds)
         SERIES_CACHE.clear()  # every image read afresh: no reuse between the annotated images
         start, cpu = time.perf_counter(), time.process_time()
         try:
@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         SERIES_CACHE.clear()
         ds = pydicom.dcmread(io.BytesIO(data))
         start, cpu = time.perf_counter(), time.process_time()
-        report = clean_pixels(ds, pixels.pixels, known=KnownIdentifiers.from_dataset(ds),
+        report = clean_pixels(ds, pixels.pixels, known=collect_known(ds),
                               burned_in_reason="benchmark: all text")
         step_s, step_cpu = time.perf_counter() - start, time.process_time() - cpu
         frames.append({"file": label, "header_s": header_s[0], "pixels_s": pixel_s[0], "pixels_cpu_s": pixel_cpu[0],

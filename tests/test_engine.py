@@ -352,3 +352,22 @@ def test_unknown_value_representation_quarantines(key, tmp_path):
     ds = pydicom.dcmread(path)
     with pytest.raises(QuarantineError, match=r"unknown value representation in Manufacturer"):
         deidentify_dataset(ds, get_profile("basic"), key)
+
+
+def test_every_action_code_has_one_handler_that_describes_itself():
+    from medveil.engine.actions import ACTIONS, describe
+    from medveil.policy.profile import ACTIONS as POLICY_ACTIONS
+
+    assert set(ACTIONS) == set(POLICY_ACTIONS) | {"P"}
+    for code in ACTIONS:
+        assert describe(code) and ACTIONS[code].code == code
+
+
+def test_profiles_lists_the_action_codes():
+    from typer.testing import CliRunner
+
+    from medveil.cli import app
+
+    output = CliRunner().invoke(app, ["profiles"]).output
+    assert "keep the reference sequence, replace the instance UIDs in it" in output
+    assert "replace an identifier (Patient ID, Accession Number) with its keyed pseudonym" in output

@@ -26,7 +26,7 @@ from pydicom.filereader import _read_file_meta_info, data_element_generator, rea
 from conftest import PHI, image_dataset
 from medveil.errors import QuarantineError
 from medveil.quiet import silenced
-from medveil.runner.integrity import check_complete
+from medveil.runner.integrity import check_complete, out_of_order
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 _LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
@@ -411,3 +411,65 @@ def test_elements_hidden_at_the_end_of_a_stream_are_found():
     inspection = inspect(bytes(data), read(bytes(data)))
     (found,) = inspection.swallowed
     assert found.path == (0x00281203,) and found.keep == length
+
+
+@pytest.mark.parametrize("flipped", [b"\x14\x00\x40\x10", b"\x08\x00\x40\x10"],
+                         ids=["EnvironmentalConditions (higher)", "InstitutionalDepartmentName (lower)"])
+def test_a_flipped_tag_out_of_order_hides_data_in_implicit_vr(flipped):
+    """Implicit VR has no VR to disagree with the dictionary: a bit flipped in Patient's Address's tag
+    moves the address under a kept attribute, and only the broken tag order gives it away."""
+    ds = read(bundled("CT_small.dcm"))
+    ds.PatientAddress = "12 Marker Road"
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    data = bytearray(encode(ds))
+    where = data.find(b"\x10\x00\x40\x10")
+    data[where:where + 4] = flipped
+    tag = int.from_bytes(flipped[:2], "little") << 16 | int.from_bytes(flipped[2:], "little")
+    found = [f for f in inspect(bytes(data), read(bytes(data))).nonconforming if f.hides_data]
+    assert [f.path for f in found] == [(tag,)] and "tag order" in found[0].what
+
+
+def test_out_of_order_names_the_tag_whose_removal_restores_order():
+    assert out_of_order([1, 2, 9, 3, 4]) == [9]
+    assert out_of_order([1, 2, 0, 3, 4]) == [0]
+    assert out_of_order([1, 5, 3, 7]) == [5, 3]  # either restores order: both are repaired
+    assert out_of_order([1, 2, 3]) == [] and out_of_order([]) == []
+
+
+def test_a_flipped_tag_releases_nothing_of_the_value():
+    from medveil.policy import get_profile
+    from medveil.pseudonym.keys import throwaway_key
+    from medveil.runner.core import deidentify_bytes
+
+    ds = read(bundled("CT_small.dcm"))
+    ds.PatientAddress = "12 Marker Road"
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    data = bytearray(encode(ds))
+    where = data.find(b"\x10\x00\x40\x10")
+    data[where:where + 4] = b"\x14\x00\x40\x10"  # (0014,1040) Environmental Conditions, kept
+    out, record = deidentify_bytes(bytes(data), get_profile("tcia"), throwaway_key())
+    assert record.status == "written" and b"Marker" not in out
+    assert any(category == "repair" and "EnvironmentalConditions" in detail for category, detail in record.events)
+
+
+def test_a_value_still_holding_elements_after_the_split_refuses_the_file():
+    """A private number's length stretched over a Patient's Name, stray bytes and a Patient ID: the
+    elements found at its end (the ID) are put back, but the name stays inside the value, where the
+    text cleaner would never learn it. The file is refused (robustness bench, seed 2, mutant 2794)."""
+    ds = read(bundled("CT_small.dcm"))
+    ds.add_new(0x00090010, "LO", "ACME")
+    ds.add_new(0x00091023, "SL", 7)
+    ds.PatientName = "QUIMBY^JOSEPH"
+    ds.PatientID = "ID123456"
+    data = bytearray(_explicit(ds))
+    number = data.find(b"\x09\x00\x23\x10SL")
+    name = data.find(b"\x10\x00\x10\x00PN")
+    patient_id = data.find(b"\x10\x00\x20\x00LO")
+    id_end = patient_id + 8 + int.from_bytes(data[patient_id + 6:patient_id + 8], "little")
+    stray = (-(id_end - (number + 8))) % 4 or 4  # keeps the stretched length whole SL values
+    data[patient_id:patient_id] = b"\x01" * stray  # bytes no element starts with
+    id_end += stray
+    data[number + 6:number + 8] = (id_end - (number + 8)).to_bytes(2, "little")
+    assert name < patient_id and (id_end - (number + 8)) % 4 == 0
+    found = inspect(bytes(data), read(bytes(data))).nonconforming
+    assert any(f.refuses_file and f.path == (0x00091023,) and "element headers" in f.what for f in found)

@@ -12,13 +12,13 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.encaps import generate_frames
 
-from medveil.pixels import jpeg_blocks as jb
-from medveil.pixels.jpeg_blocks import (
+from medveil.pixels.jpeg import (
     JpegBlockError,
     mask_jpeg_blocks,
     masked_pixel_region,
     read_coefficients,
 )
+from medveil.pixels.jpeg.parse import parse
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -107,7 +107,7 @@ def _check(
     """Mask, then prove: unmasked coefficients identical, pixels identical away from the
     masked MCUs, masked blocks flat with luminance ~ fill, headers unchanged."""
     masked = mask_jpeg_blocks(codestream, boxes, fill=fill, ycbcr=ycbcr)
-    parsed = jb._parse(codestream)
+    parsed = parse(codestream)
     is_ycbcr = parsed.ycbcr if ycbcr is None else ycbcr
     region = masked_pixel_region(codestream, boxes)
     cw, ch = 8 * parsed.hmax, 8 * parsed.vmax
@@ -214,7 +214,7 @@ def test_optimised_tables_that_can_code_the_fill() -> None:
 
 
 def _cells_of(jpeg: bytes, boxes) -> np.ndarray:
-    parsed = jb._parse(jpeg)
+    parsed = parse(jpeg)
     return masked_pixel_region(jpeg, boxes)[:: 8 * parsed.vmax, :: 8 * parsed.hmax]
 
 
@@ -285,7 +285,7 @@ def test_pydicom_files(name: str, index: int, fill: int) -> None:
 
 def test_adobe_rgb_coded_fills_every_component() -> None:
     frame = _dicom_frame("SC_jpeg_no_color_transform_2.dcm")  # Adobe transform 0: RGB
-    assert not jb._parse(frame).ycbcr
+    assert not parse(frame).ycbcr
     masked = _check(frame, [(5, 7, 40, 22)], 200, exact_outside=True)
     rgb = _decode(masked)[masked_pixel_region(frame, [(5, 7, 40, 22)])]
     assert np.abs(rgb.astype(int) - 200).max() <= 2
@@ -293,10 +293,10 @@ def test_adobe_rgb_coded_fills_every_component() -> None:
 
 def test_explicit_colour_transform_override() -> None:
     frame = _dicom_frame("SC_jpeg_no_color_transform.dcm")
-    assert jb._parse(frame).ycbcr  # libjpeg's guess
+    assert parse(frame).ycbcr  # libjpeg's guess
     masked = mask_jpeg_blocks(frame, [(0, 0, 16, 16)], fill=50, ycbcr=False)
     after = read_coefficients(masked)
-    q0 = jb._parse(frame).scans[0].q0
+    q0 = parse(frame).scans[0].q0
     for comp in range(3):  # every component now gets the fill level
         assert after[comp][0, 0, 0, 0] == int(np.floor((50 - 128) * 8 / q0[comp] + 0.5))
         assert not after[comp][0, 0].ravel()[1:].any()
@@ -430,7 +430,7 @@ def test_large_colour_image_is_fast() -> None:
     elapsed = time.perf_counter() - t0
     assert elapsed < 30, elapsed  # ~2-4 s on a busy 2-core machine
     region = masked_pixel_region(jpeg, boxes)
-    parsed = jb._parse(jpeg)
+    parsed = parse(jpeg)
     cells = region[:: 8 * parsed.vmax, :: 8 * parsed.hmax]
     near = np.repeat(np.repeat(_dilate_cells(cells), 16, axis=0), 16, axis=1)
     a0, a1 = _decode(jpeg), _decode(masked)

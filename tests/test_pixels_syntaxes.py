@@ -96,7 +96,8 @@ def test_masked_through_the_runner(tmp_path, name, becomes):
     with sqlite3.connect(summary.workspace / "audit.sqlite") as db:
         rows = db.execute("SELECT category, detail FROM events WHERE category LIKE 'pixel%'").fetchall()
     # Large images are read in tiles, and this engine finds a "name" in each tile's corner.
-    boxes = [json.loads(detail)["box"] for category, detail in rows if category == "pixel-box"]
+    events = [json.loads(detail) for category, detail in rows if category == "pixel-box"]
+    boxes = [event["box"] for event in events]
     assert boxes
     if becomes and becomes != syntax:
         assert "pixel-reencoded" in {category for category, _ in rows}
@@ -109,12 +110,15 @@ def test_masked_through_the_runner(tmp_path, name, becomes):
     slack = 1 if str(original.PhotometricInterpretation).endswith("422") else 0
     if syntax == JPEGBaseline8Bit:
         slack = pad = 32
-    for old, new in zip(frames_before, frames_after, strict=True):
+    for index, (old, new) in enumerate(zip(frames_before, frames_after, strict=True)):
+        # Each frame's masks follow its own text, so each frame is checked against its own boxes.
+        mine = [event["box"] for event in events if event.get("frame") in (index, None)]
+        assert mine, f"frame {index} has no masked box"
         outside = np.ones(old.shape[:2], dtype=bool)
-        for x1, y1, x2, y2 in boxes:
+        for x1, y1, x2, y2 in mine:
             outside[max(0, y1 - pad):y2 + pad, max(0, x1 - pad - slack):x2 + pad + slack] = False
         assert np.array_equal(old[outside], new[outside])
-        x1, y1, x2, y2 = boxes[0]
+        x1, y1, x2, y2 = mine[0]
         inside = new[y1:y2, x1:x2]
         if syntax == JPEGBaseline8Bit:  # flat black blocks, up to rounding of the colour transform
             assert inside.size and int(inside.max()) <= 8

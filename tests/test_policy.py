@@ -179,3 +179,26 @@ def test_tcia_retains_safe_private_elements_by_the_knowledge_base():
     assert policy.decide_private(delete.group, delete.creator, delete.offset).action == "X"
     assert policy.decide_private(0x0009, "NO SUCH CREATOR", 0x10).action == "X"
     assert get_profile("basic").private_dictionary is None
+
+
+def test_identifying_attributes_are_derived_from_the_table_with_listed_exceptions():
+    from pydicom.datadict import tag_for_keyword
+
+    from medveil.policy import identifying
+
+    exceptions = identifying._exceptions()
+    derived = identifying.derived_kinds()
+    kinds = identifying.identifying_kinds()
+    # Every exception names a real attribute, and says something the rule does not already say.
+    for section in ("derived_but_not_used", "not_hunted", "also_hunted", "never_searched", "not_verified"):
+        assert all(tag_for_keyword(k) is not None for k in exceptions[section]), section
+    assert set(exceptions["derived_but_not_used"]) <= set(derived)
+    assert all(derived.get(k) != kind for k, kind in exceptions["added"].items())
+    assert set(exceptions["not_hunted"]) <= set(kinds)
+    # The rule's kinds on rows everyone knows.
+    assert derived["PatientName"] == "names" and derived["PatientID"] == "ids"
+    assert derived["IssuerOfPatientID"] == "institutions" and derived["InstitutionAddress"] == "addresses"
+    assert derived["PatientTelephoneNumbers"] == "phones" and derived["StationName"] == "institutions"
+    assert "StudyID" in kinds and "StudyID" not in identifying.hunted_keywords()
+    assert "PatientBirthDate" in identifying.hunted_keywords()
+    assert identifying.never_searched() < identifying.not_verified()

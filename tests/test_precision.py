@@ -17,6 +17,7 @@ from conftest import PHI, phi_dataset
 from medveil.engine import deidentify_dataset
 from medveil.policy import Option, get_profile
 from medveil.policy.identifying import identifying_keywords, kept_identifying
+from medveil.engine.identifiers import collect_known
 from medveil.text import KnownIdentifiers, TextCleaner
 
 
@@ -33,7 +34,7 @@ def test_patient_name_under_another_vr_is_split_into_components(key, vr):
     del ds.PatientName
     ds.add_new(0x00100010, vr, "SMITHERS^WAYLON^Q")
     ds.StudyDescription = "CT CHEST for Waylon"  # the given name alone, in free text
-    known = KnownIdentifiers.from_dataset(ds)
+    known = collect_known(ds)
     assert "SMITHERS^WAYLON^Q" in known.names
     result = deidentify_dataset(ds, get_profile("tcia"), key).dataset
     assert "Waylon".upper() not in str(result.StudyDescription).upper()
@@ -321,7 +322,7 @@ def test_an_institution_named_with_common_words_is_still_found():
     assert cleaner.clean("AX T1 POST GAD at PCH").text == "AX T1 POST GAD"
     assert cleaner.clean("outside films from Price Community Hospital").text == "outside films"
     assert cleaner.clean("NUC MED bone scan").text == "NUC MED bone scan"  # a department code, not a site
-    from medveil.text.known import institution_forms
+    from medveil.text.forms import institution_forms
 
     assert institution_forms("General Hospital") == ([], [])  # names a kind of place, not one
 
@@ -403,7 +404,7 @@ def test_a_clinical_word_beside_hospital_or_center_names_the_place():
     cleaner = TextCleaner(KnownIdentifiers(institutions=("Sharp Medical Center",)))
     assert cleaner.clean("SECONDARY CAPTURE at SMC").text == "SECONDARY CAPTURE"
     assert cleaner.clean("B30f sharp kernel").text == "B30f sharp kernel"  # the word alone stays
-    from medveil.text.known import institution_forms
+    from medveil.text.forms import institution_forms
 
     assert institution_forms("Department of Radiology") == ([], [])
 

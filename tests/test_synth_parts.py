@@ -12,7 +12,7 @@ from pydicom.valuerep import PersonName
 
 from medveil.synth.burn import burn, sidecar_boxes, unburnable_reason
 from medveil.synth.fake import IDEOGRAPHIC_FORM, PN_FORMS, make_patient
-from medveil.synth.inject import collides
+from medveil.synth.plant import collides
 from medveil.synth.seeds import new_uid
 
 LINES = [("", "SMITH, JOHN"), ("ID: ", "MRN1234567"), ("DOB: ", "03/21/1960")]

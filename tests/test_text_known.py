@@ -1,14 +1,11 @@
-"""The file's own identifiers: collected from the dataset, found in every written form."""
+"""The file's own identifiers, found in every written form."""
 
 from __future__ import annotations
 
 import pytest
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
-from pydicom.tag import Tag
 
-from medveil.text.known import KnownIdentifiers, KnownMatcher, Person, parse_person
+from medveil.text.forms import Person, parse_person
+from medveil.text.known import KnownIdentifiers, KnownMatcher
 
 
 def found(known: KnownIdentifiers, text: str) -> list[tuple[str, str]]:
@@ -154,61 +151,3 @@ def test_phones_in_any_grouping():
 
 def test_other_values_are_removed_verbatim():
     assert found(KnownIdentifiers(other=("Bluebird",)), "bluebird cohort") == [("bluebird", "other")]
-
-
-def _dataset() -> Dataset:
-    ds = Dataset()
-    ds.PatientName = "SMITH^JOHN^A"
-    ds.OtherPatientNames = ["SMYTHE^JON", "ANONYMIZED"]
-    ds.ReferringPhysicianName = "ADAMS^ROBERT"
-    ds.OperatorsName = ""
-    ds.PatientID = "00123456"
-    ds.AccessionNumber = "ACC-2014-778"
-    ds.StudyID = "1"
-    ds.PatientBirthDate = "19480321"
-    ds.StudyDate = "20140321"
-    ds.AcquisitionDateTime = "20140321101500.000"
-    ds.InstitutionName = "Springfield General Hospital"
-    ds.InstitutionAddress = "1 Hospital Drive^Springfield^IL^62704"
-    ds.PatientAddress = "742 Evergreen Terrace"
-    ds.PatientTelephoneNumbers = "217-555-0134"
-    ds.StationName = "UNKNOWN"
-    ds.StudyDescription = "CT HEAD"
-    other = Dataset()
-    other.PatientID = "OLD-55123"
-    ds.OtherPatientIDsSequence = Sequence([other])
-    observer = Dataset()
-    observer.VerifyingObserverName = "OLSEN^KARI"
-    ds.VerifyingObserverSequence = Sequence([observer])
-    pname = Dataset()
-    pname.ValueType = "PNAME"
-    pname.PersonName = "NGUYEN^AN"
-    container = Dataset()
-    container.ContentSequence = Sequence([pname])
-    ds.ContentSequence = Sequence([container])
-    return ds
-
-
-def test_from_dataset_collects_top_level_and_nested_values():
-    known = KnownIdentifiers.from_dataset(_dataset())
-    assert set(known.names) == {"SMITH^JOHN^A", "SMYTHE^JON", "ADAMS^ROBERT", "OLSEN^KARI", "NGUYEN^AN"}
-    assert set(known.ids) == {"00123456", "ACC-2014-778", "1", "OLD-55123"}
-    assert set(known.dates) == {"19480321", "20140321", "20140321101500.000"}
-    assert known.institutions == ("Springfield General Hospital",)
-    assert set(known.addresses) == {"1 Hospital Drive^Springfield^IL^62704", "742 Evergreen Terrace"}
-    assert known.phones == ("217-555-0134",)
-    assert known.other == ()
-
-
-def test_from_dataset_skips_unreadable_values():
-    ds = _dataset()
-    ds[0x00280010] = RawDataElement(Tag(0x00280010), "US", 3, b"abc", 0, True, True)  # odd length
-    known = KnownIdentifiers.from_dataset(ds)
-    assert "00123456" in known.ids
-
-
-def test_from_dataset_feeds_the_cleaner():
-    from medveil.text import TextCleaner
-    cleaner = TextCleaner(KnownIdentifiers.from_dataset(_dataset()))
-    # "ID" is a label of the removed value and goes with it
-    assert cleaner.clean("Kari Olsen read; old ID 55123; J. Smith 3/21/14").text == "read; old"

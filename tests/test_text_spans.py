@@ -37,3 +37,19 @@ def test_merge_of_nothing():
 def test_invalid_spans_are_refused(start, end, category):
     with pytest.raises(ValueError):
         Span(start, end, category)
+
+
+def test_the_text_package_reads_strings_and_imports_nothing_of_dicom():
+    """text/ is str in, spans out: no imports of pydicom or of medveil's other packages."""
+    import ast
+    from pathlib import Path
+
+    import medveil.text
+
+    for path in Path(medveil.text.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not name.startswith("pydicom"), path.name
+                assert not name.startswith("medveil.") or name.startswith("medveil.text"), (path.name, name)

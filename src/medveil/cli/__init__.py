@@ -16,6 +16,7 @@ from rich.table import Table as RichTable
 from medveil._version import __version__
 from medveil.cli.common import Group, console
 from medveil.cli.common import fail as _fail
+from medveil.engine.actions import ACTIONS
 from medveil.errors import MedveilError
 from medveil.policy import PROFILES, Option, load_table
 from medveil.pseudonym import generate_key_file
@@ -61,6 +62,9 @@ def profiles() -> None:
     width = max(len(option.value) for option in Option)
     for option in Option:
         out.print(f"  {option.value:<{width}}  {option.summary}", soft_wrap=True)
+    out.print("actions (Table E.1-1 codes, and P for a keyed pseudonym):")
+    for code, action in ACTIONS.items():
+        out.print(f"  {code:<2}  {action.describe()}", soft_wrap=True)
     for name, spec in PROFILES.items():
         conventions = spec.get("conventions", {})
         if conventions:

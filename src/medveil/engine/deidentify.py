@@ -19,9 +19,10 @@ from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
 from medveil._version import __version__
-from medveil.engine.context import Context
+from medveil.engine.identifiers import KnownSource, resolve_known
 from medveil.engine.repair import repair_element
 from medveil.engine.residuals import Identifiers, collect_identifiers, locate_residuals, sop_class_of
+from medveil.engine.state import WalkState
 from medveil.engine.walker import walk
 from medveil.errors import QuarantineError
 from medveil.policy import BASIC_PROFILE_CODE, Option, Policy
@@ -75,7 +76,8 @@ def patient_key(ds: Dataset) -> str:
 def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
                        pixel_options_applied: frozenset[Option] = frozenset(),
                        assigned_patient_id: str | None = None,
-                       identifiers: Identifiers | None = None) -> Result:
+                       identifiers: Identifiers | None = None,
+                       known: KnownSource | None = None) -> Result:
     """De-identify *ds* in place and return what was done.
 
     *assigned_patient_id* is the sequential Patient ID the runner numbered
@@ -83,7 +85,9 @@ def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
     ID is a keyed pseudonym.  Raises QuarantineError when the result would
     still carry an original identifier; the dataset must then not be written
     anywhere.  *identifiers* are the dataset's own, when the caller collected
-    them (with :func:`collect_identifiers`) before changing anything.
+    them (with :func:`collect_identifiers`) before changing anything; *known*
+    likewise the identifiers the text cleaner looks for (or a function that
+    collects them once: :func:`medveil.engine.identifiers.known_once`).
     """
     sop_class_uid = sop_class_of(ds)
     if ENCAPSULATED_DOCUMENT in ds:
@@ -96,12 +100,10 @@ def deidentify_dataset(ds: Dataset, policy: Policy, key: Key, *,
     if policy.sequential_patient_ids and assigned_patient_id is None:
         raise QuarantineError("sequential Patient IDs need a number from the batch runner's store")
     new_pid = assigned_patient_id or pseudonymize_id(key, "patient-id", pkey, policy.patient_id_format)
-    ctx = Context(policy=policy, key=key, sop_class_uid=sop_class_uid,
+    ctx = WalkState(policy=policy, key=key, sop_class_uid=sop_class_uid,
                   date_offset=patient_offset(key, pkey, policy.shift_range), new_patient_id=new_pid)
     if policy.cleaners:
-        from medveil.text import KnownIdentifiers
-
-        ctx.known = KnownIdentifiers.from_dataset(ds, policy)
+        ctx.known = resolve_known(known, ds, policy)
     original_pid = _text(ds.get("PatientID"))
     if assigned_patient_id is not None and original_pid:
         ctx.assigned_patient_ids[original_pid] = assigned_patient_id
@@ -126,7 +128,7 @@ _WHY_IDENTIFIER = "held one of the file's own identifiers"
 _WHY_UID = "held an original UID"
 
 
-def _repair_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str], ctx: Context) -> None:
+def _repair_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str], ctx: WalkState) -> None:
     """Repair each attribute that still holds an original identifier; quarantine only what stays.
 
     Each repair is the smallest change that leaves the object valid (see
@@ -153,7 +155,7 @@ def _repair_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str],
         raise QuarantineError(f"original identifier still present after de-identification in: {names}")
 
 
-def _set_patient(ds: Dataset, ctx: Context) -> None:
+def _set_patient(ds: Dataset, ctx: WalkState) -> None:
     policy = ctx.policy
     pid_decision = policy.decide(0x00100020, ctx.sop_class_uid)
     if pid_decision is None or pid_decision.action not in ("K", "R"):

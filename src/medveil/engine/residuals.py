@@ -23,21 +23,14 @@ from medveil.engine.dummy import GENERATED_VALUES
 from medveil.engine.uids import is_class_keyword
 from medveil.engine.vrs import TEXT_VRS, dictionary_vr, keyword_of, stored
 from medveil.policy import Policy
-from medveil.policy.identifying import RESIDUAL_KEYWORDS, kept_by_an_option, kept_on_purpose, tag_of
+from medveil.policy.identifying import hunted_keywords, kept_by_an_option, kept_on_purpose, never_searched, tag_of
 from medveil.text.allow import is_clinical
-
-#: Kept for callers of earlier versions: the list now lives in medveil.policy.identifying.
-IDENTIFYING_KEYWORDS = RESIDUAL_KEYWORDS
 
 _MIN_LENGTH = 4
 #: Name components that are placeholders, not names ("Last Name^First Name", "NAME^PATIENT").
 _PLACEHOLDERS = frozenset({"NAME", "PATIENT", "FIRST", "LAST", "MIDDLE", "TEST", "HERE", "OPERATOR",
                            "UNKNOWN", "ANONYMOUS", "ANONYMIZED", "ANON", "NONE", "NULL", "INFO",
                            "DOCTOR", "PHYSICIAN"})
-#: Coded vocabulary and equipment names: never PHI, though test files often reuse a
-#: manufacturer's name as the institution's.
-_NOT_SCANNED = frozenset({"Manufacturer", "ManufacturerModelName", "CodeValue", "CodingSchemeDesignator",
-                          "CodingSchemeVersion", "LongCodeValue", "URNCodeValue"})
 #: Remapped UIDs shorter than this ("0", "1.2") identify nothing and are not searched for.
 _MIN_UID_LENGTH = 10
 
@@ -109,7 +102,7 @@ def sop_class_of(ds: Dataset) -> str:
 def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Identifiers:
     whole: set[str] = set()
     parts: set[str] = set()
-    for keyword in RESIDUAL_KEYWORDS:
+    for keyword in hunted_keywords():
         tag = tag_of(keyword)
         if tag is None or tag not in ds:
             continue
@@ -152,7 +145,7 @@ def locate_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str]) 
     """Every element, at any depth, still carrying an original identifier or UID."""
     hits: list[Residual] = []
     uids = {u for u in old_uids if len(u) >= _MIN_UID_LENGTH}
-    _scan(ds, identifiers, uids, hits, ["iso8859"], "")
+    _scan(ds, identifiers, uids, hits, ["iso8859"], "", never_searched())
     return hits
 
 
@@ -184,12 +177,12 @@ def _encodings(ds: Dataset, inherited: list[str]) -> list[str]:
 
 
 def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[Residual],
-          inherited: list[str], prefix: str) -> None:
+          inherited: list[str], prefix: str, skipped: frozenset[str]) -> None:
     encodings = _encodings(ds, inherited)  # an item may declare its own character set
     for tag in ds.keys():
         raw = stored(ds, tag)
         keyword = keyword_of(tag)
-        if keyword in _NOT_SCANNED:
+        if keyword in skipped:  # coded vocabulary and equipment names (policy.identifying)
             continue
         raw_vr = raw.VR if raw.VR is not None or not isinstance(raw, RawDataElement) else dictionary_vr(tag)
         if isinstance(raw, RawDataElement) and (raw_vr in TEXT_VRS or (raw_vr == "UN" and tag >> 16 & 1)):
@@ -205,7 +198,7 @@ def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[
             if vr == "SQ":
                 name = prefix + (keyword or _tag_name(tag))
                 for index, item in enumerate(elem.value or []):
-                    _scan(item, identifiers, old_uids, hits, encodings, f"{name}[{index}].")
+                    _scan(item, identifiers, old_uids, hits, encodings, f"{name}[{index}].", skipped)
                 continue
             if vr not in TEXT_VRS and not isinstance(elem.value, str):
                 continue

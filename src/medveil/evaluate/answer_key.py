@@ -27,8 +27,6 @@ ACTIONS = (
 )
 """The ten check actions of the MIDI-B validation script."""
 
-SCOPES = ("Instance", "Series", "Study", "Patient")
-
 COLUMNS = ("index", "group", "Modality", "SOPClassUID", "PatientID", "StudyInstanceUID",
            "SeriesInstanceUID", "SOPInstanceUID", "Digest", "AnswerData")
 

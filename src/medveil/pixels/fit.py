@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medveil.pixels.detect import TextBox
-from medveil.pixels.select import Decision
+from medveil.pixels.select import LineToMask
 
 #: A line followed along its ink stops at a gap wider than this many line heights.
 INK_GAP = 1.0
@@ -67,14 +67,14 @@ class Mask:
     confidence: float | None
 
 
-def line_masks(decisions: Sequence[Decision], frames: Sequence[np.ndarray] | None,
+def line_masks(decisions: Sequence[LineToMask], frames: Sequence[np.ndarray] | None,
                width: int) -> list[Mask]:
     """The rectangles that mask *decisions*' lines (see the module docstring).
 
     *frames*: the decoded frames, to follow lines along their ink; None
     (frames too large to keep) masks the lines as read.
     """
-    by_frame: dict[int, list[Decision]] = {}
+    by_frame: dict[int, list[LineToMask]] = {}
     for decision in decisions:
         by_frame.setdefault(decision.box.frame, []).append(decision)
     masks: list[Mask] = []

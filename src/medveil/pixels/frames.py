@@ -5,9 +5,9 @@ anything from 1 to 16 bits, greyscale in either polarity or colour in RGB or
 YBR. Burned-in text is drawn by the modality at or near the top of the stored
 range, which a clinical window may clip to black (a CT label at the maximum
 stored value survives a soft-tissue window, but an 8-bit screen capture stored
-in a 16-bit CT object does not). So each frame is offered in more than one
-view: the way a viewer would display it, and one that emphasises the top of
-the range where the text lives.
+in a 16-bit CT object does not). :func:`display_view` shows a frame the way a
+viewer would, falling back to the frame's own range where the window does not
+fit (the views OCR reads are made in :mod:`medveil.pixels.detect`).
 """
 
 from __future__ import annotations
@@ -26,14 +26,6 @@ from pydicom.pixels import (
 from pydicom.uid import ExplicitVRLittleEndian
 
 _YBR = ("YBR_FULL", "YBR_FULL_422")
-
-
-def frame_count(ds: Dataset) -> int:
-    """How many frames the pixel data holds (1 when Number of Frames is absent)."""
-    try:
-        return max(1, int(ds.get("NumberOfFrames") or 1))
-    except (TypeError, ValueError):
-        return 1
 
 
 def iter_frames(ds: Dataset) -> Iterator[np.ndarray]:
@@ -102,36 +94,6 @@ def display_view(frame: np.ndarray, ds: Dataset) -> np.ndarray:
             data = frame.astype(np.float64)
             grey = _stretch(data, *_range(data, 1.0, 99.9))
     return _polarity(grey, ds)
-
-
-def max_emphasis_view(frame: np.ndarray, ds: Dataset) -> np.ndarray:
-    """The frame with values near the top of its range white and the rest dark.
-
-    Burned-in text is drawn at or near the maximum stored value, often above
-    anything in the anatomy; a steep curve over the frame's own range (from
-    its 1st percentile to its maximum) keeps that text bright and pushes the
-    anatomy that surrounds it towards black, which is what OCR reads best.
-    """
-    data = to_grey(frame)
-    if is_inverted(ds) and frame.ndim == 2:
-        data = -data  # MONOCHROME1 labels are drawn at the minimum
-    low, high = _range(data, 1.0, 100.0)
-    unit = (np.clip(data, low, high) - low) / (high - low) if high > low else np.zeros_like(data)
-    return np.clip(np.round(unit ** 4 * 255.0), 0, 255).astype(np.uint8)
-
-
-def ocr_views(frame: np.ndarray, ds: Dataset) -> list[tuple[str, np.ndarray]]:
-    """The 8-bit views of one frame worth reading: ``display``, and ``max`` where it differs.
-
-    The max-emphasis view adds nothing to 8-bit colour (screen captures are
-    already drawn for display), so it is offered for greyscale only.
-    """
-    views = [("display", display_view(frame, ds))]
-    if frame.ndim == 2:
-        emphasised = max_emphasis_view(frame, ds)
-        if not np.array_equal(emphasised, views[0][1]):
-            views.append(("max", emphasised))
-    return views
 
 
 def _windowed(frame: np.ndarray, ds: Dataset) -> np.ndarray | None:

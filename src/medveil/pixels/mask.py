@@ -47,7 +47,7 @@ from pydicom.uid import (
 
 from medveil.engine.vrs import dictionary_vr
 from medveil.errors import InvalidValueError, safe_reason
-from medveil.pixels.jpeg_blocks import (
+from medveil.pixels.jpeg import (
     JpegBlockError,
     mask_jpeg_blocks,
     masked_pixel_region,
@@ -240,21 +240,29 @@ def _mask_jpeg_blocks(ds: Dataset, boxes: Sequence[MaskBox], *, padding: int) ->
 
 
 def _check_blocks(before: bytes, after: bytes, cells: np.ndarray) -> None:
-    """Every block outside the masked cells keeps its quantised coefficients."""
+    """Every block outside the masked MCUs keeps its quantised coefficients.
+
+    Masking takes whole MCUs (with chroma subsampling, an MCU holds several
+    luma blocks), so a block counts as touched when its MCU holds a masked
+    pixel; at the right and bottom edges an MCU also covers the codestream's
+    padding beyond the image.
+    """
     old, new = read_coefficients(before), read_coefficients(after)
     if len(old) != len(new):
         raise JpegBlockError("masking changed the number of components")
-    most_rows = max(a.shape[0] for a in old)
-    most_columns = max(a.shape[1] for a in old)
+    mcu_rows = min(a.shape[0] for a in old)
+    mcu_columns = min(a.shape[1] for a in old)
+    # An MCU spans 8 pixels times the largest subsampling factor in each direction.
+    mcu_y = 8 * max(a.shape[0] for a in old) // mcu_rows
+    mcu_x = 8 * max(a.shape[1] for a in old) // mcu_columns
+    touched_mcus = np.zeros((mcu_rows, mcu_columns), dtype=bool)
+    ys, xs = np.nonzero(cells)
+    touched_mcus[np.minimum(ys // mcu_y, mcu_rows - 1), np.minimum(xs // mcu_x, mcu_columns - 1)] = True
     for a, b in zip(old, new, strict=True):
         if a.shape != b.shape:
             raise JpegBlockError("masking changed the block layout")
-        # A block covers 8 pixels times its component's subsampling in each direction.
-        step_y = 8 * most_rows // a.shape[0]
-        step_x = 8 * most_columns // a.shape[1]
-        touched = np.zeros(a.shape[:2], dtype=bool)
-        ys, xs = np.nonzero(cells)
-        touched[np.minimum(ys // step_y, a.shape[0] - 1), np.minimum(xs // step_x, a.shape[1] - 1)] = True
+        per_y, per_x = -(-a.shape[0] // mcu_rows), -(-a.shape[1] // mcu_columns)
+        touched = np.repeat(np.repeat(touched_mcus, per_y, axis=0), per_x, axis=1)[:a.shape[0], :a.shape[1]]
         if not np.array_equal(a[~touched], b[~touched]):
             raise JpegBlockError("a block outside the masked area changed")
 

@@ -33,7 +33,7 @@ from datetime import date
 from medveil.text import KnownIdentifiers
 from medveil.text.allow import is_clinical, is_common
 from medveil.text.dates import own_date_forms
-from medveil.text.known import KIND_WORDS, PLACEHOLDERS
+from medveil.text.forms import KIND_WORDS, PLACEHOLDERS
 
 #: Glyphs OCR confuses, each mapped to one representative.
 _CONFUSED = str.maketrans({"0": "O", "Q": "O", "D": "O", "1": "I", "L": "I", "J": "I", "|": "I", "!": "I",

@@ -47,7 +47,7 @@ _AGE = re.compile(r"^\s*\d{1,3}\s?[YMWD]\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class LineToMask:
     """A line (or word) to mask and why (``all-text``, ``phi``, ``label``); never the text itself.
 
     ``block`` numbers the block of stacked lines the line belongs to: the
@@ -57,11 +57,6 @@ class Decision:
     box: TextBox
     reason: str
     block: int = 0
-
-
-def modality_default(ds: Dataset, burned_in_reason: str | None) -> str:
-    """``all-text`` where burned-in text is annotation by nature, ``phi-only`` elsewhere."""
-    return ALL_TEXT if burned_in_reason else PHI_ONLY
 
 
 def group_lines(boxes: Sequence[TextBox]) -> list[list[TextBox]]:
@@ -133,7 +128,7 @@ def select(
     *,
     known: KnownIdentifiers | Callable[[], KnownIdentifiers] | None = None,
     protected: Sequence[tuple[int, int, int, int]] = (),
-) -> list[Decision]:
+) -> list[LineToMask]:
     """The lines (and, in blocks that say nothing about the patient, the words) to mask under
     *policy*, each as the box round its words; how far each mask reaches is
     :func:`medveil.pixels.fit.line_masks`'s business.
@@ -145,7 +140,7 @@ def select(
     """
     if policy not in PIXEL_POLICIES:
         raise ValueError(f"pixel policy must be one of {', '.join(PIXEL_POLICIES)}")
-    decisions: list[Decision] = []
+    decisions: list[LineToMask] = []
     judged: list[TextBox] = []
     free: list[TextBox] = []
     for box in boxes:
@@ -155,7 +150,7 @@ def select(
         cleaner, misread = _judges(known if known is not None else KnownIdentifiers())
     blocks = group_blocks(group_lines(free))
     for number, block in enumerate(blocks):
-        decisions.extend(Decision(_line(line), ALL_TEXT, number) for line in block)
+        decisions.extend(LineToMask(_line(line), ALL_TEXT, number) for line in block)
     for number, block in enumerate(group_blocks(group_lines(judged)), start=len(blocks)):
         reasons = [is_phi_line(" ".join(box.text for box in line), cleaner, misread) for line in block]
         whole = is_phi_line(" ".join(box.text for line in block for box in line), cleaner, misread)
@@ -163,14 +158,14 @@ def select(
             # A PHI line takes its block with it: wrapped values continue on the next lines, and
             # a label's value may sit on a line OCR read apart from it.
             reason = next((r for r in reasons if r), whole)
-            decisions.extend(Decision(_line(line), reason, number) for line in block)
+            decisions.extend(LineToMask(_line(line), reason, number) for line in block)
             continue
         for line in block:
             # A word may be PHI that its neighbours hide from the line's reading.
             for box in line:
                 why = is_phi_line(box.text, cleaner, misread)
                 if why:
-                    decisions.append(Decision(box, why, number))
+                    decisions.append(LineToMask(box, why, number))
     return decisions
 
 

@@ -18,7 +18,6 @@ import yaml
 
 from medveil.errors import PolicyError
 
-_LETTER_FOR_TYPE = {1: "D", 2: "Z", 3: "X"}
 #: When the Type's own letter is not offered, these are tried in order.
 _FALLBACK = {1: ("D", "Z", "X"), 2: ("Z", "D", "X"), 3: ("X", "Z", "D")}
 

@@ -24,7 +24,7 @@ ACTIONS = frozenset({"X", "Z", "D", "K", "C", "U", "U*", "R"})
 
 
 @dataclass(frozen=True)
-class Decision:
+class AttributeDecision:
     """What to do with one attribute.
 
     ``action`` is a single Table E.1-1 letter, ``U*`` (keep a reference
@@ -76,11 +76,11 @@ class TagPattern:
 class Overrides:
     """Recipe actions, by exact tag, tag pattern and private signature."""
 
-    by_tag: dict[int, Decision] = field(default_factory=dict)
-    by_pattern: tuple[tuple[TagPattern, Decision], ...] = ()
-    by_private: dict[tuple[int, str, int], Decision] = field(default_factory=dict)
+    by_tag: dict[int, AttributeDecision] = field(default_factory=dict)
+    by_pattern: tuple[tuple[TagPattern, AttributeDecision], ...] = ()
+    by_private: dict[tuple[int, str, int], AttributeDecision] = field(default_factory=dict)
 
-    def for_tag(self, tag: int) -> Decision | None:
+    def for_tag(self, tag: int) -> AttributeDecision | None:
         decision = self.by_tag.get(tag)
         if decision is not None:
             return decision
@@ -99,7 +99,7 @@ class Convention:
     options, so that a user who adds or drops an option gets that option's behaviour.
     """
 
-    decision: Decision
+    decision: AttributeDecision
     unless: frozenset[Option] = frozenset()
     requires: frozenset[Option] = frozenset()
     reason: str = ""
@@ -226,7 +226,7 @@ class Policy:
     def retains_uids(self) -> bool:
         return Option.RETAIN_UIDS in self.options
 
-    def decide(self, tag: int, sop_class_uid: str) -> Decision | None:
+    def decide(self, tag: int, sop_class_uid: str) -> AttributeDecision | None:
         """The decision for a standard attribute, or None if nothing lists it."""
         key = (tag, sop_class_uid)
         cache = self._cache
@@ -244,7 +244,7 @@ class Policy:
         cache[key] = decision
         return decision
 
-    def _from_rule(self, rule, tag: int, sop_class_uid: str) -> Decision:
+    def _from_rule(self, rule, tag: int, sop_class_uid: str) -> AttributeDecision:
         basic = resolve_compound(rule.basic, tag, sop_class_uid)
         chosen: tuple[str, Option] | None = None
         for option, code in rule.options.items():
@@ -255,10 +255,10 @@ class Policy:
             if chosen is None or (code == "C" and chosen[0] == "K"):
                 chosen = (code, option)
         if chosen is None:
-            return Decision(basic)
-        return Decision(chosen[0], source=chosen[1], fallback=basic)
+            return AttributeDecision(basic)
+        return AttributeDecision(chosen[0], source=chosen[1], fallback=basic)
 
-    def decide_private(self, group: int, creator: str | None, element: int) -> Decision:
+    def decide_private(self, group: int, creator: str | None, element: int) -> AttributeDecision:
         """The decision for a private data element (element = low byte)."""
         if creator is not None:
             decision = self.overrides.by_private.get((group, creator.strip().upper(), element))
@@ -269,9 +269,9 @@ class Policy:
             disposition = self.private_dictionary.disposition(group, creator.strip(), element)
             action = {"k": "K", "h": "U", "o": "C", "oi": "C", "d": "X"}.get(disposition or "")
             if action is not None:
-                return Decision(action, source=Option.RETAIN_SAFE_PRIVATE, fallback="X",
+                return AttributeDecision(action, source=Option.RETAIN_SAFE_PRIVATE, fallback="X",
                                 origin="private-dictionary", value=disposition)
-        return Decision("X")
+        return AttributeDecision("X")
 
     def describe(self) -> str:
         names = ", ".join(sorted(o.value for o in self.options)) or "none"

@@ -27,8 +27,8 @@ import yaml
 from medveil.errors import PolicyError
 from medveil.policy.options import Option
 from medveil.policy.private_kb import load_private_kb
-from medveil.policy.profile import Convention, Decision, Policy
-from medveil.text.dicom import clean_element_value
+from medveil.policy.profile import AttributeDecision, Convention, Policy
+from medveil.text.values import clean_element_value
 
 #: Options whose C actions the text cleaner carries out.
 CLEANING_OPTIONS = frozenset({Option.CLEAN_DESCRIPTORS, Option.CLEAN_STRUCTURED_CONTENT, Option.CLEAN_GRAPHICS})
@@ -50,9 +50,9 @@ def _convention(entry: dict) -> tuple[int, Convention]:
     if action == "C":
         # A clean action names the option whose cleaner carries it out; uncleanable: removed.
         source = next(iter(sorted(requires, key=lambda o: o.value)), Option.CLEAN_DESCRIPTORS)
-        decision = Decision("C", source=source, fallback="X", origin="profile")
+        decision = AttributeDecision("C", source=source, fallback="X", origin="profile")
     else:
-        decision = Decision(action, origin="profile")
+        decision = AttributeDecision(action, origin="profile")
     return tag, Convention(decision=decision, unless=_options(entry.get("unless")), requires=requires,
                            reason=" ".join(str(entry.get("reason", "")).split()))
 

@@ -37,7 +37,7 @@ from medveil.policy.options import Option
 from medveil.policy.profile import (
     ACTIONS,
     Addition,
-    Decision,
+    AttributeDecision,
     Overrides,
     Policy,
     TagPattern,
@@ -62,25 +62,25 @@ def _tag(text: str) -> int:
     return tag
 
 
-def _decision(value: Any, where: str) -> Decision:
+def _decision(value: Any, where: str) -> AttributeDecision:
     if isinstance(value, dict):
         action = str(value.get("action", "R")).strip().upper()
         if action != "R":
             raise PolicyError(f"recipe entry {where}: only action R takes a value")
         if "value" not in value:
             raise PolicyError(f"recipe entry {where}: action R needs a value")
-        return Decision("R", value=value["value"], origin="recipe")
+        return AttributeDecision("R", value=value["value"], origin="recipe")
     action = str(value).strip().upper()
     if action not in ACTIONS - {"R", "U*"}:
         raise PolicyError(f"recipe entry {where}: unknown action {value!r} (use X, Z, D, K, C or U)")
     fallback = "X" if action == "C" else None
-    return Decision(action, fallback=fallback, origin="recipe")
+    return AttributeDecision(action, fallback=fallback, origin="recipe")
 
 
 def parse_overrides(actions: dict[str, Any]) -> Overrides:
-    by_tag: dict[int, Decision] = {}
-    patterns: list[tuple[TagPattern, Decision]] = []
-    by_private: dict[tuple[int, str, int], Decision] = {}
+    by_tag: dict[int, AttributeDecision] = {}
+    patterns: list[tuple[TagPattern, AttributeDecision]] = []
+    by_private: dict[tuple[int, str, int], AttributeDecision] = {}
     for key, value in (actions or {}).items():
         key = str(key).strip()
         decision = _decision(value, key)

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from io import BytesIO
 
 import pydicom
-from pydicom.dataelem import RawDataElement
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -31,6 +32,7 @@ from pydicom.uid import (
 )
 
 from medveil.engine import deidentify_dataset
+from medveil.engine.identifiers import collect_known, known_once
 from medveil.engine.repair import repair_element, resolve
 from medveil.engine.residuals import collect_identifiers, sop_class_of
 from medveil.errors import QuarantineError, safe_reason
@@ -46,7 +48,6 @@ from medveil.runner.encode import encode_file
 from medveil.runner.discover import read_meta_group
 from medveil.runner.integrity import Nonconformity, Swallowed, check_complete, dataset_start, inspect, zero_padding_start
 from medveil.runner.limits import check_decode, check_inflated_size, file_limit, human
-from medveil.text import KnownIdentifiers
 from medveil.verify import Fingerprints, WordMatcher, identifier_words, scan_dataset
 
 _PATH_SAFE = re.compile(r"[^0-9A-Za-z._-]")
@@ -161,13 +162,14 @@ def _deidentify_bytes(data: bytes, policy: Policy, key: Key, patient_id: str | N
     identifiers = collect_identifiers(ds, policy, sop_class_of(ds))
     words = identifier_words(ds, policy, identifiers)
     source = pixel_source(ds) if policy.cleans_pixels else None
-    pixel_report = _clean_pixels(ds, policy, reason, pixels_before)
+    known = known_once(ds, policy)  # the pixel step and the text cleaner share one collection
+    pixel_report = _clean_pixels(ds, policy, reason, pixels_before, known)
     if pixel_report is None and reason and policy.burned_in == "quarantine":
         raise QuarantineError(f"may carry burned-in text ({reason}); turn on the Clean Pixel Data "
                               "option (-o clean_pixel_data) or use --burned-in pass to release it as is")
     applied = frozenset({Option.CLEAN_PIXEL_DATA}) if pixel_report is not None else frozenset()
     result = deidentify_dataset(ds, policy, key, assigned_patient_id=patient_id,
-                                pixel_options_applied=applied, identifiers=identifiers)
+                                pixel_options_applied=applied, identifiers=identifiers, known=known)
     if policy.visual_features:  # e.g. "cxr": a trained anonymiser changes the pixels (medveil.cxr.dicom)
         from medveil.cxr.dicom import pipeline_step
 
@@ -249,17 +251,21 @@ def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity]) -> list[tupl
         if not finding.hides_data:
             events.append(("nonconforming-value", finding.describe()))
             continue
-        parent, elem = _element_at(ds, finding.path)
-        if elem is None or elem.is_empty:
-            continue
         tag = finding.path[-1]
+        parent, _ = _element_at(ds, finding.path[:-1] + (0,)) if len(finding.path) > 1 else (ds, None)
+        held = parent._dict.get(tag) if parent is not None else None
+        if held is None:
+            continue
+        # Looked at without converting: a stretched numeric value may not even convert (302 bytes of SL).
+        if (held.length == 0) if isinstance(held, RawDataElement) else held.is_empty:
+            continue
         attribute = finding.where()
         kind = load_attribute_types().type_of(tag, sop_class) if len(finding.path) == 1 else None
         if tag in _TYPE_1_TEXT or kind == 1:
             raise QuarantineError(f"{finding.describe()}: such a value may hold the bytes of other elements, "
                                   "and the attribute is required, so it cannot be removed")
         if kind == 2:
-            elem.value = ""
+            parent._dict[tag] = DataElement(tag, dictionary_VR(tag), "")
             action = "emptied"
         else:
             del parent[tag]
@@ -321,7 +327,7 @@ def _element_at(ds: Dataset, path: tuple[int, ...]):
 
 
 def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
-                  pixels_before: dict[int, memoryview]) -> PixelReport | None:
+                  pixels_before: dict[int, memoryview], known) -> PixelReport | None:
     """Run the Clean Pixel Data step when the policy asks for it on this object.
 
     Returns None when the step did not run (option off, or only flagged
@@ -333,8 +339,7 @@ def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
     if policy.pixels.scan == "flagged" and not reason:
         return None
     # The identifiers are collected only if text is found: most frames hold none.
-    report = clean_pixels(ds, policy.pixels, known=lambda: KnownIdentifiers.from_dataset(ds, policy),
-                          burned_in_reason=reason)
+    report = clean_pixels(ds, policy.pixels, known=known, burned_in_reason=reason)
     if report.pixels_changed and PIXEL_DATA in pixels_before:
         pixels_before[PIXEL_DATA] = memoryview(_encoded_pixel_value(ds))
     return report
@@ -361,7 +366,7 @@ def _verify_clean(ds: Dataset, policy: Policy, words: set[str], pixel_report: Pi
     """
     engines = policy.pixels.engines if "PixelData" in ds or overlay_groups(ds) else None
     matcher = WordMatcher(words)
-    kept = KnownIdentifiers.from_dataset(ds, policy).kept
+    kept = collect_known(ds, policy).kept
     lines: list = []
     findings = scan_dataset(ds, matcher, ocr_engines=engines, min_confidence=policy.pixels.min_confidence,
                             pixel_lines=lines, kept=kept)

@@ -74,6 +74,14 @@ _ALPHABETS = {vr: re.compile(pattern) for vr, pattern in {
     b"TM": rb"[0-9.: \-\\]*", b"DT": rb"[0-9.+\- \\]*", b"AS": rb"[0-9DWMY \\]*"}.items()}
 NOT_WHOLE_VALUES = "not a whole number of values"
 OTHER_VR = "written with another VR than the dictionary's"
+#: Writers keep a dataset's tags ascending (PS3.5 7.1); one tag out of that order is most often a tag
+#: whose bits were altered, moving a value (an address) under an attribute that is kept.
+OUT_OF_ORDER = "out of ascending tag order (its tag may have been altered)"
+#: A value cut back to its own bytes that still holds a whole element header: the cut was not where
+#: the stretch began (a length extended to end inside an element), so elements (a Patient's Name)
+#: stay hidden where nothing reads them, and the text cleaner would not know their values: the file
+#: is refused.
+ELEMENTS_INSIDE = "holds element headers (its length was stretched over other elements)"
 #: Bytes per value of the fixed-size VRs.
 _VALUE_SIZES = {b"US": 2, b"SS": 2, b"UL": 4, b"SL": 4, b"FL": 4, b"FD": 8, b"AT": 4, b"SV": 8, b"UV": 8,
                 b"OW": 2, b"OF": 4, b"OD": 8, b"OL": 4, b"OV": 8}
@@ -94,13 +102,14 @@ class Nonconformity:
     @property
     def hides_data(self) -> bool:
         """True for the breach a value stretched over other elements always shows."""
-        return self.what in (BINARY_IN_TEXT, NOT_WHOLE_VALUES, NOT_ITS_VR, OTHER_VR)
+        return self.what in (BINARY_IN_TEXT, NOT_WHOLE_VALUES, NOT_ITS_VR, OTHER_VR, OUT_OF_ORDER)
 
     @property
     def refuses_file(self) -> bool:
         """True for a value so far beyond its VR that the file is refused before it is parsed further,
-        and for an attribute that appears twice (the first value is invisible to everything after)."""
-        return self.what.startswith(FAR_TOO_LONG) or self.what == TWICE
+        an attribute that appears twice (the first value is invisible to everything after), and a value
+        that still holds element headers after the elements at its end were put back."""
+        return self.what.startswith(FAR_TOO_LONG) or self.what in (TWICE, ELEMENTS_INSIDE)
 
     def where(self) -> str:
         """The element's name: keywords (or tags), with item indices, e.g. ``ContentSequence[2].TextValue``."""
@@ -231,12 +240,15 @@ class _Walker:
         order = "<" if little else ">"
         limit = self.size if end is None else end
         seen: set[int] = set()
+        tags: list[int] = []
         while offset < limit:
             group, element = self._unpack(order + "HH", offset)
             tag = group << 16 | element
             if tag in seen and group != 0xFFFE:
                 self.findings.append(Nonconformity(path + (tag,), TWICE))
             seen.add(tag)
+            if group != 0xFFFE:
+                tags.append(tag)
             if tag == 0 and depth == 0 and self.data.count(0, offset) == self.size - offset:
                 self.padding = offset  # nothing but zeros to the end: padding, not elements
                 return offset
@@ -278,6 +290,7 @@ class _Walker:
             raise _Truncated  # the item was never closed
         if end is not None and offset != end:
             raise _Broken
+        self.findings.extend(Nonconformity(path + (tag,), OUT_OF_ORDER) for tag in out_of_order(tags))
         return offset
 
     def value(self, tag: int, vr: bytes | None, start: int, end: int, implicit: bool, little: bool,
@@ -341,6 +354,8 @@ class _Walker:
             if not _starts_with_element(self.data, start + keep, implicit, little):
                 continue
             parent = path[:-1]
+            if self._holds_element(start, start + keep, implicit, little):
+                self.findings.append(Nonconformity(path, ELEMENTS_INSIDE))
             self.findings.extend(Nonconformity(parent + f.path, f.what) for f in trial.findings)
             self.swallowed.append(Swallowed(path, start, keep, start + keep, end, implicit, little))
             self.swallowed.extend(Swallowed(parent + inner.path, inner.value_start, inner.keep, inner.start,
@@ -348,6 +363,13 @@ class _Walker:
             if depth == 0:
                 self.regions.update(trial.regions)
             return True
+        return False
+
+    def _holds_element(self, start: int, end: int, implicit: bool, little: bool) -> bool:
+        """Whether the bytes from *start* to *end* hold a plausible whole element header."""
+        for match in _header_pattern(implicit, little).finditer(self.data, start + 2, end):
+            if match.start() + 8 <= end and _starts_with_element(self.data, match.start(), implicit, little):
+                return True
         return False
 
     def items(self, offset: int, end: int | None, implicit: bool, little: bool, depth: int,
@@ -394,6 +416,23 @@ class _Walker:
             offset += length
             if offset > self.size:
                 raise _Truncated
+
+
+def out_of_order(tags: list[int]) -> list[int]:
+    """The tags that break a dataset's ascending order: at each descent, the one whose removal restores
+    the order around it (both where neither or both would; the file is then repaired more than needed,
+    never less)."""
+    culprits: list[int] = []
+    for i in range(1, len(tags)):
+        if tags[i] > tags[i - 1]:
+            continue
+        too_high = i < 2 or tags[i - 2] < tags[i]  # dropping tags[i-1] leaves tags[i-2] < tags[i]
+        too_low = i + 1 >= len(tags) or tags[i - 1] < tags[i + 1]  # dropping tags[i] leaves order
+        if too_high or not too_low:
+            culprits.append(tags[i - 1])
+        if too_low or not too_high:
+            culprits.append(tags[i])
+    return list(dict.fromkeys(t for t in culprits if tags.count(t) == 1))
 
 
 def dataset_start(data: bytes) -> int:

@@ -38,7 +38,7 @@ from medveil.synth import corpus as corpora
 from medveil.synth.burn import Box, burn, sidecar_boxes, unburnable_reason
 from medveil.synth.checks import build_checks
 from medveil.synth.corpus import DEFAULT_MAX_FILE_BYTES, Skipped, Source
-from medveil.synth.inject import Context, inject
+from medveil.synth.inject import inject
 from medveil.synth.plan import (
     GENERATED_SR,
     Plan,
@@ -50,6 +50,7 @@ from medveil.synth.plan import (
 from medveil.synth.private import inject_private
 from medveil.synth.seeds import new_uid, rng
 from medveil.synth.sr import build_report
+from medveil.synth.target import InjectionTarget
 
 ANSWER_KEY = "answer_key.db"
 MANIFEST = "manifest.json"
@@ -175,7 +176,7 @@ class _Writer:
         for series in ordered:
             series_folder: Path | None = None
             if series.generated == GENERATED_SR:
-                ctx = Context(self.seed, study, series, 0, self.uid_map)
+                ctx = InjectionTarget(self.seed, study, series, 0, self.uid_map)
                 ds, expects = build_report(ctx, evidence)
                 series_folder = folder / safe_name(series.number, ds.get("SeriesDescription", "REPORT"))
                 self._write(ds, expects, series_folder / "1.dcm", GENERATED_SR, [], pixels_unchanged=False)
@@ -208,7 +209,7 @@ class _Writer:
     def _instance(self, study: StudyPlan, series: SeriesPlan, index: int, source: Source):
         try:
             ds = corpora.read_source(source.path)
-            ctx = Context(self.seed, study, series, index, self.uid_map)
+            ctx = InjectionTarget(self.seed, study, series, index, self.uid_map)
             expects = inject(ds, ctx)
             if source.variant:  # the same instance in another encoding: an instance of its own
                 ds.SOPInstanceUID = new_uid(self.seed, "variant", source.origin)

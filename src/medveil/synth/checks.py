@@ -28,7 +28,7 @@ from medveil.errors import PolicyError
 from medveil.evaluate.answer_key import Check
 from medveil.evaluate.flatten import pixel_digest, value_text, walk
 from medveil.evaluate.paths import format_path, public
-from medveil.policy import Decision, Option, Policy, get_profile
+from medveil.policy import AttributeDecision, Option, Policy, get_profile
 from medveil.policy.private_kb import load_private_kb
 from medveil.synth import expect as E
 from medveil.synth.burn import Box
@@ -49,7 +49,7 @@ def tcia_policy() -> Policy:
     return get_profile("tcia")
 
 
-def decide(tag: int, sop_class: str) -> Decision | None:
+def decide(tag: int, sop_class: str) -> AttributeDecision | None:
     """The TCIA profile's decision for a public attribute (None: the table does not list it).
 
     Where the table's action depends on an attribute Type medveil does not know
@@ -59,7 +59,7 @@ def decide(tag: int, sop_class: str) -> Decision | None:
     try:
         return tcia_policy().decide(tag, sop_class)
     except PolicyError:
-        return Decision("X")
+        return AttributeDecision("X")
 
 
 def build_checks(ds: Dataset, expects: Iterable[Expect], *, seed: int, boxes: Iterable[Box] = (),

@@ -20,14 +20,9 @@ from medveil.evaluate.paths import public
 from medveil.synth import expect as E
 from medveil.synth import vocab
 from medveil.synth.expect import Expect
-from medveil.synth.inject import (
-    Context,
-    collides,
-    patient_module,
-    series_module,
-    set_character_set,
-    study_module,
-)
+from medveil.synth.plant import collides, patient_module, series_module, study_module
+from medveil.synth.rewrite import set_character_set
+from medveil.synth.target import InjectionTarget
 from medveil.synth.seeds import new_uid
 
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
@@ -52,7 +47,7 @@ def _item(value_type: str, concept: Dataset, relationship: str = "CONTAINS") -> 
     return item
 
 
-def build_report(ctx: Context, evidence: list[tuple[str, str, str]]) -> tuple[Dataset, list[Expect]]:
+def build_report(ctx: InjectionTarget, evidence: list[tuple[str, str, str]]) -> tuple[Dataset, list[Expect]]:
     """The report for ``ctx``'s study; ``evidence`` is (SOP Class, SOP Instance, Series) UIDs."""
     study, site, patient = ctx.study, ctx.study.site, ctx.patient
     choice = ctx.choice("report", study.number)

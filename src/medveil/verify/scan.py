@@ -25,14 +25,12 @@ from medveil.pixels.clean import NOT_PICTURES, overlay_images
 from medveil.pixels.detect import TextBox, detect_in_image, detect_text
 from medveil.pixels.mask import overlay_groups
 from medveil.pixels.select import group_lines
+from medveil.policy.identifying import not_verified
 from medveil.text import KnownIdentifiers, TextCleaner
 
 #: Generic categories trusted in header text of de-identified output.
 HEADER_CATEGORIES = frozenset({"email", "phone", "ssn"})
-#: Coded vocabulary, equipment names and UIDs: never searched.
-_SKIPPED = frozenset({"Manufacturer", "ManufacturerModelName", "CodeValue", "CodingSchemeDesignator",
-                      "CodingSchemeVersion", "LongCodeValue", "URNCodeValue", "DeidentificationMethod",
-                      "SoftwareVersions"})
+#: UIDs, dates, codes and numbers: never searched (nor the attributes of policy.identifying.not_verified()).
 _SKIPPED_VRS = frozenset({"UI", "DA", "DT", "TM", "AS", "CS", "DS", "IS"})
 
 
@@ -112,10 +110,11 @@ def _line_box(line: list[TextBox]) -> TextBox:
 
 def _scan_header(ds: Dataset, matcher: Matcher | None, cleaner: TextCleaner, findings: list[Finding],
                  prefix: str) -> None:
+    skipped = not_verified()
     for tag in ds.keys():  # noqa: SIM118  (tags, not elements)
         raw = ds.get_item(tag)
         keyword = keyword_of(tag)
-        if keyword in _SKIPPED or tag.group == 0x0002:
+        if keyword in skipped or tag.group == 0x0002:
             continue
         name = prefix + (keyword or f"({tag.group:04X},{tag.element:04X})")
         if isinstance(raw, RawDataElement) and raw.VR in (None, "UN") and tag.group % 2:

@@ -1,4 +1,4 @@
-"""The text cleaner as the engine's C action: one attribute value at a time.
+"""The text cleaner as the engine's C action: one attribute value (a string or a list) at a time.
 
 The de-identification walker calls :func:`clean_element_value` for every
 attribute whose decision is C (Clean Descriptors, Clean Structured Content,
@@ -16,8 +16,6 @@ Profile action.
 from __future__ import annotations
 
 from typing import Any, Protocol
-
-from pydicom.multival import MultiValue
 
 CLEANABLE_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
 #: Longer text is not cleaned span by span (the cleaner reads well under a megabyte a second, and
@@ -37,7 +35,8 @@ def clean_element_value(keyword: str, vr: str, value: Any, ctx: _CleaningContext
         return None
     if value is None or value == "":
         return value
-    multiple = isinstance(value, (list, tuple, MultiValue))
+    # pydicom's MultiValue by name: this package reads strings, not datasets.
+    multiple = isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"
     values = list(value) if multiple else [value]
     if sum(len(str(item)) for item in values) > MAX_CLEANED_CHARACTERS:
         ctx.event("text-too-long-to-clean", keyword or vr)

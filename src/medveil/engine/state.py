@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
-from medveil.policy import Policy
+from medveil.policy import Option, Policy
 from medveil.pseudonym import Key, pseudonymize_id, pseudonymize_uid
+from medveil.text import KnownIdentifiers, TextCleaner
 
 
 @dataclass
-class Context:
+class WalkState:
+    """What the walk of one dataset knows and has done so far (the walker's ``ctx``)."""
+
     policy: Policy
     key: Key
     sop_class_uid: str
@@ -32,16 +34,14 @@ class Context:
     events: list[tuple[str, str]] = field(default_factory=list)
     #: The file's own identifying values, collected before the walk changes them;
     #: the text cleaner removes them wherever they are copied into free text.
-    known: Any = None
+    known: KnownIdentifiers | None = None
     #: The clean option whose sequence is being walked (content tree, graphics), if any.
-    cleaning_within: Any = None
-    _cleaner: Any = field(default=None, repr=False)
+    cleaning_within: Option | None = None
+    _cleaner: TextCleaner | None = field(default=None, repr=False)
 
-    def text_cleaner(self) -> Any:
+    def text_cleaner(self) -> TextCleaner:
         """The span cleaner for this file, built on first use (most files never need it)."""
         if self._cleaner is None:
-            from medveil.text import KnownIdentifiers, TextCleaner
-
             offset = self.date_offset if self.policy.modifies_dates else None
             self._cleaner = TextCleaner(self.known or KnownIdentifiers(), date_offset=offset)
         return self._cleaner
