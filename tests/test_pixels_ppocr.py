@@ -116,3 +116,23 @@ def test_candidates_of_small_frames_are_enlarged_the_most():
     assert factor == 1  # read at its own size
     (_view, factor), *_ = detect._crop_views(crop, large_glyph, True, False, small_frame=True)
     assert factor == detect.MAX_ENLARGE
+
+
+def test_a_missing_model_package_names_both_install_steps(monkeypatch):
+    import importlib.util
+
+    from medveil.pixels import ocr
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "rapidocr_onnxruntime" else real(name, *rest))
+    ppocr._load.cache_clear()
+    try:
+        with pytest.raises(OcrUnavailable) as missing:
+            ppocr._load("ppocr")
+        with pytest.raises(OcrUnavailable) as rapid:
+            ocr.RapidOcrEngine()
+    finally:
+        ppocr._load.cache_clear()
+    for message in (str(missing.value), str(rapid.value)):
+        assert "pip install 'medveil[ocr]' && pip install --no-deps 'rapidocr_onnxruntime>=1.3'" in message

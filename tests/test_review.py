@@ -214,6 +214,7 @@ def test_report_json_and_table(review_run):
     table = runner.invoke(cli, ["report", str(review_run.workspace)], env={"COLUMNS": "160"})
     assert table.exit_code == 0
     assert "StudyInstanceUID missing" in table.stdout and "quarantined" in table.stdout
+    assert "quarantined copies:" in table.stdout and "nothing quarantined" not in table.stdout
     assert not any(word in table.stdout for word in PHI_WORDS)
 
 

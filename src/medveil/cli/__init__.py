@@ -14,14 +14,14 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from medveil._version import __version__
-from medveil.cli.common import console
+from medveil.cli.common import Group, console
 from medveil.cli.common import fail as _fail
 from medveil.engine.actions import ACTIONS
 from medveil.errors import MedveilError
 from medveil.policy import PROFILES, Option, load_table
 from medveil.pseudonym import generate_key_file
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True,
                   help="De-identify DICOM files (PS3.15 Annex E) with keyed pseudonymisation.")
 
 
@@ -32,13 +32,14 @@ def _version_callback(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+def _main(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, metavar="",
                                        help="Show the version and the standard edition, then exit.")) -> None:
     """medveil: de-identify medical images so they can be shared."""
 
 
 @app.command()
-def keygen(path: Path = typer.Argument(..., help="Where to write the new key file (mode 0600).")) -> None:
+def keygen(path: Path = typer.Argument(..., metavar="PATH",
+                                       help="Where to write the new key file (mode 0600).")) -> None:
     """Create a new secret pseudonymisation key."""
     try:
         key = generate_key_file(path)

@@ -9,10 +9,17 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from medveil.cli.common import fail
+from medveil.cli.common import Group, fail
 
-cxr_app = typer.Typer(help="Chest-radiograph anonymisation after PriCheXy-Net (needs: pip install 'medveil\\[cxr]').",
-                      no_args_is_help=True)
+cxr_app = typer.Typer(cls=Group, no_args_is_help=True,
+                      help="Research: chest-radiograph warping after PriCheXy-Net, not a guarantee of anonymity.\n\n"
+                           "Measured here, the warp does not stop an attacker holding another radiograph of the "
+                           "patient from linking the two (docs/cxr.md). Needs: pip install 'medveil\\[cxr]'.")
+
+#: Help shared by the options every cxr command has.
+THREADS = "torch CPU threads (0: torch's default)."
+DEVICE = "torch device: cpu, or cuda where a GPU is present."
+VERBOSE = "Log progress and scores (never file names or pixel values)."
 
 BUDGETS = ("cpu", "gpu", "tiny")
 
@@ -59,19 +66,20 @@ def _budget(name: str):
 def train_cmd(
     out: Path = typer.Argument(..., help="Checkpoint to write (.pt)."),
     data: Path | None = typer.Option(None, "--data", help="Folder with index.csv and images/ (default ../shared/cxr)."),
-    phantom: bool = typer.Option(False, "--phantom", help="Train on generated phantoms instead."),
+    phantom: bool = typer.Option(False, "--phantom", metavar="", help="Train on generated phantoms instead."),
     size: int = typer.Option(128, "--size", help="Image size (divisible by 8)."),
     kind: str = typer.Option("warp", "--kind", help="warp (PriCheXy-Net) or direct (Privacy-Net-style)."),
     mu: float = typer.Option(0.01, "--mu", help="Maximum displacement in normalised units."),
     sigma: float = typer.Option(2.0, "--sigma", help="Gaussian smoothing of the displacement, pixels."),
-    whole_grid: bool = typer.Option(False, "--whole-grid", help="The original operator (smooth the whole grid)."),
+    whole_grid: bool = typer.Option(False, "--whole-grid", metavar="",
+                                    help="The original operator (smooth the whole grid)."),
     run: int = typer.Option(0, "--run", help="Patient fold: test fold = run, validation = run + 1 (of 5)."),
-    all_patients: bool = typer.Option(False, "--all",
+    all_patients: bool = typer.Option(False, "--all", metavar="",
                                       help="Train on all folds but the validation fold (for shipping)."),
     budget: str = typer.Option("cpu", "--budget", help="cpu, gpu or tiny (epochs and network sizes)."),
-    threads: int = typer.Option(1, "--threads", help="torch CPU threads (0: torch's default)."),
-    device: str = typer.Option("cpu", "--device"),
-    verbose: bool = typer.Option(True, "--verbose/--quiet"),
+    threads: int = typer.Option(1, "--threads", help=THREADS),
+    device: str = typer.Option("cpu", "--device", help=DEVICE),
+    verbose: bool = typer.Option(True, "--verbose/--quiet", metavar="", help=VERBOSE),
 ) -> None:
     """Train an anonymiser: classifier and attacker on real images, identity pre-training, adversarial training."""
     _torch(threads)
@@ -105,9 +113,9 @@ def train_lungs_cmd(
     out: Path = typer.Argument(..., help="Checkpoint to write (.pt); the shipped one is "
                                          "src/medveil/cxr/data/lungs_cxr128.pt."),
     data: Path | None = typer.Option(None, "--data", help="Folder with index.csv and images/ (default ../shared/cxr)."),
-    epochs: int = typer.Option(20, "--epochs"),
-    threads: int = typer.Option(1, "--threads"),
-    verbose: bool = typer.Option(True, "--verbose/--quiet"),
+    epochs: int = typer.Option(20, "--epochs", help="Training epochs."),
+    threads: int = typer.Option(1, "--threads", help=THREADS),
+    verbose: bool = typer.Option(True, "--verbose/--quiet", metavar="", help=VERBOSE),
 ) -> None:
     """Train the lung-field model of the image check (which undecided CR/DX images are frontal chest images)."""
     _torch(threads)
@@ -131,19 +139,20 @@ def train_lungs_cmd(
 @cxr_app.command("evaluate")
 def evaluate_cmd(
     data: Path | None = typer.Option(None, "--data", help="Folder with index.csv and images/ (default ../shared/cxr)."),
-    phantom: bool = typer.Option(False, "--phantom", help="Evaluate on generated phantoms instead."),
-    size: int = typer.Option(128, "--size"),
+    phantom: bool = typer.Option(False, "--phantom", metavar="", help="Evaluate on generated phantoms instead."),
+    size: int = typer.Option(128, "--size", help="Image size (as the models were trained)."),
     runs: str = typer.Option("0,1,2", "--runs", help="Comma-separated patient folds (0-4); each is one seed."),
     methods: str = typer.Option("main", "--methods",
                                 help="main, sweep, extra, all, or comma-separated method names."),
     budget: str = typer.Option("cpu", "--budget", help="cpu, gpu or tiny."),
     work: Path = typer.Option(Path(".cxr-work"), "--work", help="Cache of models and per-run results (resumable)."),
     out: Path = typer.Option(Path("docs/cxr.md"), "--out", help="Markdown report; .json and .png go beside it."),
-    report_only: bool = typer.Option(False, "--report-only", help="Only aggregate what --work already holds."),
+    report_only: bool = typer.Option(False, "--report-only", metavar="",
+                                     help="Only aggregate what --work already holds."),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples per run."),
-    threads: int = typer.Option(1, "--threads"),
-    device: str = typer.Option("cpu", "--device"),
-    verbose: bool = typer.Option(True, "--verbose/--quiet"),
+    threads: int = typer.Option(1, "--threads", help=THREADS),
+    device: str = typer.Option("cpu", "--device", help=DEVICE),
+    verbose: bool = typer.Option(True, "--verbose/--quiet", metavar="", help=VERBOSE),
 ) -> None:
     """Run the evaluation protocol (fresh attacker per method, linkage test) and write the results table."""
     _torch(threads)
@@ -182,8 +191,9 @@ def evaluate_cmd(
 @cxr_app.command("attack")
 def attack_cmd(
     data: Path | None = typer.Option(None, "--data", help="Folder with index.csv and images/ (default ../shared/cxr)."),
-    phantom: bool = typer.Option(False, "--phantom", help="Generated phantoms instead (what the tests do)."),
-    size: int = typer.Option(128, "--size"),
+    phantom: bool = typer.Option(False, "--phantom", metavar="",
+                                 help="Generated phantoms instead (what the tests do)."),
+    size: int = typer.Option(128, "--size", help="Image size (as the models were trained)."),
     runs: str = typer.Option("0,1,2,3,4", "--runs", help="Comma-separated patient folds (0-4); each is one seed of "
                                                          "every trained model."),
     defences: str = typer.Option("all", "--defences", help="all, or comma-separated names: "
@@ -193,11 +203,12 @@ def attack_cmd(
     budget: str = typer.Option("cpu", "--budget", help="cpu, gpu or tiny (the generators' and the attackers')."),
     work: Path = typer.Option(Path(".cxr-work"), "--work", help="The same cache as 'evaluate' (models, results)."),
     out: Path = typer.Option(Path("docs/cxr-attack.md"), "--out", help="Markdown report; .json and .png beside it."),
-    report_only: bool = typer.Option(False, "--report-only", help="Only aggregate what --work already holds."),
+    report_only: bool = typer.Option(False, "--report-only", metavar="",
+                                     help="Only aggregate what --work already holds."),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Two-level bootstrap resamples."),
-    threads: int = typer.Option(1, "--threads"),
-    device: str = typer.Option("cpu", "--device"),
-    verbose: bool = typer.Option(True, "--verbose/--quiet"),
+    threads: int = typer.Option(1, "--threads", help=THREADS),
+    device: str = typer.Option("cpu", "--device", help=DEVICE),
+    verbose: bool = typer.Option(True, "--verbose/--quiet", metavar="", help=VERBOSE),
 ) -> None:
     """Measure every defence against the registration attacker and a learned metric attacker (docs/cxr.md)."""
     _torch(threads)
@@ -244,17 +255,20 @@ def attack_cmd(
 
 @cxr_app.command("anonymize")
 def anonymize_cmd(
-    src: Path = typer.Argument(..., help="Input: a DICOM file, or a PNG (any 8/16-bit greyscale image Pillow reads)."),
-    dst: Path = typer.Argument(..., help="Output file: DICOM for a DICOM input, else an image of the input's size "
-                                         "and bit depth."),
+    src: Path = typer.Argument(..., metavar="SRC",
+                               help="Input: a DICOM file, or a PNG (any 8/16-bit greyscale image Pillow reads)."),
+    dst: Path = typer.Argument(..., metavar="DST",
+                               help="Output file: DICOM for a DICOM input, else an image of the input's size "
+                               "and bit depth."),
     model: Path | None = typer.Option(None, "--model", help="Checkpoint from 'medveil cxr train' (default: shipped)."),
     profile: str = typer.Option("basic", "--profile", "-p", help="DICOM only: the de-identification profile."),
     key_file: Path | None = typer.Option(None, "--key-file", "-k", help="DICOM only: secret key (or set "
                                                                          "MEDVEIL_KEY_FILE)."),
-    throwaway_key_: bool = typer.Option(False, "--throwaway-key", help="DICOM only: a random key for this file."),
-    threads: int = typer.Option(1, "--threads"),
+    throwaway_key_: bool = typer.Option(False, "--throwaway-key", metavar="",
+                                        help="DICOM only: a random key for this file."),
+    threads: int = typer.Option(1, "--threads", help=THREADS),
 ) -> None:
-    """Anonymise one chest radiograph.
+    """Warp one chest radiograph against linkage: research, not a guarantee of anonymity (docs/cxr.md).
 
     A DICOM file goes through exactly what 'medveil deidentify --clean-visual-features cxr' does to it (header
     de-identification with the profile and key, the frontal-chest decision, the warp, fail closed): the output is

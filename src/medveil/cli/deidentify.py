@@ -170,8 +170,8 @@ def deidentify(
                                                    "burned-in text are quarantined (default) or passed."),
     clean_visual_features: str | None = typer.Option(None, "--clean-visual-features", metavar="cxr",
                                                      rich_help_panel=POLICY,
-                                                     help="cxr: warp frontal chest radiographs (research; "
-                                                          "docs/cxr.md)."),
+                                                     help="cxr: warp frontal chest radiographs (research, not a "
+                                                          "guarantee of anonymity; docs/cxr.md)."),
     cxr_model: Path | None = typer.Option(None, "--cxr-model", metavar="FILE", rich_help_panel=POLICY,
                                           help="Checkpoint for --clean-visual-features cxr."),
     pixel_policy: PixelPolicy | None = typer.Option(None, "--pixel-policy", rich_help_panel=PIXELS,

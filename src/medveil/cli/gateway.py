@@ -53,53 +53,78 @@ def _workspace(workspace: Path) -> Path:
     return workspace
 
 
+# Help panels; Policy, Pseudonyms and Run are named as in deidentify's help.
+NETWORK, SELECTION, POLICY, PSEUDONYMS, RUN = "Network", "Selection", "Policy", "Pseudonyms", "Run"
+
 # Options both commands share (typer needs them spelled out per command).
-_TO = typer.Option(..., "--to", help="Where cleaned files go: AET@host:port (C-STORE) or a DICOMweb base URL "
-                   "such as http://host:8042/dicom-web (STOW-RS).")
-_WORKSPACE = typer.Option(..., "--workspace", help="Private workspace: audit store, quarantine, outbox "
-                          "(the same folder a batch run uses keeps one history).")
+_TO = typer.Option(..., "--to", metavar="DEST", rich_help_panel=NETWORK,
+                   help="Where cleaned files go: AET@host:port (C-STORE) or a DICOMweb base URL (STOW-RS), "
+                        "e.g. http://host:8042/dicom-web.")
+_WORKSPACE = typer.Option(..., "--workspace", metavar="DIR", rich_help_panel=RUN,
+                          help="Private workspace: audit store, quarantine, outbox (the same folder a batch run "
+                               "uses keeps one history).")
+
+
+def _pem(flag: str, text: str):
+    return typer.Option(None, flag, exists=True, dir_okay=False, metavar="FILE", rich_help_panel=NETWORK, help=text)
 
 
 def serve(
     to: str = _TO,
+    ae_title: str = typer.Option(DEFAULT_AE, "--ae-title", metavar="AET", rich_help_panel=NETWORK,
+                                 help="medveil's AE title (called AE)."),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="ADDRESS", rich_help_panel=NETWORK,
+                             help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(11112, "--port", metavar="PORT", rich_help_panel=NETWORK, help="Port to listen on."),
+    allow: list[str] = typer.Option([], "--allow", metavar="AET", rich_help_panel=NETWORK,
+                                    help="Calling AE title allowed to send (repeatable; default: any)."),
+    calling_ae: str | None = typer.Option(None, "--calling-ae", metavar="AET", rich_help_panel=NETWORK,
+                                             help="AE title medveil uses towards the destination "
+                                                  "(default: --ae-title)."),
+    tls_cert: Path | None = _pem("--tls-cert", "TLS certificate (PEM): turns on TLS for incoming associations."),
+    tls_key: Path | None = _pem("--tls-key", "TLS private key (PEM) for --tls-cert."),
+    tls_ca: Path | None = _pem("--tls-ca", "CA certificates (PEM): senders must present a certificate signed "
+                                              "by one."),
+    to_tls: bool = typer.Option(False, "--to-tls", metavar="", rich_help_panel=NETWORK,
+                                help="TLS towards a C-STORE destination (system trust)."),
+    to_tls_ca: Path | None = _pem("--to-tls-ca", "CA certificates to trust for the destination (implies TLS)."),
+    profile: str = typer.Option("basic", "--profile", "-p", metavar="NAME", rich_help_panel=POLICY,
+                                help="Profile, as for deidentify."),
+    key_file: Path | None = typer.Option(None, "--key-file", "-k", metavar="FILE", rich_help_panel=PSEUDONYMS,
+                                            help="Secret key (or MEDVEIL_KEY_FILE)."),
+    throwaway_key: bool = typer.Option(False, "--throwaway-key", metavar="", rich_help_panel=PSEUDONYMS,
+                                       help="A random key for this run only."),
+    mappings: Path | None = typer.Option(None, "--mappings", metavar="DIR", rich_help_panel=PSEUDONYMS,
+                                            help="Keep uid_mapping.csv and patid_mapping.csv here, up to date "
+                                                 "before each file leaves."),
+    recipe: Path | None = typer.Option(None, "--recipe", "-r", exists=True, metavar="FILE",
+                                          rich_help_panel=POLICY, help="YAML recipe."),
+    option: list[str] = typer.Option([], "--option", "-o", metavar="NAME", rich_help_panel=POLICY,
+                                     help="Add an option (repeatable)."),
+    without: list[str] = typer.Option([], "--without", metavar="NAME", rich_help_panel=POLICY,
+                                      help="Drop an option (repeatable)."),
+    burned_in: str | None = typer.Option(None, "--burned-in", metavar="quarantine|pass", rich_help_panel=POLICY,
+                                            help="Without Clean Pixel Data: quarantine (default) or pass files "
+                                                 "presumed to carry burned-in text."),
+    pixel_scan: str | None = typer.Option(None, "--pixel-scan", metavar="all|flagged", rich_help_panel=POLICY,
+                                             help="With clean_pixel_data: screen every image, or trust the "
+                                                  "header."),
+    ocr: str | None = typer.Option(None, "--ocr", metavar="ENGINES", rich_help_panel=POLICY,
+                                      help="OCR engines, comma-separated."),
+    sequential_ids: bool = typer.Option(False, "--sequential-ids", metavar="", rich_help_panel=PSEUDONYMS,
+                                        help="Number patients 1, 2, ... (numbers kept in the workspace, shared "
+                                             "with batch runs)."),
+    verify: bool = typer.Option(False, "--verify", metavar="", rich_help_panel=POLICY,
+                                help="Rescan every output; quarantine what still looks like PHI."),
     workspace: Path = _WORKSPACE,
-    ae_title: str = typer.Option(DEFAULT_AE, "--ae-title", help="medveil's AE title (called AE)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
-    port: int = typer.Option(11112, "--port", help="Port to listen on."),
-    allow: list[str] = typer.Option([], "--allow", help="Calling AE title allowed to send (repeatable; "
-                                    "default: any)."),
-    calling_ae: str | None = typer.Option(None, "--calling-ae", help="AE title medveil uses towards the "
-                                             "destination (default: --ae-title)."),
-    tls_cert: Path | None = typer.Option(None, "--tls-cert", exists=True, dir_okay=False,
-                                            help="TLS certificate (PEM): turns on TLS for incoming associations."),
-    tls_key: Path | None = typer.Option(None, "--tls-key", exists=True, dir_okay=False,
-                                           help="TLS private key (PEM) for --tls-cert."),
-    tls_ca: Path | None = typer.Option(None, "--tls-ca", exists=True, dir_okay=False,
-                                          help="CA certificates (PEM): senders must present a certificate "
-                                          "signed by one."),
-    to_tls: bool = typer.Option(False, "--to-tls", help="TLS towards a C-STORE destination (system trust)."),
-    to_tls_ca: Path | None = typer.Option(None, "--to-tls-ca", exists=True, dir_okay=False,
-                                             help="CA certificates to trust for the destination (implies TLS)."),
-    profile: str = typer.Option("basic", "--profile", "-p", help="Profile, as for deidentify."),
-    key_file: Path | None = typer.Option(None, "--key-file", "-k", help="Secret key (or MEDVEIL_KEY_FILE)."),
-    throwaway_key: bool = typer.Option(False, "--throwaway-key", help="A random key for this run only."),
-    mappings: Path | None = typer.Option(None, "--mappings", help="Keep uid_mapping.csv and "
-                                            "patid_mapping.csv here, up to date before each file leaves."),
-    recipe: Path | None = typer.Option(None, "--recipe", "-r", exists=True, help="YAML recipe."),
-    option: list[str] = typer.Option([], "--option", "-o", help="Add an option (repeatable)."),
-    without: list[str] = typer.Option([], "--without", help="Drop an option (repeatable)."),
-    burned_in: str | None = typer.Option(None, "--burned-in", help="quarantine (default) or pass."),
-    pixel_scan: str | None = typer.Option(None, "--pixel-scan", help="With clean_pixel_data: all or flagged."),
-    ocr: str | None = typer.Option(None, "--ocr", help="OCR engines, comma-separated."),
-    sequential_ids: bool = typer.Option(False, "--sequential-ids", help="Number patients 1, 2, ... "
-                                        "(numbers kept in the workspace, shared with batch runs)."),
-    verify: bool = typer.Option(False, "--verify", help="Rescan every output; quarantine what still looks "
-                                "like PHI."),
-    record_originals: bool = typer.Option(False, "--record-originals", help="Store the calling AE and the "
-                                          "original SOP Instance UID of each file in the audit store."),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="Do not forward again an instance "
-                                "already forwarded identically to this destination."),
-    retry_max: float = typer.Option(60.0, "--retry-max", min=1.0, help="Longest wait between retries (s)."),
+    record_originals: bool = typer.Option(False, "--record-originals", metavar="", rich_help_panel=RUN,
+                                          help="Store the calling AE and the original SOP Instance UID of each "
+                                               "file in the audit store."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", metavar="", rich_help_panel=RUN,
+                                help="Do not forward again an instance already forwarded identically to this "
+                                     "destination."),
+    retry_max: float = typer.Option(60.0, "--retry-max", min=1.0, metavar="SECONDS", rich_help_panel=RUN,
+                                    help="Longest wait between retries."),
 ) -> None:
     """Receive DICOM (C-STORE), de-identify each file, forward it to --to; runs until stopped (Ctrl-C)."""
     from medveil.gateway.endpoints import ae_title as check_ae
@@ -162,47 +187,69 @@ def _status_line(gateway, summary=None) -> str:
 
 
 def pull(
-    source: str = typer.Option(..., "--from", help="The source PACS: AET@host:port (it must know medveil's "
-                               "AE title, host and port as a C-MOVE destination)."),
+    source: str = typer.Option(..., "--from", metavar="SOURCE", rich_help_panel=NETWORK,
+                               help="The source PACS: AET@host:port (it must know medveil's AE title, host and port "
+                                    "as a C-MOVE destination)."),
     to: str = _TO,
+    study: list[str] = typer.Option([], "--study", metavar="UID", rich_help_panel=SELECTION,
+                                    help="Study Instance UID (repeatable)."),
+    patient: str | None = typer.Option(None, "--patient", metavar="ID", rich_help_panel=SELECTION,
+                                          help="Patient ID."),
+    from_date: str | None = typer.Option(None, "--from-date", metavar="YYYYMMDD", rich_help_panel=SELECTION,
+                                            help="Studies on or after this date."),
+    to_date: str | None = typer.Option(None, "--to-date", metavar="YYYYMMDD", rich_help_panel=SELECTION,
+                                          help="Studies on or before this date."),
+    ae_title: str = typer.Option(DEFAULT_AE, "--ae-title", metavar="AET", rich_help_panel=NETWORK,
+                                 help="medveil's AE title (the C-MOVE destination)."),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="ADDRESS", rich_help_panel=NETWORK,
+                             help="Address to receive the C-MOVE on (0.0.0.0: every interface; a remote source "
+                                  "must reach it)."),
+    port: int = typer.Option(11112, "--port", metavar="PORT", rich_help_panel=NETWORK,
+                             help="Port to receive the C-MOVE on."),
+    tls_cert: Path | None = _pem("--tls-cert", "TLS certificate (PEM) for medveil's side."),
+    tls_key: Path | None = _pem("--tls-key", "Its key."),
+    tls_ca: Path | None = _pem("--tls-ca", "CA certificates: the source's sub-associations must use TLS with a "
+                                              "certificate signed by one."),
+    from_tls_ca: Path | None = _pem("--from-tls-ca", "CA certificates to trust for the source (implies TLS)."),
+    to_tls: bool = typer.Option(False, "--to-tls", metavar="", rich_help_panel=NETWORK,
+                                help="TLS towards a C-STORE destination (system trust)."),
+    to_tls_ca: Path | None = _pem("--to-tls-ca", "CA certificates to trust for the destination (implies TLS)."),
+    profile: str = typer.Option("basic", "--profile", "-p", metavar="NAME", rich_help_panel=POLICY,
+                                help="Profile, as for deidentify."),
+    key_file: Path | None = typer.Option(None, "--key-file", "-k", metavar="FILE", rich_help_panel=PSEUDONYMS,
+                                            help="Secret key (or MEDVEIL_KEY_FILE)."),
+    throwaway_key: bool = typer.Option(False, "--throwaway-key", metavar="", rich_help_panel=PSEUDONYMS,
+                                       help="A random key for this run only."),
+    mappings: Path | None = typer.Option(None, "--mappings", metavar="DIR", rich_help_panel=PSEUDONYMS,
+                                            help="Keep the mapping files here."),
+    recipe: Path | None = typer.Option(None, "--recipe", "-r", exists=True, metavar="FILE",
+                                          rich_help_panel=POLICY, help="YAML recipe."),
+    option: list[str] = typer.Option([], "--option", "-o", metavar="NAME", rich_help_panel=POLICY,
+                                     help="Add an option (repeatable)."),
+    without: list[str] = typer.Option([], "--without", metavar="NAME", rich_help_panel=POLICY,
+                                      help="Drop an option (repeatable)."),
+    burned_in: str | None = typer.Option(None, "--burned-in", metavar="quarantine|pass", rich_help_panel=POLICY,
+                                            help="Without Clean Pixel Data: quarantine (default) or pass files "
+                                                 "presumed to carry burned-in text."),
+    pixel_scan: str | None = typer.Option(None, "--pixel-scan", metavar="all|flagged", rich_help_panel=POLICY,
+                                             help="With clean_pixel_data: screen every image, or trust the "
+                                                  "header."),
+    ocr: str | None = typer.Option(None, "--ocr", metavar="ENGINES", rich_help_panel=POLICY,
+                                      help="OCR engines, comma-separated."),
+    sequential_ids: bool = typer.Option(False, "--sequential-ids", metavar="", rich_help_panel=PSEUDONYMS,
+                                        help="Number patients 1, 2, ..."),
+    verify: bool = typer.Option(False, "--verify", metavar="", rich_help_panel=POLICY,
+                                help="Rescan every output."),
     workspace: Path = _WORKSPACE,
-    study: list[str] = typer.Option([], "--study", help="Study Instance UID (repeatable)."),
-    patient: str | None = typer.Option(None, "--patient", help="Patient ID."),
-    from_date: str | None = typer.Option(None, "--from-date", help="Studies on or after YYYYMMDD."),
-    to_date: str | None = typer.Option(None, "--to-date", help="Studies on or before YYYYMMDD."),
-    ae_title: str = typer.Option(DEFAULT_AE, "--ae-title", help="medveil's AE title (the C-MOVE destination)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to receive the C-MOVE on (0.0.0.0: every "
-                             "interface; a remote source must reach it)."),
-    port: int = typer.Option(11112, "--port", help="Port to receive the C-MOVE on."),
-    tls_cert: Path | None = typer.Option(None, "--tls-cert", exists=True, dir_okay=False,
-                                            help="TLS certificate (PEM) for medveil's side."),
-    tls_key: Path | None = typer.Option(None, "--tls-key", exists=True, dir_okay=False, help="Its key."),
-    tls_ca: Path | None = typer.Option(None, "--tls-ca", exists=True, dir_okay=False,
-                                          help="CA certificates: the source's sub-associations must use TLS "
-                                          "with a certificate signed by one."),
-    from_tls_ca: Path | None = typer.Option(None, "--from-tls-ca", exists=True, dir_okay=False,
-                                               help="CA certificates to trust for the source (implies TLS)."),
-    to_tls: bool = typer.Option(False, "--to-tls", help="TLS towards a C-STORE destination (system trust)."),
-    to_tls_ca: Path | None = typer.Option(None, "--to-tls-ca", exists=True, dir_okay=False,
-                                             help="CA certificates to trust for the destination (implies TLS)."),
-    profile: str = typer.Option("basic", "--profile", "-p", help="Profile, as for deidentify."),
-    key_file: Path | None = typer.Option(None, "--key-file", "-k", help="Secret key (or MEDVEIL_KEY_FILE)."),
-    throwaway_key: bool = typer.Option(False, "--throwaway-key", help="A random key for this run only."),
-    mappings: Path | None = typer.Option(None, "--mappings", help="Keep the mapping files here."),
-    recipe: Path | None = typer.Option(None, "--recipe", "-r", exists=True, help="YAML recipe."),
-    option: list[str] = typer.Option([], "--option", "-o", help="Add an option (repeatable)."),
-    without: list[str] = typer.Option([], "--without", help="Drop an option (repeatable)."),
-    burned_in: str | None = typer.Option(None, "--burned-in", help="quarantine (default) or pass."),
-    pixel_scan: str | None = typer.Option(None, "--pixel-scan", help="With clean_pixel_data: all or flagged."),
-    ocr: str | None = typer.Option(None, "--ocr", help="OCR engines, comma-separated."),
-    sequential_ids: bool = typer.Option(False, "--sequential-ids", help="Number patients 1, 2, ..."),
-    verify: bool = typer.Option(False, "--verify", help="Rescan every output."),
-    record_originals: bool = typer.Option(False, "--record-originals", help="Store original instance "
-                                          "references in the audit store."),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip instances already forwarded."),
-    wait: float = typer.Option(600.0, "--wait", min=0.0, help="How long to wait for the destination to take "
-                               "everything (s); what is left stays in the outbox for the next start."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    record_originals: bool = typer.Option(False, "--record-originals", metavar="", rich_help_panel=RUN,
+                                          help="Store original instance references in the audit store."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", metavar="", rich_help_panel=RUN,
+                                help="Skip instances already forwarded."),
+    wait: float = typer.Option(600.0, "--wait", min=0.0, metavar="SECONDS", rich_help_panel=RUN,
+                               help="How long to wait for the destination to take everything; what is left "
+                                    "stays in the outbox for the next start."),
+    as_json: bool = typer.Option(False, "--json", metavar="", rich_help_panel=RUN,
+                                 help="Print the summary as JSON on stdout."),
 ) -> None:
     """Pull studies from a PACS (C-FIND, C-MOVE), de-identify them and push them to --to.
 

@@ -15,13 +15,15 @@ from medveil.errors import MedveilError
 
 
 def report(
-    workspace: Path = typer.Argument(..., help="The run's private workspace (e.g. OUTPUT.medveil-workspace)."),
+    workspace: Path = typer.Argument(..., metavar="WORKSPACE",
+                                     help="The run's private workspace (e.g. OUTPUT.medveil-workspace)."),
     run: str | None = typer.Option(None, "--run", help="A run id (or its start); default: the latest run."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary and every file as JSON on stdout."),
-    notable: bool = typer.Option(False, "--notable", help="List only files with repairs, masked boxes, a "
+    as_json: bool = typer.Option(False, "--json", metavar="",
+                                 help="Print the summary and every file as JSON on stdout."),
+    notable: bool = typer.Option(False, "--notable", metavar="", help="List only files with repairs, masked boxes, a "
                                  "reason or a curator's decision."),
     show_originals: bool = typer.Option(
-        False, "--show-originals", help="Show original input paths where the run recorded them "
+        False, "--show-originals", metavar="", help="Show original input paths where the run recorded them "
         "(--record-originals); they may hold names and MRNs."),
     masked_png: Path | None = typer.Option(
         None, "--masked-png", help="Also write the masked images before and after, boxes drawn, to this PNG "
@@ -72,7 +74,7 @@ def _print(overview, notable: bool, show_originals: bool, names: dict[str, str])
     table.add_column("status", no_wrap=True)
     table.add_column("repairs")
     table.add_column("masked", justify="right")
-    table.add_column("reason / decision")
+    table.add_column("reason / decision", overflow="fold")  # a reason is read whole, never cut short
     table.add_column("original path" if show_originals else "output", overflow="fold")
     listed = 0
     for state in overview.files:
@@ -91,8 +93,12 @@ def _print(overview, notable: bool, show_originals: bool, names: dict[str, str])
     out.print(table)
     if notable and listed < len(overview.files):
         out.print(Text(f"{len(overview.files) - listed} other file(s) released with nothing to note"))
-    out.print(Text(f"quarantined copies: {overview.workspace / 'quarantine'}; review them with "
-                   f"'medveil review {overview.workspace}'"))
+    if summary["status_now"].get("quarantined"):
+        out.print(Text(f"quarantined copies: {overview.workspace / 'quarantine'}; review them with "
+                       f"'medveil review {overview.workspace}'"))
+    else:
+        out.print(Text(f"nothing quarantined; see masked pixels and header changes with "
+                       f"'medveil review {overview.workspace}'"))
 
 
 def _short(relpath: str | None) -> str:

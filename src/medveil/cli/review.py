@@ -19,7 +19,8 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def review(
-    workspace: Path = typer.Argument(..., help="The run's private workspace (e.g. OUTPUT.medveil-workspace)."),
+    workspace: Path = typer.Argument(..., metavar="WORKSPACE",
+                                     help="The run's private workspace (e.g. OUTPUT.medveil-workspace)."),
     run: str | None = typer.Option(None, "--run", help="A run id (or its start); default: the latest run."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; anything but loopback needs "
                              "--token."),
@@ -32,7 +33,7 @@ def review(
     option: list[str] = typer.Option([], "--option", "-o", help="The run's extra options (repeatable)."),
     without: list[str] = typer.Option([], "--without", help="Options the run dropped (repeatable)."),
     recipe: Path | None = typer.Option(None, "--recipe", "-r", exists=True, help="The run's YAML recipe."),
-    sequential_ids: bool = typer.Option(False, "--sequential-ids", help="The run numbered patients."),
+    sequential_ids: bool = typer.Option(False, "--sequential-ids", metavar="", help="The run numbered patients."),
     output: Path | None = typer.Option(
         None, "--output", help="The release tree (default: where the run wrote, as its workspace recorded)."),
     mappings: Path | None = typer.Option(

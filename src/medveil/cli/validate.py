@@ -14,7 +14,8 @@ from medveil.errors import MedveilError
 
 
 def validate(
-    output_dir: Path = typer.Argument(..., help="De-identified files to score (searched recursively)."),
+    output_dir: Path = typer.Argument(..., metavar="OUTPUT_DIR",
+                                      help="De-identified files to score (searched recursively)."),
     answer_key: Path = typer.Option(..., "--answer-key", help="MIDI-B answer key (SQLite, table answer_data)."),
     mappings: Path | None = typer.Option(
         None, "--mappings", help="Folder with uid_mapping.csv and patid_mapping.csv (id_old,id_new)."),
@@ -22,15 +23,16 @@ def validate(
         None, "--original",
         help="The input the tool was given: mappings a tool did not write are inferred by pairing "
              "input and output files (same relative path, else identical Pixel Data)."),
-    series: bool = typer.Option(False, "--series", help="Headline the series-level score."),
-    instance: bool = typer.Option(False, "--instance", help="Headline the instance-level score (default)."),
+    series: bool = typer.Option(False, "--series", metavar="", help="Headline the series-level score."),
+    instance: bool = typer.Option(False, "--instance", metavar="", help="Headline the instance-level score (default)."),
     report: Path | None = typer.Option(
         None, "--report",
         help="Discrepancy CSV, one row per failed or errored check. It holds the values found, "
              "which may be PHI: keep it where the data may be kept."),
-    ocr: str = typer.Option("auto", "--ocr", help="OCR for pixels_hidden: auto (every installed engine; a box passes "
-                                                  "only if none reads the text), tesseract or rapidocr."),
-    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON on stdout."),
+    ocr: str = typer.Option("auto", "--ocr",
+                            help="OCR for pixels_hidden: auto (every installed engine; a box passes only if none "
+                            "reads the text), tesseract or rapidocr."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print the scores as JSON on stdout."),
 ) -> None:
     """Score OUTPUT_DIR against a MIDI-B answer key: share of required actions done right."""
     from medveil.evaluate.report import (

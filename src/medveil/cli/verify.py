@@ -18,7 +18,7 @@ from medveil.records import Status
 
 
 def verify(
-    output_dir: Path = typer.Argument(..., help="The de-identified release tree to check."),
+    output_dir: Path = typer.Argument(..., metavar="OUTPUT_DIR", help="The de-identified release tree to check."),
     workspace: Path | None = typer.Option(
         None, "--workspace", help="The run's private workspace (default: beside OUTPUT_DIR); its keyed "
         "fingerprints of the input identifiers are what the output is checked against."),
@@ -28,8 +28,8 @@ def verify(
     ocr: str = typer.Option(",".join(PixelSettings().engines), "--ocr",
                             help="OCR engines for pixels and overlays, comma-separated "
                             "(ppocr, rapidocr, tesseract, auto)."),
-    no_ocr: bool = typer.Option(False, "--no-ocr", help="Check header text only."),
-    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON on stdout."),
+    no_ocr: bool = typer.Option(False, "--no-ocr", metavar="", help="Check header text only."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print the findings as JSON on stdout."),
 ) -> None:
     """Exit 1 listing files of OUTPUT_DIR that still carry PHI (header, private, SR, overlays, pixels)."""
     from medveil.evaluate.files import iter_files

@@ -15,6 +15,7 @@ log what they read, because what they read is usually PHI.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import sys
 from collections.abc import Callable
@@ -100,10 +101,14 @@ class RapidOcrEngine:
     name = "rapidocr"
 
     def __init__(self) -> None:
+        if importlib.util.find_spec("rapidocr_onnxruntime") is None:
+            raise OcrUnavailable("rapidocr_onnxruntime is not installed: pip install 'medveil[ocr]' "
+                                 "&& pip install --no-deps 'rapidocr_onnxruntime>=1.3'")
         try:
             from rapidocr_onnxruntime import RapidOCR
-        except ImportError:
-            raise OcrUnavailable("rapidocr_onnxruntime is not installed (pip install 'medveil[ocr]')") from None
+        except ImportError as exc:  # one of its needs, which the ocr extra brings
+            raise OcrUnavailable(f"{exc.name}, which RapidOCR needs, is not installed "
+                                 "(pip install 'medveil[ocr]')") from None
         self._ocr = RapidOCR()
 
     def read(self, image: np.ndarray, *, line: bool = False) -> list[Word]:

