@@ -501,7 +501,7 @@ def _resolve_implicit_vrs(ds: Dataset) -> None:
         return
     if ds.get_item(next(iter(ds.keys()))).VR is not None:
         return
-    for elem in ds.iterall():  # iterating converts each element
+    for _elem in ds.iterall():  # iterating converts each element
         pass
 
 

@@ -182,7 +182,8 @@ def deidentify(
                                                     help="Text screen before OCR (default recall; off: OCR "
                                                          "whole frames)."),
     ocr: str | None = typer.Option(None, "--ocr", metavar="ENGINES", rich_help_panel=PIXELS,
-                                   help="ppocr (default), ppocr-v5, ppocr-v6, rapidocr, tesseract or auto; comma-separated."),
+                                   help="ppocr (default), ppocr-v5, ppocr-v6, rapidocr, tesseract or auto; "
+                                        "comma-separated."),
     pixel_rules: Path | None = typer.Option(None, "--pixel-rules", exists=True, dir_okay=False, metavar="FILE",
                                             rich_help_panel=PIXELS, help="Your devices' text locations."),
     overlays: Overlays | None = typer.Option(None, "--overlays", rich_help_panel=PIXELS,
@@ -326,7 +327,8 @@ def summary_dict(summary, policy) -> dict:
         "run_id": summary.run_id, "files_total": summary.files_total, "written": summary.written,
         "unchanged": summary.unchanged, "quarantined": summary.quarantined, "skipped": summary.skipped,
         "interrupted": summary.interrupted, "reasons": dict(summary.reasons), "actions": dict(summary.actions),
-        "events": dict(summary.events), "repairs": dict(summary.repairs), "reprocessed": dict(summary.reprocessed), "notices": summary.notices,
+        "events": dict(summary.events), "repairs": dict(summary.repairs),
+        "reprocessed": dict(summary.reprocessed), "notices": summary.notices,
         "quarantined_inputs": [{"input": path, "reason": reason} for path, reason in summary.quarantined_inputs],
         "skipped_inputs": [{"input": path, "reason": reason} for path, reason in summary.skipped_inputs],
         "masked_inputs": summary.masked_inputs,

@@ -141,7 +141,9 @@ def _repair_residuals(ds: Dataset, identifiers: Identifiers, old_uids: set[str],
     pattern = identifiers.any
 
     def spans_of(text: str) -> list[Span]:
-        return [Span(m.start(), m.end(), "other") for m in pattern.finditer(text) if m.end() > m.start()] if pattern else []
+        if not pattern:
+            return []
+        return [Span(m.start(), m.end(), "other") for m in pattern.finditer(text) if m.end() > m.start()]
 
     for hit in residual:
         repaired = repair_element(hit.holder, hit.tag, hit.path, ctx.sop_class_uid,

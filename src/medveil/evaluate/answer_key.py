@@ -217,7 +217,7 @@ def iter_answer_key(path: Path | str) -> Iterator[AnswerRow]:
         if missing:
             raise AnswerKeyError(f"answer_data lacks column(s): {', '.join(sorted(missing))}")
         for position, values in enumerate(cursor):
-            record = dict(zip(names, values))
+            record = dict(zip(names, values, strict=True))
             yield _row(record, position)
     finally:
         connection.close()

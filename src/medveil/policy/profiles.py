@@ -94,7 +94,8 @@ def get_profile(name: str, *, extra_options: frozenset[Option] = frozenset(),
     cleaning = options & CLEANING_OPTIONS
     if cleaning and "cleaners" not in settings:
         # C actions clean text span by span instead of falling back to removal.
-        policy = replace(policy, cleaners={option: clean_element_value for option in sorted(cleaning, key=lambda o: o.value)})
+        ordered = sorted(cleaning, key=lambda o: o.value)
+        policy = replace(policy, cleaners={option: clean_element_value for option in ordered})
     if Option.RETAIN_SAFE_PRIVATE in options and "private_dictionary" not in settings:
         # Retain Safe Private needs to know which private elements are safe: the TCIA
         # Private Tag Knowledge Base plus PS3.15 Table E.3.10-1, shipped with medveil.

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import sqlite3
 import stat
 import uuid
-import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager

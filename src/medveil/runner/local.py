@@ -62,7 +62,8 @@ def _died(job: Job, exitcode: int | None) -> FileRecord:
         how = f"killed by signal {-exitcode}" + (" (out of memory?)" if -exitcode == signal.SIGKILL else "")
     else:
         how = f"exit status {exitcode}"
-    return FileRecord(index=job.index, input_ref=job.input_ref, reason=f"worker died while processing this file ({how})")
+    reason = f"worker died while processing this file ({how})"
+    return FileRecord(index=job.index, input_ref=job.input_ref, reason=reason)
 
 
 class LocalExecutor(Executor):

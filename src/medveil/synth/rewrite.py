@@ -17,7 +17,6 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from medveil.evaluate.flatten import walk
-from medveil.evaluate.paths import public
 from medveil.policy import load_table
 from medveil.synth import expect as E
 from medveil.synth.checks import decide

@@ -22,10 +22,10 @@ as its 15th.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 from medveil.text.spans import Span
 

@@ -4,8 +4,8 @@ Removing "Mary Smith" and "20140321" from "CT CHEST W/O CONTRAST for Mary Smith 
 leaves "CT CHEST W/O CONTRAST for  " unless the debris is swept up too.  The rules:
 
 * **Labels go with their value.**  A label right before a removed span ("DOB", "MRN:",
-  "Tel.", "Referred by", "Physician:", "Dr.", "Mr" but not the modality "MR") is removed with it: "DOB" says nothing once
-  the date is gone, and a label left behind tells a reader what was there.  Labels that are
+  "Tel.", "Referred by", "Physician:", "Dr.", "Mr" but not the modality "MR") is removed with it: "DOB" says nothing
+  once the date is gone, and a label left behind tells a reader what was there.  Labels that are
   also ordinary words ("Patient", "Date", "Location", "Hospital", "Time") go only when a colon
   or "#" joins them to the value.  A shifted date keeps its label: "DOB 03/11/1948".
 * **Glue words go with a removed name or place.**  A glue word (for, by, at, per, with, from,

@@ -108,7 +108,7 @@ def mask_jpeg_blocks(
     masked: list[set[tuple[int, int]]] = []
     for comp in parsed.comps:
         blocks = set()
-        for r, c in zip(rows.tolist(), cols.tolist()):
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
             for v in range(comp.v):
                 for h in range(comp.h):
                     blocks.add((r * comp.v + v, c * comp.h + h))
