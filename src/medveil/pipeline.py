@@ -40,6 +40,7 @@ import pydicom
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -127,8 +128,9 @@ def deidentify_bytes(data: bytes, policy: Policy, key: Key, *,
         try:
             out = _deidentify_bytes(data, policy, key, patient_id, record, memory_budget)
         except Exception as exc:  # fail closed: every error ends in quarantine, never a crash
-            record.refused(safe_reason(exc))
-            return record.reason, record
+            reason = safe_reason(exc)
+            record.refused(reason)
+            return reason, record
     record.status = Status.WRITTEN
     return out, record
 
@@ -306,7 +308,7 @@ def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity]) -> list[tupl
             continue
         tag = finding.path[-1]
         parent, _ = _element_at(ds, finding.path[:-1] + (0,)) if len(finding.path) > 1 else (ds, None)
-        held = parent._dict.get(tag) if parent is not None else None
+        held = parent._dict.get(BaseTag(tag)) if parent is not None else None
         if held is None:
             continue
         # Looked at without converting: a stretched numeric value may not even convert (302 bytes of SL).
@@ -318,7 +320,7 @@ def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity]) -> list[tupl
             raise QuarantineError(f"{finding.describe()}: such a value may hold the bytes of other elements, "
                                   "and the attribute is required, so it cannot be removed")
         if kind == 2:
-            parent._dict[tag] = DataElement(tag, dictionary_VR(tag), "")
+            parent._dict[BaseTag(tag)] = DataElement(tag, dictionary_VR(tag), "")
             action = "emptied"
         else:
             del parent[tag]
@@ -343,12 +345,12 @@ def _restore_swallowed(ds: Dataset, data: bytes, swallowed: list[Swallowed]) -> 
     for found in sorted(swallowed, key=lambda s: s.value_start):
         parent, _ = _element_at(ds, found.path[:-1] + (0,)) if len(found.path) > 1 else (ds, None)
         tag = found.path[-1]
-        raw = parent._dict.get(tag) if parent is not None else None
+        raw = parent._dict.get(BaseTag(tag)) if parent is not None else None
         if not isinstance(raw, RawDataElement):
             raise QuarantineError(f"{_path_text(found.path)}: its length covers the next elements, and they "
                                   "cannot be put back")
         own = data[found.value_start:found.value_start + found.keep]
-        parent._dict[tag] = raw._replace(value=own, length=len(own))
+        parent._dict[BaseTag(tag)] = raw._replace(value=own, length=len(own))
         hidden = read_dataset(BytesIO(data[found.start:found.end]), found.implicit, found.little,
                               parent_encoding=getattr(parent, "_character_set", None) or "iso8859")
         for key, elem in hidden._dict.items():
@@ -482,10 +484,11 @@ def _share_unchanged_pixels(ds: Dataset, pixels_before: dict[int, memoryview]) -
     copy costs less than the comparison would.
     """
     for tag, region in pixels_before.items():
-        elem = ds._dict.get(tag)
+        elem = ds._dict.get(BaseTag(tag))
         if (len(region) >= _SHARED_FROM and isinstance(elem, RawDataElement) and isinstance(elem.value, bytes)
                 and _same_bytes(memoryview(elem.value), region)):
-            ds._dict[tag] = elem._replace(value=region)
+            # A view, not bytes: the writer takes any buffer, and the copy is freed.
+            ds._dict[BaseTag(tag)] = elem._replace(value=region)  # type: ignore[arg-type]
 
 
 def _resolve_implicit_vrs(ds: Dataset) -> None:

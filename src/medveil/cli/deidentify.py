@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from enum import Enum
 from pathlib import Path
@@ -69,7 +70,7 @@ class Overlays(str, Enum):
 
 
 def build_policy(profile: str, recipe: Path | None, option: list[str], burned_in: BurnedIn | None,
-            without: list[str] = ()):
+            without: Sequence[str] = ()):
     extra = frozenset(Option.parse(o) for o in option)
     removed = frozenset(Option.parse(o) for o in without)
     if extra & removed:
@@ -269,7 +270,6 @@ def deidentify(
                 fail("--dry-run reads a local file or folder")
             _dry_run(Path(input), policy, key)
             return
-        extra = {"quarantine_limit": quarantine_limit} if quarantine_limit is not None else {}
         with RunProgress(quiet=as_json, every=progress_every) as progress:
             try:
                 summary = deidentify_path(input, output, policy=policy, key=key, mappings_dir=mappings,
@@ -279,7 +279,7 @@ def deidentify(
                                           progress=progress, on_total=progress.set_total,
                                           follow_symlinks=follow_symlinks,
                                           protected=(key_path,) if key_path else (), force=force,
-                                          memory_budget=budget, **extra)
+                                          memory_budget=budget, quarantine_limit=quarantine_limit)
             except KeyboardInterrupt as exc:
                 summary = getattr(exc, "summary", None)
                 if summary is None:

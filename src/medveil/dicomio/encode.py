@@ -27,11 +27,13 @@ from pydicom.dataset import Dataset, validate_file_meta
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from medveil.dicomio.vr import LONG_VRS
 
 _PIXEL_DATA = 0x7FE00010
+_PIXEL_DATA_TAG = BaseTag(_PIXEL_DATA)  # the key type of Dataset._dict
 _UNDEFINED = 0xFFFFFFFF
 #: VRs whose str values pydicom writes as text: joined by backslashes, padded to even length.
 _STRING_PAD = {"AE": b" ", "AS": b" ", "CS": b" ", "DA": b" ", "DT": b" ", "TM": b" ", "UR": b" ",
@@ -74,11 +76,11 @@ def encapsulated_as_ob(ds: Dataset) -> bool:
     """
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
-    pixel = ds._dict.get(_PIXEL_DATA)
+    pixel = ds._dict.get(_PIXEL_DATA_TAG)
     if pixel is None or pixel.VR != "OW" or syntax is None or not syntax.is_encapsulated:
         return False
     if isinstance(pixel, RawDataElement):
-        ds._dict[_PIXEL_DATA] = pixel._replace(VR="OB")
+        ds._dict[_PIXEL_DATA_TAG] = pixel._replace(VR="OB")
     else:
         pixel.VR = "OB"
     return True
@@ -96,7 +98,7 @@ def _fast(ds: Dataset) -> bytes:
     # The preamble is written as zeros whatever the input held: it is outside the data set,
     # nothing reads it as DICOM, and a dual-format file keeps another header (TIFF...) there.
     parts: list = [bytes(128), b"DICM", _meta_bytes(ds, meta)]
-    pixel = ds._dict.get(_PIXEL_DATA)
+    pixel = ds._dict.get(_PIXEL_DATA_TAG)
     if pixel is not None and not isinstance(pixel, RawDataElement):
         pixel.is_undefined_length = syntax.is_compressed  # what dcmwrite does
     _dataset(parts, ds, implicit, _DEFAULT_ENCODING, top=syntax.is_compressed)
@@ -199,6 +201,7 @@ def _encoding_of(ds: Dataset, parent_encoding):
 
 def _raw(parts: list, tag: int, elem: RawDataElement, implicit: bool, top: bool | None) -> int:
     value = elem.value
+    assert value is not None  # read from bytes in memory: a raw value is never deferred
     undefined = elem.length == _UNDEFINED
     # dcmwrite gives Pixel Data an undefined length exactly when the syntax is compressed.
     if tag == _PIXEL_DATA and top is not None and (
@@ -269,6 +272,7 @@ def _string_value(elem, vr: str) -> bytes | None:
 def _header(tag: int, vr: str | None, length: int, implicit: bool) -> bytes:
     if implicit:
         return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, length)
+    assert vr is not None  # explicit VR: callers refuse an element without one
     if vr in LONG_VRS:
         return struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode("ascii"), 0, length)
     return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode("ascii"), length)
@@ -313,7 +317,7 @@ class Chunks:
         offset, done = self._pos - self._starts[index], 0
         while done < len(data):
             part = self._parts[index]
-            if type(part) is bytes:
+            if not isinstance(part, bytearray):  # bytes: copy once into a writable part
                 part = self._parts[index] = bytearray(part)
             n = min(len(part) - offset, len(data) - done)
             part[offset:offset + n] = data[done:done + n]

@@ -312,12 +312,15 @@ class _Walker:
             what = _nonconformity(vr, self.data[start:end])
             if what == BINARY_IN_TEXT:
                 body = self.data[start:end]
-                first = _CONTROL.search(body).start()
+                control = _CONTROL.search(body)
+                assert control is not None  # BINARY_IN_TEXT means a control byte was found
+                first = control.start()
                 if self.recover(path, start, end, range(max(0, first - 3), first + 1), implicit, little, depth):
                     return
             if what is not None:
                 self.findings.append(Nonconformity(path, what))
         elif size is not None:
+            assert vr is not None  # only a known VR has a value size
             length = end - start
             # A value of an O* VR is one stream of any length; the numeric VRs hold VM values.
             count = _fixed_multiplicity(tag) if not tag >> 16 & 1 and not vr.startswith(b"O") else None

@@ -135,9 +135,10 @@ def resolve(ds: Dataset, path: str) -> tuple[Dataset, int] | None:
             except ValueError:
                 return None
         else:
-            tag = tag_for_keyword(name)
-            if tag is None:
+            known = tag_for_keyword(name)
+            if known is None:
                 return None
+            tag = known
         if number == len(parts) - 1:
             return (holder, tag) if not index else None
         if tag not in holder:

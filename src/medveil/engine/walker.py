@@ -193,7 +193,8 @@ REMOVED_TEXT = "(removed)"
 
 
 def _clean_unlisted_text(ds: Dataset, tag: int, ctx: WalkState) -> None:
-    cleaner = ctx.policy.cleaners.get(ctx.cleaning_within)
+    within = ctx.cleaning_within
+    cleaner = ctx.policy.cleaners.get(within) if within is not None else None
     elem = ds[tag]
     cleaned = cleaner(elem.keyword, elem.VR, elem.value, ctx) if cleaner is not None else None
     if cleaned is None:

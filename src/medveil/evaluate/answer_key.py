@@ -226,6 +226,8 @@ def iter_answer_key(path: Path | str) -> Iterator[AnswerRow]:
 def _row(record: dict[str, object], position: int) -> AnswerRow:
     raw = record.get("AnswerData") or "{}"
     try:
+        if not isinstance(raw, (str, bytes, bytearray)):
+            raise TypeError(type(raw).__name__)
         answer = json.loads(raw)
     except (TypeError, ValueError):
         raise AnswerKeyError(f"answer row {position}: AnswerData is not JSON") from None
@@ -233,7 +235,8 @@ def _row(record: dict[str, object], position: int) -> AnswerRow:
     checks = tuple(Check.from_json(item) for item in items if isinstance(item, dict))
     index = record.get("index")
     return AnswerRow(
-        index=int(index) if isinstance(index, (int, float)) or str(index).isdigit() else position,
+        index=(int(index) if isinstance(index, (int, float))
+               else int(str(index)) if str(index).isdigit() else position),
         sop_instance_uid=_text(record.get("SOPInstanceUID")),
         series_instance_uid=_text(record.get("SeriesInstanceUID")),
         study_instance_uid=_text(record.get("StudyInstanceUID")),

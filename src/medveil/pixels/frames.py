@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from pydicom import Dataset
@@ -87,12 +88,13 @@ def display_view(frame: np.ndarray, ds: Dataset) -> np.ndarray:
     if frame.ndim == 3 or int(ds.get("BitsStored") or 8) <= 8:
         grey = _stretch(to_grey(frame), *_range(to_grey(frame), 0.0, 100.0))
     else:
-        grey = _windowed(frame, ds)
-        if grey is not None and (_mostly_clipped(grey) or _too_flat(grey)):
-            grey = None  # the window does not fit the stored values (e.g. an 8-bit capture in a 16-bit object)
-        if grey is None:
+        windowed = _windowed(frame, ds)
+        if windowed is not None and (_mostly_clipped(windowed) or _too_flat(windowed)):
+            windowed = None  # the window does not fit the stored values (e.g. an 8-bit capture in a 16-bit object)
+        if windowed is None:
             data = frame.astype(np.float64)
-            grey = _stretch(data, *_range(data, 1.0, 99.9))
+            windowed = _stretch(data, *_range(data, 1.0, 99.9))
+        grey = windowed
     return _polarity(grey, ds)
 
 
@@ -138,7 +140,7 @@ def _lut_range(ds: Dataset) -> tuple[float, float]:
     return 0.0, float(2 ** bits - 1)
 
 
-def _first(value: object) -> object:
+def _first(value: Any) -> Any:
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return value[0]
     return value

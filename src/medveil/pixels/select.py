@@ -158,6 +158,7 @@ def select(
             # A PHI line takes its block with it: wrapped values continue on the next lines, and
             # a label's value may sit on a line OCR read apart from it.
             reason = next((r for r in reasons if r), whole)
+            assert reason is not None  # some line, or the whole block, gave a reason
             decisions.extend(LineToMask(_line(line), reason, number) for line in block)
             continue
         for line in block:

@@ -200,6 +200,8 @@ class Policy:
     #: the checkpoint is ``visual_features_model`` (default: the one shipped with medveil).
     visual_features: str | None = None
     visual_features_model: str | None = None
+    # decide()'s memo, filled on use; not part of the policy's identity.
+    _cache: dict[tuple[int, str], AttributeDecision | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if {Option.RETAIN_LONG_FULL_DATES, Option.RETAIN_LONG_MODIFIED_DATES} <= self.options:

@@ -37,6 +37,10 @@ class Rule:
 class Table:
     edition: str
     rules: tuple[Rule, ...]
+    # Lookup structures built from *rules* by __post_init__; not part of the table's identity.
+    _exact: dict[int, Rule] = field(init=False, repr=False, compare=False)
+    _patterns: tuple[tuple[int, int, Rule], ...] = field(init=False, repr=False, compare=False)
+    _private: Rule | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         exact: dict[int, Rule] = {}

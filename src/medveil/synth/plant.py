@@ -24,7 +24,9 @@ _DETACHED_STUDY = "1.2.840.10008.3.1.2.3.1"
 
 
 def _top(keyword: str) -> tuple[Step, ...]:
-    return (public(tag_for_keyword(keyword)),)
+    tag = tag_for_keyword(keyword)
+    assert tag is not None, keyword  # callers name standard keywords
+    return (public(tag),)
 
 
 def _put(ds: Dataset, expects: list[Expect], keyword: str, value: object, action: str | None,

@@ -60,7 +60,7 @@ def generic_detectors() -> tuple[tuple[Detector, frozenset[str]], ...]:
 
     Built on first use and kept for the life of the process; loading the gazetteer and the
     word lists happens here, not per cleaner."""
-    digits, anything = frozenset("0123456789"), frozenset()
+    digits, anything = frozenset("0123456789"), frozenset[str]()
     return (
         (find_timestamps, digits),
         (find_dates, digits),
@@ -121,6 +121,7 @@ class TextCleaner:
         shift = {"date": shift_date_text, "timestamp": shift_timestamp}.get(span.category)
         if shift is None:
             return span
+        assert self._offset is not None  # find() shifts only when a date offset was given
         replacement = shift(text[span.start:span.end], self._offset)
         if replacement is None:
             return span

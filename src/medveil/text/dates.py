@@ -168,7 +168,9 @@ def _month_name(month: int, like: str) -> str:
 
 
 def _render(fmt: DateFormat, m: re.Match, new: date) -> str:
-    month_group, day_group = _month_day(fmt, m)[2:]
+    found = _month_day(fmt, m)
+    assert found is not None  # only a match whose month and day were read is rendered
+    month_group, day_group = found[2:]
     values = {month_group: new.month}
     if day_group:
         values[day_group] = new.day

@@ -250,9 +250,9 @@ def institution_forms(value: str) -> tuple[list[str], list[str]]:
         acronyms.append(re.escape(letters))
     if len(words) >= 4 and words[-1].lower() in _GENERIC_LAST:
         # "North Fulton General" for "North Fulton General Hospital": the site without its kind
-        head = letters[:-1]
-        if len(head) >= 3 and not is_common(head) and not is_clinical(head):
-            acronyms.append(re.escape(head))
+        site = letters[:-1]
+        if len(site) >= 3 and not is_common(site) and not is_clinical(site):
+            acronyms.append(re.escape(site))
     acronyms += [re.escape(t) for t in site_codes(value)]
     return forms, acronyms
 

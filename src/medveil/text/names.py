@@ -272,7 +272,7 @@ def find_names(text: str) -> list[Span]:
             # 3. "Zhang Wei, MD": capitalised words followed by credentials.
             last = scanner.run(i, _STRONG) if token.kind in ("gaz", "cap") else None
             credentials = _DEGREES.match(text, tokens[last].end) if last is not None else None
-            if credentials and credentials.end() > credentials.start():
+            if last is not None and credentials and credentials.end() > credentials.start():
                 spans.append(scanner.span(i, last))
                 i = last
         i += 1

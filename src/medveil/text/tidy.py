@@ -91,7 +91,9 @@ def _strip_trailing(text: str) -> str:
     previous = None
     while previous != text:
         previous = text
-        text = text[:_TRAIL_SEP.search(text).start()].rstrip()
+        trail = _TRAIL_SEP.search(text)
+        assert trail is not None  # the pattern matches the empty tail of any text
+        text = text[:trail.start()].rstrip()
         while text and text[-1] in _OPENERS:
             text = text[:-1].rstrip()
     return text
@@ -113,9 +115,12 @@ def _separator(lsep: str, rsep: str, left: str, right: str) -> str:
 
 
 def _join(left: str, right: str, last: bool) -> str:
-    cut = _TRAIL_SEP.search(left).start()
+    trail = _TRAIL_SEP.search(left)
+    lead = _LEAD_SEP.match(right)
+    assert trail is not None and lead is not None  # both patterns match the empty string
+    cut = trail.start()
     core_left, lsep = left[:cut], left[cut:]
-    cut = _LEAD_SEP.match(right).end()
+    cut = lead.end()
     rsep, core_right = right[:cut], right[cut:]
     if not core_left.strip():
         return _strip_leading(core_right)

@@ -33,7 +33,7 @@ def _windows(intervals: list[bytes]) -> tuple[memoryview, list[int], list[int]]:
     win = np.empty(len(v24) * 8, dtype=np.uint16)
     for bit in range(8):
         win[bit::8] = (v24 >> (8 - bit)) & 0xFFFF
-    return memoryview(win), starts, ends
+    return win.data, starts, ends
 
 
 class _BitWriter:
@@ -98,6 +98,9 @@ def run_scan(
         (c.index, c.h, c.v, dc.lut, ac.lut, dc.codes, ac.codes) for c, dc, ac in comps
     ]
     writer = _BitWriter() if masked is not None else None
+    # Read only while re-encoding (writer set), when both are given.
+    masked_blocks = masked if masked is not None else []
+    fills = fill_dc if fill_dc is not None else {}
     out: list[bytes] = []
     zz = ZIGZAG
     flat_blocks: list[list[int]] = [[] for _ in comps]
@@ -112,7 +115,7 @@ def run_scan(
             opred = [0] * len(comps)  # original-stream predictors (absolute DC)
             acc = 0
             nacc = 0
-            obuf = writer.out if writer is not None else None
+            obuf = writer.out if writer is not None else bytearray()
             for _ in range(min(ri, total - unit)):
                 my, mx = divmod(unit, units_x)
                 unit += 1
@@ -177,8 +180,8 @@ def run_scan(
                     if writer is None:
                         continue
                     # Re-encode: DC difference against the written predictor, then AC.
-                    if (by, bx) in masked[ci]:
-                        newdc = fill_dc[ci]
+                    if (by, bx) in masked_blocks[ci]:
+                        newdc = fills[ci]
                         flat = True
                     else:
                         newdc = dc
