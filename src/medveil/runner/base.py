@@ -115,6 +115,7 @@ def process(job: Job, work: Work) -> FileRecord:
         if record.status is not Status.WRITTEN:
             outcome.reason = record.reason
             return outcome
+        assert isinstance(out, bytes)  # a written record comes with the output's bytes
         tmp_path = Path(work.tmp_dir) / f"{TMP_PREFIX}{work.tag}{job.index}-{os.getpid()}"
         try:
             tmp_path.write_bytes(out)
@@ -168,8 +169,9 @@ class Executor:
 
     def place(self, run: Run, job: Job, record: FileRecord) -> Status | None:
         """Put an accepted output in place: written, unchanged, or None when it cannot be."""
+        assert record.tmp_path is not None and record.relpath is not None  # an accepted output has both
         tmp = Path(record.tmp_path)
-        target = run.config.output / record.relpath
+        target = Path(run.config.output) / record.relpath
         try:
             if target.is_file() and sha256_file(target) == record.output_sha256:
                 tmp.unlink()
@@ -180,7 +182,7 @@ class Executor:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise OutputFullError(_full_message(run.book)) from None
+                raise OutputFullError(_full_message(run.opened)) from None
             return None
 
     def withdraw(self, run: Run, job: Job, record: FileRecord) -> None:
@@ -216,6 +218,12 @@ class Run:
         #: job index -> the input's path as discovered (what summaries and the quarantine name).
         self.paths: dict[int, Path | str] = {}
 
+    @property
+    def opened(self) -> RunBook:
+        """The run's book, open while :meth:`execute` runs."""
+        assert self.book is not None, "the run has not started"
+        return self.book
+
     def execute(self) -> RunSummary:
         """De-identify everything; raises :class:`KeyboardInterrupt` (with ``.summary``) after a clean stop."""
         config, executor = self.config, self.executor
@@ -249,7 +257,7 @@ class Run:
             with silenced():
                 found = list(discover(config.input, follow_symlinks=config.follow_symlinks,
                                       protected=config.protected))
-            return [_Input(index, item.path, input_ref(config.key, config.input, item.path), item.kind,
+            return [_Input(index, item.path, input_ref(config.key, Path(config.input), item.path), item.kind,
                            item.reason, str(item.real) if item.real else None)
                     for index, item in enumerate(found)]
         try:
@@ -265,23 +273,27 @@ class Run:
 
     def plan(self, found: list[_Input]) -> list[Job]:
         """Record what needs no worker (resumed, DICOMDIR, not DICOM, skipped); the rest become jobs."""
-        book = self.book
+        book = self.opened
         jobs: list[Job] = []
         for item in found:
             if item.kind == DICOM:
+                real = item.real
+                assert real is not None  # discovery resolves what it reads for every DICOM input
                 if self.source.local and self.target.local:
-                    done = book.resumable(item.ref, Path(item.real))
+                    done = book.resumable(item.ref, Path(real))
                     if done is not None:
+                        # resumable() returns only a record whose output was found with this hash
+                        assert done.output_relpath is not None and done.output_sha256 is not None
                         book.claimed[Path(done.output_relpath).stem] = done.output_sha256
                         book.record(item.ref, item.path, Status.UNCHANGED, None, input_sha256=done.input_sha256,
                                     output_relpath=done.output_relpath, output_sha256=done.output_sha256,
                                     settings=done.settings, journaled=done.journaled)
-                        self.executor.after_each(Job(item.index, item.real, item.ref), FileRecord(
+                        self.executor.after_each(Job(item.index, real, item.ref), FileRecord(
                             Status.UNCHANGED, index=item.index, input_ref=item.ref, relpath=done.output_relpath,
                             input_sha256=done.input_sha256, output_sha256=done.output_sha256))
                         continue
-                job = Job(index=item.index, path=item.real, input_ref=item.ref,
-                          patient_id=self._patient_number(item.real))
+                job = Job(index=item.index, path=real, input_ref=item.ref,
+                          patient_id=self._patient_number(real))
                 self.paths[item.index] = item.path
                 self.executor.before_each(job)
                 jobs.append(job)
@@ -301,13 +313,13 @@ class Run:
         if not self.config.policy.sequential_patient_ids:
             return None
         if self.source.local:
-            return self.book.sequential_patient_id(Path(path))
+            return self.opened.sequential_patient_id(Path(path))
         try:
             handle = self.source.open(path)
         except Exception:
             return None  # the worker will fail to read it too, and quarantine it
         with handle:
-            return self.book.sequential_patient_id(handle)
+            return self.opened.sequential_patient_id(handle)
 
     # -- finish ------------------------------------------------------------------------
 
@@ -330,7 +342,7 @@ class Run:
                 self._release(group)
 
     def _release(self, group: list[tuple[Job, FileRecord]]) -> None:
-        book = self.book
+        book = self.opened
         accepted: list[tuple[Job, FileRecord]] = []
         for job, record in group:
             path = self.paths[job.index]
@@ -342,6 +354,7 @@ class Run:
                     self._stop_full(group)
                 self.refuse(job, record.reason or "unknown", record.input_sha256)
                 continue
+            assert record.relpath is not None and record.output_sha256 is not None  # released: both known
             why = book.claim(record.relpath, record.output_sha256, record.uid_pairs, record.patient_pairs)
             if why is not None:
                 self.executor.withdraw(self, job, record)
@@ -362,9 +375,9 @@ class Run:
         """Quarantine a job's input, with a private copy of it where one can be made."""
         path = self.paths[job.index]
         if self.source.local:
-            self.book.refuse(job.input_ref, path, reason, input_sha256=input_sha256, copy_from=Path(job.path))
+            self.opened.refuse(job.input_ref, path, reason, input_sha256=input_sha256, copy_from=Path(job.path))
         else:
-            self.book.refuse(job.input_ref, path, reason, input_sha256=input_sha256,
+            self.opened.refuse(job.input_ref, path, reason, input_sha256=input_sha256,
                              copier=lambda target: _copy_remote(self.source, job.path, target,
                                                                 self.config.quarantine_limit))
 
@@ -372,7 +385,7 @@ class Run:
         for _job, record in group:
             if record.tmp_path:
                 Path(record.tmp_path).unlink(missing_ok=True)
-        raise OutputFullError(_full_message(self.book))
+        raise OutputFullError(_full_message(self.opened))
 
 
 def run(config: RunConfig, executor: Executor | None = None, *, storage_options: dict[str, Any] | None = None,

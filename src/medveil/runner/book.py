@@ -62,8 +62,8 @@ class WorkspaceError(MedveilError):
 
 @dataclass(frozen=True)
 class RunConfig:
-    input: Path
-    output: Path
+    input: Path | str  # a str is a URL (the dask runner only)
+    output: Path | str
     policy: Policy
     key: Key
     workspace: Path
@@ -154,7 +154,7 @@ def display_path(root: Path | str, path: Path | str) -> str:
 
 
 def check_layout(config: RunConfig) -> None:
-    out = config.output.resolve()
+    out = Path(config.output).resolve()
     for name, path in (("workspace", config.workspace), ("mappings directory", config.mappings_dir)):
         if path is None:
             continue
@@ -162,7 +162,7 @@ def check_layout(config: RunConfig) -> None:
         if p == out or out in p.parents:
             raise MedveilError(f"the {name} must not be inside the output directory: it holds "
                                "original identifiers or files that were not de-identified")
-    src = config.input.resolve()
+    src = Path(config.input).resolve()
     if src == out or (src.is_dir() and src in out.parents):
         raise MedveilError("the output directory must not be the input or lie inside it")
     if out in src.parents:
@@ -227,14 +227,20 @@ class RunBook:
         self.journal: PairJournal | None = None
         self._started = False
 
+    @property
+    def audit(self) -> AuditStore:
+        """The audit store, open between :meth:`open` and :meth:`close`."""
+        assert self.store is not None, "the run book is not open"
+        return self.store
+
     # -- opening and closing ------------------------------------------------------
 
     def open(self) -> RunBook:
         config = self.config
         notices = self.summary.notices
         if self.local_output:
-            config.output.mkdir(parents=True, exist_ok=True)
-            self.lock.add_directory(config.output, "output directory")
+            Path(config.output).mkdir(parents=True, exist_ok=True)
+            self.lock.add_directory(Path(config.output), "output directory")
         try:
             private_dir(config.workspace, "workspace", notices)
             self.lock.add_file(config.workspace / LOCK_FILE, "workspace")
@@ -287,7 +293,7 @@ class RunBook:
 
     def _refuse_foreign_output(self) -> None:
         """OUTPUT may hold only what runs of this workspace wrote (and medveil's temporaries)."""
-        known = self.store.output_paths()
+        known = self.audit.output_paths()
         foreign: list[str] = []
         output = self.config.output
         for directory, dirs, files in os.walk(output):
@@ -312,6 +318,7 @@ class RunBook:
 
     def _load_journal(self) -> None:
         """Earlier runs' pairs, so a pseudonym collision with them is found file by file."""
+        assert self.journal is not None  # called right after open() made it
         for uids, patients in self.journal.entries():
             try:
                 self.uids.update(uids)
@@ -323,7 +330,7 @@ class RunBook:
     def clean_temporaries(self) -> int:
         """Remove temporaries of runs that died: no live run can own one, since this run holds the locks."""
         count = 0
-        places = [self.tmp] + ([self.config.output] if self.local_output else [])
+        places = [self.tmp] + ([Path(self.config.output)] if self.local_output else [])
         for place in places:
             if not place.is_dir():
                 continue
@@ -347,7 +354,7 @@ class RunBook:
                 return self.tmp
         except OSError:
             pass
-        return self.config.output
+        return Path(self.config.output)
 
     def close(self, outcome: str | None = None) -> None:
         """Rebuild the mapping files, stamp the run's end (when *outcome* is given) and let go."""
@@ -356,7 +363,7 @@ class RunBook:
                 self.write_mappings()
                 summary = self.summary
                 try:
-                    self.store.finish_run(self.run_id, files_total=summary.files_total,
+                    self.audit.finish_run(self.run_id, files_total=summary.files_total,
                                           files_written=summary.written + summary.unchanged,
                                           files_quarantined=summary.quarantined, files_skipped=summary.skipped,
                                           outcome=outcome)
@@ -405,7 +412,7 @@ class RunBook:
         """The earlier record when a run already released this exact input the way this run would."""
         if not self.config.resume:
             return None
-        last = self.store.last_result(ref)
+        last = self.audit.last_result(ref)
         if last is None or not last.status.released or not last.output_relpath:
             return None
         why = None
@@ -414,7 +421,7 @@ class RunBook:
         elif self.config.mappings_dir is not None and not last.journaled:
             why = "the earlier run kept no mapping pairs for it"
         else:
-            target = self.config.output / last.output_relpath
+            target = Path(self.config.output) / last.output_relpath
             try:
                 if not target.is_file() or sha256_file(target) != last.output_sha256:
                     why = "its output is missing or changed"
@@ -431,7 +438,7 @@ class RunBook:
         status = Status(status)
         extra.setdefault("input_sha256", None)
         try:
-            self.store.record_file(self.run_id, input_ref=ref, status=status, reason=reason,
+            self.audit.record_file(self.run_id, input_ref=ref, status=status, reason=reason,
                                    original_path=escaped(path) if self.config.record_originals else None,
                                    **extra)
         except (AuditStoreError, OSError) as exc:
@@ -552,17 +559,17 @@ class RunBook:
             (self.quarantine / stale).unlink(missing_ok=True)  # quarantined by an earlier run
         masked = False
         try:
-            with self.store.batch():
+            with self.audit.batch():
                 if done.counts:
-                    self.store.add_action_counts(self.run_id, dict(done.counts))
+                    self.audit.add_action_counts(self.run_id, dict(done.counts))
                 for category, detail in done.events:
                     summary.events[category] += 1
                     if category == "repair":
                         summary.repairs[repaired_keyword(detail)] += 1
                     masked = masked or category == "pixel-box"
-                    self.store.add_event(self.run_id, ref, category, detail)
+                    self.audit.add_event(self.run_id, ref, category, detail)
                 if done.fingerprints:
-                    self.store.add_fingerprints(self.config.key.fingerprint(), done.fingerprints)
+                    self.audit.add_fingerprints(self.config.key.fingerprint(), done.fingerprints)
                 self.record(ref, path, status, None, input_sha256=done.input_sha256,
                             output_relpath=done.relpath, output_sha256=done.output_sha256,
                             settings=self.settings, journaled=self.journal is not None)
@@ -593,7 +600,7 @@ class RunBook:
         except Exception:
             return None  # the worker will fail to read it too, and quarantine it
         ref = derive(self.config.key, "sequence", patient_key(header)).hex()
-        return policy.patient_id_format.number(self.store.sequence_number("patient-id", ref))
+        return policy.patient_id_format.number(self.audit.sequence_number("patient-id", ref))
 
 
 def _written_by_medveil(path: Path) -> bool:
