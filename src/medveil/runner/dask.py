@@ -79,6 +79,7 @@ def _one(job: Job, source: Location, target: Location, policy: Policy, key: Key,
     record.index, record.input_ref = job.index, job.input_ref
     if record.status is not Status.WRITTEN:
         return record
+    assert record.relpath is not None and isinstance(out, bytes)  # a written record has both
     try:
         if target.sha256(target.join(record.relpath)) == record.output_sha256:
             record.status = Status.UNCHANGED
@@ -118,13 +119,16 @@ class DaskExecutor(Executor):
         self.preexisting = run.target.existing()
 
     def after_each(self, job: Job, record: FileRecord) -> None:
-        self.owner.setdefault(instance_of(record.relpath), (job, record.relpath))
+        relpath = record.relpath
+        assert relpath is not None  # called for released inputs only
+        self.owner.setdefault(instance_of(relpath), (job, relpath))
 
     def after_all(self, run: Run) -> None:
         if run.target.local:
             run.target.clean_temporaries()
 
     def place(self, run: Run, job: Job, record: FileRecord) -> Status:
+        assert record.relpath is not None  # an accepted output has its path
         if instance_of(record.relpath) in self.owner:
             return Status.UNCHANGED  # an earlier input of this run (or an earlier run) released these bytes
         if record.status is Status.UNCHANGED and record.relpath not in self.preexisting:
@@ -133,8 +137,10 @@ class DaskExecutor(Executor):
 
     def withdraw(self, run: Run, job: Job, record: FileRecord) -> None:
         """Undo a refused file's write: restore the earlier owner's output, or remove it."""
-        relpath, instance = record.relpath, instance_of(record.relpath)
-        claimed = run.book.claimed.get(instance)
+        relpath = record.relpath
+        assert relpath is not None  # only an output that was written is withdrawn
+        instance = instance_of(relpath)
+        claimed = run.opened.claimed.get(instance)
         owner, owner_relpath = self.owner.get(instance, (None, None))
         if claimed is None or owner_relpath != relpath:
             run.target.delete(relpath)  # no accepted file of this run lives under that name
@@ -146,6 +152,7 @@ class DaskExecutor(Executor):
             run.source.read(owner.path), config.policy, config.key, patient_id=owner.patient_id)
         if again is None or again.status is not Status.WRITTEN or again.output_sha256 != claimed:
             raise MedveilError("an output could not be restored after a clash; rerun with --no-resume")
+        assert again.relpath is not None and isinstance(out, bytes)  # written, as checked above
         run.target.write(again.relpath, out)
 
     def results(self, jobs: list[Job], work: Work) -> Iterator[tuple[Job, FileRecord]]:
@@ -164,6 +171,7 @@ class DaskExecutor(Executor):
             workers = len(client.scheduler_info().get("workers", {})) or self.workers
             size = self.batch_size or max(1, min(MAX_BATCH, math.ceil(len(jobs) / (4 * workers))))
             batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+            assert self.run is not None  # before_any() gave it
             yield from _in_order(client, as_completed, batches, self.run, work)
         finally:
             client.close()
@@ -178,7 +186,7 @@ def _in_order(client, as_completed, batches: list[list[Job]], run: Run,
     futures = {}
     for number, batch in enumerate(batches):
         future = client.submit(run_batch, batch, run.source, run.target, policy, key, work.budget, retries=2,
-                               pure=False, key=f"medveil-batch-{run.book.run_id}-{number}")
+                               pure=False, key=f"medveil-batch-{run.opened.run_id}-{number}")
         futures[future] = number
     ready: dict[int, list[FileRecord]] = {}
     next_batch = 0

@@ -95,7 +95,7 @@ def check_inflated_size(deflated: bytes | memoryview, budget: int) -> None:
     total = 0
     view = memoryview(deflated)
     for start in range(0, len(view), 1 << 16):
-        chunk = view[start:start + (1 << 16)]
+        chunk: memoryview | bytes = view[start:start + (1 << 16)]
         while chunk:
             piece = inflater.decompress(chunk, 1 << 20)
             total += len(piece)

@@ -112,6 +112,7 @@ class LocalExecutor(Executor):
 
     def _recover(self, flight: deque) -> None:
         """A worker died: keep what finished, run everything else that was in flight again, alone."""
+        assert self._pool is not None  # only a running pool loses workers
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool()
         for position, (job, result) in enumerate(flight):

@@ -64,7 +64,13 @@ class Location:
         return {"url": self.url, "storage_options": self.storage_options}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["url"], state["storage_options"])
+        Location.__init__(self, state["url"], state["storage_options"])
+
+    @property
+    def _remote(self) -> Any:
+        """The fsspec file system of a URL root; a local root has none."""
+        assert self.fs is not None, "a local root has no fsspec file system"
+        return self.fs
 
     def join(self, relpath: str) -> str:
         """The full path (local) or key (object store) of *relpath* under the root."""
@@ -75,7 +81,7 @@ class Location:
         if self.local:
             raise LocationError("local trees are discovered with medveil.dicomio.discover")
         try:
-            found = self.fs.find(self.root)
+            found = self._remote.find(self.root)
         except FileNotFoundError:
             raise LocationError("the input location does not exist") from None
         prefix = self.root + "/"
@@ -92,7 +98,7 @@ class Location:
                 return set()
             return {str(p.relative_to(root)) for p in root.rglob("*")
                     if p.is_file() and not p.name.startswith(TMP_PREFIX)}
-        if not self.fs.exists(self.root):
+        if not self._remote.exists(self.root):
             return set()
         return set(self.walk())
 
@@ -109,13 +115,13 @@ class Location:
                 return read_regular(path, limit)
             except InputTooLarge as exc:
                 raise LocationError(str(exc)) from None
-        if limit is not None and self.fs.size(path) > limit:
+        if limit is not None and self._remote.size(path) > limit:
             raise LocationError(f"the object is larger than this run may hold in memory ({limit >> 20} MiB "
                                 "for one file); raise --memory-budget to process it")
-        return self.fs.cat_file(path)
+        return self._remote.cat_file(path)
 
     def open(self, path: str):
-        return open(path, "rb") if self.local else self.fs.open(path, "rb")
+        return open(path, "rb") if self.local else self._remote.open(path, "rb")
 
     def sha256(self, path: str) -> str | None:
         """Hash of an existing object, streamed; None when there is none."""
@@ -142,7 +148,7 @@ class Location:
                 tmp.unlink(missing_ok=True)
                 raise
             return
-        self.fs.pipe_file(target, data)
+        self._remote.pipe_file(target, data)
 
     def delete(self, relpath: str) -> None:
         target = self.join(relpath)
@@ -150,7 +156,7 @@ class Location:
             Path(target).unlink(missing_ok=True)
             return
         try:
-            self.fs.rm_file(target)
+            self._remote.rm_file(target)
         except FileNotFoundError:
             pass
 
