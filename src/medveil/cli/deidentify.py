@@ -213,7 +213,7 @@ def deidentify(
                                help="Write into an OUTPUT holding files medveil did not write."),
     dry: bool = typer.Option(False, "--dry-run", metavar="", rich_help_panel=RUN,
                              help="Show what would change in the first file; write nothing."),
-    runner: Runner = typer.Option(Runner.local, "--runner", rich_help_panel=RUN,
+    runner: Runner = typer.Option(Runner.local, "--runner", metavar="NAME", rich_help_panel=RUN,
                                   help="local (processes), thread (threads) or dask (a cluster)."),
     engine: Runner | None = typer.Option(None, "--engine", hidden=True,
                                          help="The old name of --runner."),

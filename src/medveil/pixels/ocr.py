@@ -63,7 +63,7 @@ class TesseractEngine:
         try:
             import tesserocr
         except ImportError:
-            raise OcrUnavailable("tesserocr is not installed (pip install 'medveil[ocr]')") from None
+            raise OcrUnavailable("tesserocr is not installed (pip install 'medveil[tesseract]')") from None
         self._tesserocr = tesserocr
         self._path = _tessdata_path()
         if self._path is None:
