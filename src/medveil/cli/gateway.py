@@ -63,6 +63,17 @@ _TO = typer.Option(..., "--to", metavar="DEST", rich_help_panel=NETWORK,
 _WORKSPACE = typer.Option(..., "--workspace", metavar="DIR", rich_help_panel=RUN,
                           help="Private workspace: audit store, quarantine, outbox (the same folder a batch run "
                                "uses keeps one history).")
+_THROWAWAY = typer.Option(False, "--throwaway-key", metavar="", rich_help_panel=PSEUDONYMS,
+                          help="A random key for this run only.")
+_RECIPE = typer.Option(None, "--recipe", "-r", exists=True, metavar="FILE", rich_help_panel=POLICY, help="YAML recipe.")
+_OPTION = typer.Option([], "--option", "-o", metavar="NAME", rich_help_panel=POLICY, help="Add an option (repeatable).")
+_WITHOUT = typer.Option([], "--without", metavar="NAME", rich_help_panel=POLICY, help="Drop an option (repeatable).")
+_BURNED_IN = typer.Option(None, "--burned-in", metavar="quarantine|pass", rich_help_panel=POLICY,
+                          help="Without Clean Pixel Data: quarantine (default) or pass files presumed to carry "
+                               "burned-in text.")
+_PIXEL_SCAN = typer.Option(None, "--pixel-scan", metavar="all|flagged", rich_help_panel=POLICY,
+                           help="With clean_pixel_data: screen every image, or trust the header.")
+_OCR = typer.Option(None, "--ocr", metavar="ENGINES", rich_help_panel=POLICY, help="OCR engines, comma-separated.")
 
 
 def _pem(flag: str, text: str):
@@ -92,25 +103,16 @@ def serve(
                                 help="Profile, as for deidentify."),
     key_file: Path | None = typer.Option(None, "--key-file", "-k", metavar="FILE", rich_help_panel=PSEUDONYMS,
                                             help="Secret key (or MEDVEIL_KEY_FILE)."),
-    throwaway_key: bool = typer.Option(False, "--throwaway-key", metavar="", rich_help_panel=PSEUDONYMS,
-                                       help="A random key for this run only."),
+    throwaway_key: bool = _THROWAWAY,
     mappings: Path | None = typer.Option(None, "--mappings", metavar="DIR", rich_help_panel=PSEUDONYMS,
                                             help="Keep uid_mapping.csv and patid_mapping.csv here, up to date "
                                                  "before each file leaves."),
-    recipe: Path | None = typer.Option(None, "--recipe", "-r", exists=True, metavar="FILE",
-                                          rich_help_panel=POLICY, help="YAML recipe."),
-    option: list[str] = typer.Option([], "--option", "-o", metavar="NAME", rich_help_panel=POLICY,
-                                     help="Add an option (repeatable)."),
-    without: list[str] = typer.Option([], "--without", metavar="NAME", rich_help_panel=POLICY,
-                                      help="Drop an option (repeatable)."),
-    burned_in: str | None = typer.Option(None, "--burned-in", metavar="quarantine|pass", rich_help_panel=POLICY,
-                                            help="Without Clean Pixel Data: quarantine (default) or pass files "
-                                                 "presumed to carry burned-in text."),
-    pixel_scan: str | None = typer.Option(None, "--pixel-scan", metavar="all|flagged", rich_help_panel=POLICY,
-                                             help="With clean_pixel_data: screen every image, or trust the "
-                                                  "header."),
-    ocr: str | None = typer.Option(None, "--ocr", metavar="ENGINES", rich_help_panel=POLICY,
-                                      help="OCR engines, comma-separated."),
+    recipe: Path | None = _RECIPE,
+    option: list[str] = _OPTION,
+    without: list[str] = _WITHOUT,
+    burned_in: str | None = _BURNED_IN,
+    pixel_scan: str | None = _PIXEL_SCAN,
+    ocr: str | None = _OCR,
     sequential_ids: bool = typer.Option(False, "--sequential-ids", metavar="", rich_help_panel=PSEUDONYMS,
                                         help="Number patients 1, 2, ... (numbers kept in the workspace, shared "
                                              "with batch runs)."),
@@ -218,24 +220,15 @@ def pull(
                                 help="Profile, as for deidentify."),
     key_file: Path | None = typer.Option(None, "--key-file", "-k", metavar="FILE", rich_help_panel=PSEUDONYMS,
                                             help="Secret key (or MEDVEIL_KEY_FILE)."),
-    throwaway_key: bool = typer.Option(False, "--throwaway-key", metavar="", rich_help_panel=PSEUDONYMS,
-                                       help="A random key for this run only."),
+    throwaway_key: bool = _THROWAWAY,
     mappings: Path | None = typer.Option(None, "--mappings", metavar="DIR", rich_help_panel=PSEUDONYMS,
                                             help="Keep the mapping files here."),
-    recipe: Path | None = typer.Option(None, "--recipe", "-r", exists=True, metavar="FILE",
-                                          rich_help_panel=POLICY, help="YAML recipe."),
-    option: list[str] = typer.Option([], "--option", "-o", metavar="NAME", rich_help_panel=POLICY,
-                                     help="Add an option (repeatable)."),
-    without: list[str] = typer.Option([], "--without", metavar="NAME", rich_help_panel=POLICY,
-                                      help="Drop an option (repeatable)."),
-    burned_in: str | None = typer.Option(None, "--burned-in", metavar="quarantine|pass", rich_help_panel=POLICY,
-                                            help="Without Clean Pixel Data: quarantine (default) or pass files "
-                                                 "presumed to carry burned-in text."),
-    pixel_scan: str | None = typer.Option(None, "--pixel-scan", metavar="all|flagged", rich_help_panel=POLICY,
-                                             help="With clean_pixel_data: screen every image, or trust the "
-                                                  "header."),
-    ocr: str | None = typer.Option(None, "--ocr", metavar="ENGINES", rich_help_panel=POLICY,
-                                      help="OCR engines, comma-separated."),
+    recipe: Path | None = _RECIPE,
+    option: list[str] = _OPTION,
+    without: list[str] = _WITHOUT,
+    burned_in: str | None = _BURNED_IN,
+    pixel_scan: str | None = _PIXEL_SCAN,
+    ocr: str | None = _OCR,
     sequential_ids: bool = typer.Option(False, "--sequential-ids", metavar="", rich_help_panel=PSEUDONYMS,
                                         help="Number patients 1, 2, ..."),
     verify: bool = typer.Option(False, "--verify", metavar="", rich_help_panel=POLICY,
