@@ -17,9 +17,14 @@ cxr_app = typer.Typer(cls=Group, no_args_is_help=True,
                            "patient from linking the two (docs/cxr.md). Needs: pip install 'medveil\\[cxr]'.")
 
 #: Help shared by the options every cxr command has.
-THREADS = "torch CPU threads (0: torch's default)."
-DEVICE = "torch device: cpu, or cuda where a GPU is present."
-VERBOSE = "Log progress and scores (never file names or pixel values)."
+# Options several cxr commands take, declared once.
+_DATA = typer.Option(None, "--data", help="Folder with index.csv and images/ (default ../shared/cxr).")
+_TRAINED_SIZE = typer.Option(128, "--size", help="Image size (as the models were trained).")
+_REPORT_ONLY = typer.Option(False, "--report-only", metavar="", help="Only aggregate what --work already holds.")
+_THREADS = typer.Option(1, "--threads", help="torch CPU threads (0: torch's default).")
+_DEVICE = typer.Option("cpu", "--device", help="torch device: cpu, or cuda where a GPU is present.")
+_VERBOSE = typer.Option(True, "--verbose/--quiet", metavar="",
+                        help="Log progress and scores (never file names or pixel values).")
 
 BUDGETS = ("cpu", "gpu", "tiny")
 
@@ -65,7 +70,7 @@ def _budget(name: str):
 @cxr_app.command("train")
 def train_cmd(
     out: Path = typer.Argument(..., help="Checkpoint to write (.pt)."),
-    data: Path | None = typer.Option(None, "--data", help="Folder with index.csv and images/ (default ../shared/cxr)."),
+    data: Path | None = _DATA,
     phantom: bool = typer.Option(False, "--phantom", metavar="", help="Train on generated phantoms instead."),
     size: int = typer.Option(128, "--size", help="Image size (divisible by 8)."),
     kind: str = typer.Option("warp", "--kind", help="warp (PriCheXy-Net) or direct (Privacy-Net-style)."),
@@ -77,9 +82,9 @@ def train_cmd(
     all_patients: bool = typer.Option(False, "--all", metavar="",
                                       help="Train on all folds but the validation fold (for shipping)."),
     budget: str = typer.Option("cpu", "--budget", help="cpu, gpu or tiny (epochs and network sizes)."),
-    threads: int = typer.Option(1, "--threads", help=THREADS),
-    device: str = typer.Option("cpu", "--device", help=DEVICE),
-    verbose: bool = typer.Option(True, "--verbose/--quiet", metavar="", help=VERBOSE),
+    threads: int = _THREADS,
+    device: str = _DEVICE,
+    verbose: bool = _VERBOSE,
 ) -> None:
     """Train an anonymiser: classifier and attacker on real images, identity pre-training, adversarial training."""
     _torch(threads)
@@ -112,10 +117,10 @@ def train_cmd(
 def train_lungs_cmd(
     out: Path = typer.Argument(..., help="Checkpoint to write (.pt); the shipped one is "
                                          "src/medveil/cxr/data/lungs_cxr128.pt."),
-    data: Path | None = typer.Option(None, "--data", help="Folder with index.csv and images/ (default ../shared/cxr)."),
+    data: Path | None = _DATA,
     epochs: int = typer.Option(20, "--epochs", help="Training epochs."),
-    threads: int = typer.Option(1, "--threads", help=THREADS),
-    verbose: bool = typer.Option(True, "--verbose/--quiet", metavar="", help=VERBOSE),
+    threads: int = _THREADS,
+    verbose: bool = _VERBOSE,
 ) -> None:
     """Train the lung-field model of the image check (which undecided CR/DX images are frontal chest images)."""
     _torch(threads)
@@ -138,21 +143,20 @@ def train_lungs_cmd(
 
 @cxr_app.command("evaluate")
 def evaluate_cmd(
-    data: Path | None = typer.Option(None, "--data", help="Folder with index.csv and images/ (default ../shared/cxr)."),
+    data: Path | None = _DATA,
     phantom: bool = typer.Option(False, "--phantom", metavar="", help="Evaluate on generated phantoms instead."),
-    size: int = typer.Option(128, "--size", help="Image size (as the models were trained)."),
+    size: int = _TRAINED_SIZE,
     runs: str = typer.Option("0,1,2", "--runs", help="Comma-separated patient folds (0-4); each is one seed."),
     methods: str = typer.Option("main", "--methods",
                                 help="main, sweep, extra, all, or comma-separated method names."),
     budget: str = typer.Option("cpu", "--budget", help="cpu, gpu or tiny."),
     work: Path = typer.Option(Path(".cxr-work"), "--work", help="Cache of models and per-run results (resumable)."),
     out: Path = typer.Option(Path("docs/cxr.md"), "--out", help="Markdown report; .json and .png go beside it."),
-    report_only: bool = typer.Option(False, "--report-only", metavar="",
-                                     help="Only aggregate what --work already holds."),
+    report_only: bool = _REPORT_ONLY,
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples per run."),
-    threads: int = typer.Option(1, "--threads", help=THREADS),
-    device: str = typer.Option("cpu", "--device", help=DEVICE),
-    verbose: bool = typer.Option(True, "--verbose/--quiet", metavar="", help=VERBOSE),
+    threads: int = _THREADS,
+    device: str = _DEVICE,
+    verbose: bool = _VERBOSE,
 ) -> None:
     """Run the evaluation protocol (fresh attacker per method, linkage test) and write the results table."""
     _torch(threads)
@@ -190,10 +194,10 @@ def evaluate_cmd(
 
 @cxr_app.command("attack")
 def attack_cmd(
-    data: Path | None = typer.Option(None, "--data", help="Folder with index.csv and images/ (default ../shared/cxr)."),
+    data: Path | None = _DATA,
     phantom: bool = typer.Option(False, "--phantom", metavar="",
                                  help="Generated phantoms instead (what the tests do)."),
-    size: int = typer.Option(128, "--size", help="Image size (as the models were trained)."),
+    size: int = _TRAINED_SIZE,
     runs: str = typer.Option("0,1,2,3,4", "--runs", help="Comma-separated patient folds (0-4); each is one seed of "
                                                          "every trained model."),
     defences: str = typer.Option("all", "--defences", help="all, or comma-separated names: "
@@ -203,12 +207,11 @@ def attack_cmd(
     budget: str = typer.Option("cpu", "--budget", help="cpu, gpu or tiny (the generators' and the attackers')."),
     work: Path = typer.Option(Path(".cxr-work"), "--work", help="The same cache as 'evaluate' (models, results)."),
     out: Path = typer.Option(Path("docs/cxr-attack.md"), "--out", help="Markdown report; .json and .png beside it."),
-    report_only: bool = typer.Option(False, "--report-only", metavar="",
-                                     help="Only aggregate what --work already holds."),
+    report_only: bool = _REPORT_ONLY,
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Two-level bootstrap resamples."),
-    threads: int = typer.Option(1, "--threads", help=THREADS),
-    device: str = typer.Option("cpu", "--device", help=DEVICE),
-    verbose: bool = typer.Option(True, "--verbose/--quiet", metavar="", help=VERBOSE),
+    threads: int = _THREADS,
+    device: str = _DEVICE,
+    verbose: bool = _VERBOSE,
 ) -> None:
     """Measure every defence against the registration attacker and a learned metric attacker (docs/cxr.md)."""
     _torch(threads)
@@ -266,7 +269,7 @@ def anonymize_cmd(
                                                                          "MEDVEIL_KEY_FILE)."),
     throwaway_key_: bool = typer.Option(False, "--throwaway-key", metavar="",
                                         help="DICOM only: a random key for this file."),
-    threads: int = typer.Option(1, "--threads", help=THREADS),
+    threads: int = _THREADS,
 ) -> None:
     """Warp one chest radiograph against linkage: research, not a guarantee of anonymity (docs/cxr.md).
 
