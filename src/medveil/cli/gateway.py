@@ -80,6 +80,15 @@ def _pem(flag: str, text: str):
     return typer.Option(None, flag, exists=True, dir_okay=False, metavar="FILE", rich_help_panel=NETWORK, help=text)
 
 
+_TO_TLS = typer.Option(False, "--to-tls", metavar="", rich_help_panel=NETWORK,
+                       help="TLS towards a C-STORE destination (system trust).")
+_TO_TLS_CA = _pem("--to-tls-ca", "CA certificates to trust for the destination (implies TLS).")
+_PROFILE = typer.Option("basic", "--profile", "-p", metavar="NAME", rich_help_panel=POLICY,
+                        help="Profile, as for deidentify.")
+_KEY_FILE = typer.Option(None, "--key-file", "-k", metavar="FILE", rich_help_panel=PSEUDONYMS,
+                         help="Secret key (or MEDVEIL_KEY_FILE).")
+
+
 def serve(
     to: str = _TO,
     ae_title: str = typer.Option(DEFAULT_AE, "--ae-title", metavar="AET", rich_help_panel=NETWORK,
@@ -96,13 +105,10 @@ def serve(
     tls_key: Path | None = _pem("--tls-key", "TLS private key (PEM) for --tls-cert."),
     tls_ca: Path | None = _pem("--tls-ca", "CA certificates (PEM): senders must present a certificate signed "
                                               "by one."),
-    to_tls: bool = typer.Option(False, "--to-tls", metavar="", rich_help_panel=NETWORK,
-                                help="TLS towards a C-STORE destination (system trust)."),
-    to_tls_ca: Path | None = _pem("--to-tls-ca", "CA certificates to trust for the destination (implies TLS)."),
-    profile: str = typer.Option("basic", "--profile", "-p", metavar="NAME", rich_help_panel=POLICY,
-                                help="Profile, as for deidentify."),
-    key_file: Path | None = typer.Option(None, "--key-file", "-k", metavar="FILE", rich_help_panel=PSEUDONYMS,
-                                            help="Secret key (or MEDVEIL_KEY_FILE)."),
+    to_tls: bool = _TO_TLS,
+    to_tls_ca: Path | None = _TO_TLS_CA,
+    profile: str = _PROFILE,
+    key_file: Path | None = _KEY_FILE,
     throwaway_key: bool = _THROWAWAY,
     mappings: Path | None = typer.Option(None, "--mappings", metavar="DIR", rich_help_panel=PSEUDONYMS,
                                             help="Keep uid_mapping.csv and patid_mapping.csv here, up to date "
@@ -213,13 +219,10 @@ def pull(
     tls_ca: Path | None = _pem("--tls-ca", "CA certificates: the source's sub-associations must use TLS with a "
                                               "certificate signed by one."),
     from_tls_ca: Path | None = _pem("--from-tls-ca", "CA certificates to trust for the source (implies TLS)."),
-    to_tls: bool = typer.Option(False, "--to-tls", metavar="", rich_help_panel=NETWORK,
-                                help="TLS towards a C-STORE destination (system trust)."),
-    to_tls_ca: Path | None = _pem("--to-tls-ca", "CA certificates to trust for the destination (implies TLS)."),
-    profile: str = typer.Option("basic", "--profile", "-p", metavar="NAME", rich_help_panel=POLICY,
-                                help="Profile, as for deidentify."),
-    key_file: Path | None = typer.Option(None, "--key-file", "-k", metavar="FILE", rich_help_panel=PSEUDONYMS,
-                                            help="Secret key (or MEDVEIL_KEY_FILE)."),
+    to_tls: bool = _TO_TLS,
+    to_tls_ca: Path | None = _TO_TLS_CA,
+    profile: str = _PROFILE,
+    key_file: Path | None = _KEY_FILE,
     throwaway_key: bool = _THROWAWAY,
     mappings: Path | None = typer.Option(None, "--mappings", metavar="DIR", rich_help_panel=PSEUDONYMS,
                                             help="Keep the mapping files here."),
