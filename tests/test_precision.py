@@ -137,20 +137,19 @@ def test_history_of_a_first_deidentification(key):
 # -- 5: TCIA curation conventions ------------------------------------------------------------------
 
 
+def _reference(sop_class: str, sop_instance: str) -> Sequence:
+    item = Dataset()
+    item.ReferencedSOPClassUID = sop_class
+    item.ReferencedSOPInstanceUID = sop_instance
+    return Sequence([item])
+
+
 def _with_references() -> Dataset:
     ds = phi_dataset()
-    study_ref = Dataset()
-    study_ref.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
-    study_ref.ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.2.1125.777.1"
-    ds.ReferencedStudySequence = Sequence([study_ref])
-    pps = Dataset()
-    pps.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.3"
-    pps.ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.2.1125.777.2"
-    ds.ReferencedPerformedProcedureStepSequence = Sequence([pps])
-    patient_ref = Dataset()
-    patient_ref.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.1.1"
-    patient_ref.ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.2.1125.777.3"
-    ds.ReferencedPatientSequence = Sequence([patient_ref])
+    ds.ReferencedStudySequence = _reference("1.2.840.10008.3.1.2.3.1", "1.2.826.0.1.3680043.2.1125.777.1")
+    ds.ReferencedPerformedProcedureStepSequence = _reference("1.2.840.10008.3.1.2.3.3",
+                                                             "1.2.826.0.1.3680043.2.1125.777.2")
+    ds.ReferencedPatientSequence = _reference("1.2.840.10008.3.1.2.1.1", "1.2.826.0.1.3680043.2.1125.777.3")
     ds.SmokingStatus = "NO"
     ds.PatientSexNeutered = "UNALTERED"
     return ds
