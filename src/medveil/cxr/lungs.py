@@ -128,10 +128,10 @@ def train_lung_model(ds, train_idx: np.ndarray, val_idx: np.ndarray, *, epochs: 
     import copy
 
     import torch
-    import torch.nn.functional as F
 
     from medveil.cxr import metrics as M
     from medveil.cxr.models import UNet
+    from medveil.cxr.train import segmentation_loss
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -148,10 +148,7 @@ def train_lung_model(ds, train_idx: np.ndarray, val_idx: np.ndarray, *, epochs: 
             x = torch.from_numpy(ds.images[idx])
             y = torch.from_numpy(ds.masks[idx])
             x, y = _augment_pair(x, y, rng)
-            logits = model(x)
-            p = torch.sigmoid(logits)
-            dice = 1 - (2 * (p * y).sum() + 1) / (p.sum() + y.sum() + 1)
-            loss = F.binary_cross_entropy_with_logits(logits, y) + dice
+            loss = segmentation_loss(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -131,6 +131,13 @@ def _augment(x: torch.Tensor, rng: np.random.Generator, shift: int = 4) -> torch
 
 # ---------------------------------------------------------------------------------------------- segmentation
 
+def segmentation_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy plus soft Dice (smoothed by 1): what the segmenter and the lung model train on."""
+    p = torch.sigmoid(logits)
+    dice = 1 - (2 * (p * masks).sum() + 1) / (p.sum() + masks.sum() + 1)
+    return F.binary_cross_entropy_with_logits(logits, masks) + dice
+
+
 @torch.no_grad()
 def predict_masks(model: UNet, images: np.ndarray, device: str = "cpu") -> np.ndarray:
     return apply(lambda x: (model(x) > 0).float(), images, device)
@@ -154,10 +161,7 @@ def train_segmenter(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, bud
         for b in _chunks(len(train_idx), budget.batch, rng):
             idx = train_idx[b]
             x, y = _t(ds.images[idx], device), _t(masks[idx], device)
-            logits = model(x)
-            p = torch.sigmoid(logits)
-            dice = 1 - (2 * (p * y).sum() + 1) / (p.sum() + y.sum() + 1)
-            loss = F.binary_cross_entropy_with_logits(logits, y) + dice
+            loss = segmentation_loss(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
