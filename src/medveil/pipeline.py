@@ -307,9 +307,8 @@ def _refuse_hidden_data(ds: Dataset, findings: list[Nonconformity]) -> list[tupl
             events.append(("nonconforming-value", finding.describe()))
             continue
         tag = finding.path[-1]
-        parent, _ = _element_at(ds, finding.path[:-1] + (0,)) if len(finding.path) > 1 else (ds, None)
-        held = parent._dict.get(BaseTag(tag)) if parent is not None else None
-        if held is None:
+        parent, held = _stored_at(ds, finding.path)
+        if parent is None or held is None:
             continue
         # Looked at without converting: a stretched numeric value may not even convert (302 bytes of SL).
         if (held.length == 0) if isinstance(held, RawDataElement) else held.is_empty:
@@ -343,10 +342,9 @@ def _restore_swallowed(ds: Dataset, data: bytes, swallowed: list[Swallowed]) -> 
 
     events = []
     for found in sorted(swallowed, key=lambda s: s.value_start):
-        parent, _ = _element_at(ds, found.path[:-1] + (0,)) if len(found.path) > 1 else (ds, None)
         tag = found.path[-1]
-        raw = parent._dict.get(BaseTag(tag)) if parent is not None else None
-        if not isinstance(raw, RawDataElement):
+        parent, raw = _stored_at(ds, found.path)
+        if parent is None or not isinstance(raw, RawDataElement):
             raise QuarantineError(f"{_path_text(found.path)}: its length covers the next elements, and they "
                                   "cannot be put back")
         own = data[found.value_start:found.value_start + found.keep]
@@ -369,16 +367,21 @@ def _path_text(path: tuple[int, ...]) -> str:
     return Nonconformity(path, "").where()
 
 
-def _element_at(ds: Dataset, path: tuple[int, ...]):
-    """``(dataset holding it, element)`` at *path* (tags with item indices between them); element None if absent."""
+def _stored_at(ds: Dataset, path: tuple[int, ...]):
+    """``(dataset holding it, element as stored)`` at *path* (tags with item indices between them).
+
+    The element is not converted (a raw element stays raw: a stretched value
+    may not convert at all); ``(None, None)`` when a sequence or item on the
+    way is missing, and an absent element is None.
+    """
     current = ds
     for position in range(0, len(path) - 1, 2):
         elem = current.get(path[position])
         items = elem.value if elem is not None and elem.VR == "SQ" else None
         if not items or path[position + 1] >= len(items):
-            return current, None
+            return None, None
         current = items[path[position + 1]]
-    return current, current.get(path[-1])
+    return current, current._dict.get(BaseTag(path[-1]))
 
 
 def _clean_pixels(ds: Dataset, policy: Policy, reason: str | None,
