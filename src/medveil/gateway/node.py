@@ -10,6 +10,7 @@ still in the outbox stays there for the next start.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from medveil.gateway.endpoints import Destination
@@ -26,7 +27,9 @@ class Gateway:
     def __init__(self, *, workspace: Path, policy: Policy, key: Key, destination: Destination,
                  calling_ae: str, scp: ScpSettings | None = None, mappings_dir: Path | None = None,
                  record_originals: bool = False, resume: bool = True, mode: str = "serve",
-                 backoff: Backoff = Backoff(), batch: int = 64, sender=None) -> None:
+                 backoff: Backoff = Backoff(), batch: int = 64, sender=None,
+                 on_received: Callable[[str], None] | None = None,
+                 on_forwarded: Callable[[], None] | None = None) -> None:
         self.workspace = Path(workspace)
         self.policy = policy
         self.key = key
@@ -40,6 +43,9 @@ class Gateway:
         self.backoff = backoff
         self.batch = batch
         self.sender = sender or make_sender(destination, calling_ae)
+        #: Progress hooks: each received file's outcome, each file the destination confirmed.
+        self.on_received = on_received or (lambda outcome: None)
+        self.on_forwarded = on_forwarded or (lambda: None)
         self.ledger: Ledger | None = None
         self.forwarder: Forwarder | None = None
         self.scp: StorageScp | None = None
@@ -59,7 +65,8 @@ class Gateway:
             self.intake = Intake(self.ledger, self.policy, self.key, resume=self.resume,
                                  on_queued=self.forwarder.wake)
             if self.scp_settings is not None:
-                self.scp = StorageScp(self.scp_settings, self.intake, on_association=self._association).start()
+                self.scp = StorageScp(self.scp_settings, self.intake, on_association=self._association,
+                                      on_stored=self.on_received).start()
         except BaseException:
             self.close()
             raise
@@ -69,6 +76,7 @@ class Gateway:
     def _sent(self, entry, answer) -> None:
         assert self.ledger is not None
         self.ledger.forwarded(entry, answer.detail)
+        self.on_forwarded()
 
     def _association(self, kind: str, detail: dict) -> None:
         assert self.ledger is not None
