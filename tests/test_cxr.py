@@ -222,6 +222,9 @@ def test_phantom_attacker_learns_identity_on_a_cpu():
     budget = T.Budget(snn_epochs=6, batch=16, widths=(8, 16, 32))
     val_pairs = D.sample_pairs(split["val"], ds.patients, ds.sources, np.random.default_rng(1), 12)
     test_pairs = D.sample_pairs(split["test"], ds.patients, ds.sources, np.random.default_rng(2), 12)
-    snn = T.train_attacker(ds.images, ds, split["train"], ds.images, ds.images, val_pairs, budget, seed=0)
+    epochs: list[int] = []
+    snn = T.train_attacker(ds.images, ds, split["train"], ds.images, ds.images, val_pairs, budget, seed=0,
+                           on_epoch=lambda: epochs.append(1))
+    assert len(epochs) == budget.snn_epochs  # progress hears every epoch
     auc = M.auc(test_pairs[:, 2], T.pair_scores(snn, ds.images, ds.images, test_pairs))
     assert auc > 0.65  # about 0.76 with these seeds (0.72-0.80 over phantom seeds); chance is 0.5

@@ -141,6 +141,15 @@ def test_attack_command_on_phantoms_writes_both_tables(tmp_path):
     assert metric["none"]["attacker_seeds"] == 2 and metric["none"]["attacker_seed_std"] is not None
     assert "delta_auc_ci" in metric["prichexy"]
     assert out.with_suffix(".png").stat().st_size > 1000
+    # progress hears every defence of the run; with everything cached, each is "cached"
+    from medveil.cxr import train as T
+
+    outcomes: list[str] = []
+    A.attack_run(D.make_phantoms(n_patients=60, images_per_patient=4, size=32, seed=0), 0,
+                 [A.BY_NAME[name] for name in ("none", "prichexy", "matched", "matched_x4", "blur")],
+                 ["registration", "metric"], T.Budget.tiny(), tmp_path / "work", metric_budget=MetricBudget.tiny(),
+                 attacker_seeds=2, reg_config=R.RegistrationConfig.tiny(), on_defence=outcomes.append)
+    assert outcomes == ["cached"] * 5
     # resumable: a second call with everything cached only aggregates
     again = runner.invoke(app, ["cxr", "attack", "--phantom", "--size", "32", "--runs", "0", "--defences",
                                 "prichexy,matched,matched_x4,blur", "--budget", "tiny", "--work",

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from medveil.cli.common import Group, fail
+from medveil.cli.progress import RunProgress
 
 cxr_app = typer.Typer(cls=Group, no_args_is_help=True,
                       help="Research: chest-radiograph warping after PriCheXy-Net, not a guarantee of anonymity.\n\n"
@@ -39,9 +40,25 @@ def _torch(threads: int):
     return torch
 
 
-def _logging(verbose: bool) -> None:
-    # Only counters and scores are logged; never file names, patient ids or pixel values.
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(message)s")
+def _logging(verbose: bool, progress: RunProgress | None = None) -> None:
+    """Log lines (counters and scores only; never file names, patient ids or pixel values) to stderr.
+
+    While *progress* shows a bar they go through its console, so each appears above the bar.
+    """
+    level = logging.INFO if verbose else logging.WARNING
+    console = progress.console if progress is not None else None
+    if console is not None:
+        from rich.logging import RichHandler
+
+        logging.basicConfig(level=level, format="%(message)s", force=True,
+                            handlers=[RichHandler(console=console, show_path=False, show_level=False)])
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(message)s", force=True)
+
+
+def _steps(what: str, unit: str, verbose: bool) -> RunProgress:
+    """A bar over a research command's steps (epochs, methods, defences); --quiet hides it."""
+    return RunProgress(what, quiet=not verbose, held_label="", unit=unit)
 
 
 def _dataset(data: Path | None, phantom: bool, size: int):
@@ -88,7 +105,6 @@ def train_cmd(
 ) -> None:
     """Train an anonymiser: classifier and attacker on real images, identity pre-training, adversarial training."""
     _torch(threads)
-    _logging(verbose)
     import numpy as np
 
     from medveil.cxr import train as T
@@ -100,12 +116,18 @@ def train_cmd(
     train_idx = np.concatenate([split["train"], split["test"]]) if all_patients else split["train"]
     started = time.monotonic()
     seed = 1000 * (run + 1)
-    clf = T.train_classifier(ds, train_idx, split["val"], b, seed, device)
     from medveil.cxr.data import sample_pairs
 
     val_pairs = sample_pairs(split["val"], ds.patients, ds.sources, np.random.default_rng(seed + 1), b.pair_cap)
-    snn = T.train_attacker(ds.images, ds, train_idx, ds.images, ds.images, val_pairs, b, seed, device)
-    gen = T.train_anonymiser(ds, train_idx, split["val"], clf, snn, b, seed + 5, kind, mu, sigma, whole_grid, device)
+    with _steps("training", "epochs", verbose) as progress:
+        _logging(verbose, progress)
+        progress.set_total(b.clf_epochs + b.snn_epochs + b.pre_epochs + b.adv_epochs)
+        step = lambda: progress("done")  # noqa: E731
+        clf = T.train_classifier(ds, train_idx, split["val"], b, seed, device, on_epoch=step)
+        snn = T.train_attacker(ds.images, ds, train_idx, ds.images, ds.images, val_pairs, b, seed, device,
+                               on_epoch=step)
+        gen = T.train_anonymiser(ds, train_idx, split["val"], clf, snn, b, seed + 5, kind, mu, sigma, whole_grid,
+                                 device, on_epoch=step)
     out.parent.mkdir(parents=True, exist_ok=True)
     T.save_generator(gen, out, {"size": size, "trained_on": "phantoms" if phantom else "cxr",
                                 "budget": budget, "run": run, "all": all_patients})
@@ -124,7 +146,6 @@ def train_lungs_cmd(
 ) -> None:
     """Train the lung-field model of the image check (which undecided CR/DX images are frontal chest images)."""
     _torch(threads)
-    _logging(verbose)
     import numpy as np
 
     from medveil.cxr import lungs as L
@@ -135,7 +156,11 @@ def train_lungs_cmd(
         fail("no lung masks: install torchxrayvision (pip install --no-deps torchxrayvision)")
     split = split_indices(ds.patients, ds.sources, 0)
     train_idx = np.concatenate([split["train"], split["test"]])
-    model, dice = L.train_lung_model(ds, train_idx, split["val"], epochs=epochs)
+    with _steps("training", "epochs", verbose) as progress:
+        _logging(verbose, progress)
+        progress.set_total(epochs)
+        model, dice = L.train_lung_model(ds, train_idx, split["val"], epochs=epochs,
+                                         on_epoch=lambda: progress("done"))
     out.parent.mkdir(parents=True, exist_ok=True)
     L.save_lung_model(model, out, {"val_dice": float(dice), "epochs": epochs})
     Console().print(f"[bold]medveil cxr train-lungs[/]: validation Dice {dice:.3f}; written to {out}")
@@ -160,7 +185,7 @@ def evaluate_cmd(
 ) -> None:
     """Run the evaluation protocol (fresh attacker per method, linkage test) and write the results table."""
     _torch(threads)
-    _logging(verbose)
+    _logging(verbose)  # again below, through the bar's console, while the bar is shown
     from medveil.cxr import evaluate as E
 
     b = _budget(budget)
@@ -180,8 +205,12 @@ def evaluate_cmd(
     source = "phantoms" if phantom else str(data or "../shared/cxr")
     if not report_only:
         ds, source = _dataset(data, phantom, size)
-        for run in run_ids:
-            E.evaluate_run(ds, run, chosen, b, work, device)
+        with _steps("evaluating", "methods", verbose) as progress:
+            _logging(verbose, progress)
+            progress.set_total(len(run_ids) * len(chosen))
+            for run in run_ids:
+                E.evaluate_run(ds, run, chosen, b, work, device, on_method=progress)
+        _logging(verbose)
     rows = E.aggregate(work, bootstrap)
     if not rows:
         fail(f"no results under {work}")
@@ -215,7 +244,7 @@ def attack_cmd(
 ) -> None:
     """Measure every defence against the registration attacker and a learned metric attacker (docs/cxr.md)."""
     _torch(threads)
-    _logging(verbose)
+    _logging(verbose)  # again below, through the bar's console, while the bar is shown
     from medveil.cxr import attack as A
     from medveil.cxr import registration as R
     from medveil.cxr.attackers import MetricBudget
@@ -239,9 +268,15 @@ def attack_cmd(
     reg_config = R.RegistrationConfig.tiny() if tiny else R.RegistrationConfig()
     if not report_only:
         ds, _ = _dataset(data, phantom, size)
-        for run in (int(r) for r in runs.split(",") if r.strip()):
-            A.attack_run(ds, run, chosen, chosen_attackers, b, work, metric_budget=metric_budget,
-                         attacker_seeds=attacker_seeds, reg_config=reg_config, device=device)
+        run_ids = [int(r) for r in runs.split(",") if r.strip()]
+        with _steps("attacking", "defences", verbose) as progress:
+            _logging(verbose, progress)
+            progress.set_total(len(run_ids) * len(chosen))
+            for run in run_ids:
+                A.attack_run(ds, run, chosen, chosen_attackers, b, work, metric_budget=metric_budget,
+                             attacker_seeds=attacker_seeds, reg_config=reg_config, device=device,
+                             on_defence=progress)
+        _logging(verbose)
     tables = {a: A.aggregate(work, a, bootstrap) for a in A.ATTACKERS}
     tables = {a: rows for a, rows in tables.items() if rows}
     if not tables:

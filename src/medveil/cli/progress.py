@@ -54,7 +54,7 @@ class RunProgress:
                  stream=None, clock=time.monotonic):
         self.what = what
         self.held = held
-        self.held_label = held_label or str(held)
+        self.held_label = str(held) if held_label is None else held_label  # "": nothing worth counting
         self.unit = unit
         self._lock = threading.Lock()
         self.stream = stream if stream is not None else sys.stderr
@@ -99,7 +99,8 @@ class RunProgress:
             self.statuses[status] += 1
             if self._bar is not None and self._task is not None:
                 held = self.statuses[self.held]
-                self._bar.update(self._task, advance=1, held=f"{self.held_label}: {held}" if held else "")
+                self._bar.update(self._task, advance=1,
+                                 held=f"{self.held_label}: {held}" if held and self.held_label else "")
             elif self._lines:
                 now = self.clock()
                 if now - self._last_line >= self.every:
@@ -118,5 +119,10 @@ class RunProgress:
             eta = f", ETA {_duration(left)}" if left is not None else ""
         else:
             share, eta = f"{self.done} {self.unit}", ""
-        return (f"medveil {self.what}: {share}, {rate:.1f} {self.unit}/s, elapsed {_duration(elapsed)}{eta}, "
-                f"{self.held_label} so far: {self.statuses[self.held]}")
+        held = f", {self.held_label} so far: {self.statuses[self.held]}" if self.held_label else ""
+        return f"medveil {self.what}: {share}, {rate:.1f} {self.unit}/s, elapsed {_duration(elapsed)}{eta}{held}"
+
+    @property
+    def console(self) -> Console | None:
+        """The bar's console while a bar is shown (log lines printed through it appear above the bar)."""
+        return self._bar.console if self._bar is not None else None

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,9 +139,12 @@ def utility(anon: np.ndarray, ds: Dataset, setup: E.RunSetup, device: str = "cpu
 
 def attack_run(ds: Dataset, run: int, defences: list[Defence], attackers: list[str], budget: T.Budget,
                work: Path, *, metric_budget: MetricBudget = MetricBudget(), attacker_seeds: int = 2,
-               reg_config: R.RegistrationConfig = R.RegistrationConfig(), device: str = "cpu") -> None:
+               reg_config: R.RegistrationConfig = R.RegistrationConfig(), device: str = "cpu",
+               on_defence: Callable[[str], None] = lambda outcome: None) -> None:
     """Measure ``defences`` of fold ``run`` against ``attackers``; every part is cached under
-    ``work/run<r>/attack/`` (so a long evaluation resumes, and runs can go to separate processes)."""
+    ``work/run<r>/attack/`` (so a long evaluation resumes, and runs can go to separate processes).
+
+    *on_defence* hears ``skipped``, ``cached`` or ``done`` after each defence (progress)."""
     setup = E.prepare_run(ds, run, budget, work, device)
     adir = setup.rdir / "attack"
     adir.mkdir(exist_ok=True)
@@ -148,10 +152,12 @@ def attack_run(ds: Dataset, run: int, defences: list[Defence], attackers: list[s
     lungs = None
     for defence in defences:
         if run not in ONLY_RUNS.get(defence.name, {run}):
+            on_defence("skipped")
             continue
         base = adir / defence.name
         needed = [a for a in attackers if not _done(base, a, attacker_seeds)]
         if not needed and Path(f"{base}.utility.json").exists():
+            on_defence("cached")
             continue
         started = time.monotonic()
         anon, disp = anonymise(defence, ds, setup, budget, device)
@@ -182,6 +188,7 @@ def attack_run(ds: Dataset, run: int, defences: list[Defence], attackers: list[s
                 path.write_text(json.dumps({**info, "seed": k, "scores": s.tolist(), "auc": M.auc(pairs[:, 2], s)}))
                 log.info("run %d %s metric attacker seed %d AUC %.3f", run, defence.name, k, M.auc(pairs[:, 2], s))
         log.info("run %d %s done (%.0f s)", run, defence.name, time.monotonic() - started)
+        on_defence("done")
 
 
 def _done(base: Path, attacker: str, seeds: int) -> bool:

@@ -130,8 +130,11 @@ def prepare_run(ds: Dataset, run: int, budget: T.Budget, work: Path, device: str
 
 
 def evaluate_run(ds: Dataset, run: int, methods: list[Method], budget: T.Budget, work: Path,
-                 device: str = "cpu", k: int = 5) -> list[dict]:
-    """Evaluate ``methods`` on fold ``run``; returns the per-method result dicts (cached under ``work``)."""
+                 device: str = "cpu", k: int = 5,
+                 on_method: Callable[[str], None] = lambda outcome: None) -> list[dict]:
+    """Evaluate ``methods`` on fold ``run``; returns the per-method result dicts (cached under ``work``).
+
+    *on_method* hears ``cached`` or ``done`` after each method (progress)."""
     setup = prepare_run(ds, run, budget, work, device, k)
     rdir, split, seed = setup.rdir, setup.split, setup.seed
     val_pairs, test_pairs = setup.val_pairs, setup.test_pairs
@@ -144,6 +147,7 @@ def evaluate_run(ds: Dataset, run: int, methods: list[Method], budget: T.Budget,
         out_path = rdir / f"{method.name}.json"
         if out_path.exists():
             results.append(json.loads(out_path.read_text()))
+            on_method("cached")
             continue
         started = time.monotonic()
         anon, displacement = _anonymise_all(method, ds, split, clf, real_attacker, budget, seed, rdir, device)
@@ -171,6 +175,7 @@ def evaluate_run(ds: Dataset, run: int, methods: list[Method], budget: T.Budget,
                  result["clf_auc"], result["dice"], result["seconds"])
         out_path.write_text(json.dumps(result))
         results.append(result)
+        on_method("done")
     return results
 
 

@@ -120,7 +120,7 @@ def lung_field_check(view: np.ndarray, model=None) -> Decision:
 
 
 def train_lung_model(ds, train_idx: np.ndarray, val_idx: np.ndarray, *, epochs: int = 20, base: int = 8,
-                     seed: int = 0, batch: int = 16, lr: float = 1e-3):
+                     seed: int = 0, batch: int = 16, lr: float = 1e-3, on_epoch=lambda: None):
     """A lung U-Net on the images with masks (BCE + soft Dice), with augmentation for other sources than the
     training images: random contrast (gamma), brightness, translation and scale.  No left-right flip: it would
     teach nothing about the heart side the check does not need, and real frontal images are not mirrored.
@@ -157,6 +157,7 @@ def train_lung_model(ds, train_idx: np.ndarray, val_idx: np.ndarray, *, epochs: 
             pred = (model(torch.from_numpy(ds.images[val_idx])) > 0).float().numpy()
         score = M.dice(pred, ds.masks[val_idx])
         log.info("lung model epoch %d val Dice %.3f", epoch, score)
+        on_epoch()
         if score >= best:
             best, best_state = score, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)

@@ -95,7 +95,7 @@ def predict_labels(model: Classifier, images: np.ndarray, device: str = "cpu") -
 
 
 def train_classifier(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, budget: Budget, seed: int,
-                     device: str = "cpu") -> Classifier:
+                     device: str = "cpu", on_epoch: Callable[[], None] = lambda: None) -> Classifier:
     """Multi-label finding classifier on real images (masked BCE; ``NaN`` labels are ignored)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -113,6 +113,7 @@ def train_classifier(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, bu
             opt.step()
         score = M.mean_label_auc(ds.labels[val_idx], predict_labels(model, ds.images[val_idx], device))
         log.info("classifier epoch %d val mean AUC %.3f", epoch, score)
+        on_epoch()
         if score >= best or not np.isfinite(best):
             best, best_state = score, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
@@ -189,7 +190,7 @@ def pair_scores(model: SiameseNet, a: np.ndarray, b: np.ndarray, pairs: np.ndarr
 
 def train_attacker(train_a: np.ndarray, ds: Dataset, train_idx: np.ndarray, val_a: np.ndarray,
                    val_b: np.ndarray, val_pairs: np.ndarray, budget: Budget, seed: int,
-                   device: str = "cpu") -> SiameseNet:
+                   device: str = "cpu", on_epoch: Callable[[], None] = lambda: None) -> SiameseNet:
     """A fresh Siamese attacker trained on pairs of ``train_a`` images (both anonymised in the paper's protocol,
     real for the baseline), fresh balanced pairs each epoch; keeps the epoch with the best AUC on ``val_pairs``
     scored as ``(val_a[i], val_b[j])`` (anonymised vs real: the linkage attack)."""
@@ -211,6 +212,7 @@ def train_attacker(train_a: np.ndarray, ds: Dataset, train_idx: np.ndarray, val_
             opt.step()
         score = M.auc(val_pairs[:, 2], pair_scores(model, val_a, val_b, val_pairs, device))
         log.info("attacker epoch %d val AUC %.3f", epoch, score)
+        on_epoch()
         if score >= best:
             best, best_state = score, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
@@ -230,7 +232,8 @@ def make_generator(kind: str, budget: Budget, mu: float = 0.01, sigma: float = 2
 
 def train_anonymiser(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, classifier: Classifier,
                      attacker: SiameseNet, budget: Budget, seed: int, kind: str = "warp", mu: float = 0.01,
-                     sigma: float = 2.0, smooth_whole_grid: bool = False, device: str = "cpu") -> Generator:
+                     sigma: float = 2.0, smooth_whole_grid: bool = False, device: str = "cpu",
+                     on_epoch: Callable[[], None] = lambda: None) -> Generator:
     """Identity pre-training, then adversarial training against copies of ``classifier`` and ``attacker`` (both
     trained on real images, then updated on anonymised ones after every generator step).  Returns the generator
     of the epoch with the lowest validation loss ``L``."""
@@ -249,6 +252,7 @@ def train_anonymiser(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cl
             opt_g.step()
             total += loss.item() * len(b)
         log.info("anonymiser identity pre-training epoch %d MSE %.2e", epoch, total / len(train_idx))
+        on_epoch()
 
     clf = copy.deepcopy(classifier).to(device)
     snn = copy.deepcopy(attacker).to(device)
@@ -288,6 +292,7 @@ def train_anonymiser(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cl
             opt_c.step()
         val = _validation_loss(gen, clf, snn, ds, val_pairs, budget, device)
         log.info("anonymiser adversarial epoch %d val loss %.4f", epoch, val)
+        on_epoch()
         if val < best:
             best, best_state = val, copy.deepcopy(gen.state_dict())
     gen.load_state_dict(best_state)
