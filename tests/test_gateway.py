@@ -244,3 +244,54 @@ def test_gateway_in_process_releases_what_a_batch_run_releases(tmp_path, key):
     with AuditStore.open(tmp_path / "ws" / "audit.sqlite") as store:
         counts = store.run_summary(summary.run_id)["event_counts"]
     assert counts["forwarded"] == summary.written and counts["association"] == 2
+
+
+def _part10(dataset: bytes, transfer_syntax: str, sop_instance_uid: str) -> bytes:
+    from medveil.gateway.intake import part10
+
+    return part10("1.2.840.10008.5.1.4.1.1.2", sop_instance_uid, transfer_syntax, dataset)
+
+
+def test_a_deflate_bomb_sent_to_the_gateway_is_quarantined_before_it_is_inflated(tmp_path, key):
+    """A few kB of Deflated Explicit VR that inflate to far more than an association's memory budget
+    end in quarantine with the budget's reason, as in batch mode, instead of being inflated."""
+    pytest.importorskip("pynetdicom")
+    import zlib
+
+    from gateway_support import scu_send
+    from medveil.gateway.node import Gateway
+    from medveil.gateway.scp import ScpSettings
+    from medveil.policy import get_profile
+    from medveil.store.audit import AuditStore
+
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    bomb = squeeze.compress(bytes(24 << 20)) + squeeze.flush()
+    path = tmp_path / "bomb.dcm"
+    path.write_bytes(_part10(bomb, "1.2.840.10008.1.2.1.99", "1.2.826.0.1.3680043.8.498.1"))
+    archive = ArchiveScp()
+    gateway = Gateway(workspace=tmp_path / "ws", policy=get_profile("basic"), key=key, calling_ae="MEDVEIL",
+                      destination=DicomNode("ARCHIVE", "127.0.0.1", archive.port), scp=ScpSettings(port=0),
+                      memory_budget=32 << 20).open()
+    try:
+        assert gateway.intake.memory_budget == 32 << 20
+        assert scu_send(gateway.scp.port, [path]) == [0]
+        assert gateway.forwarder.drain(60)
+    finally:
+        summary = gateway.close()
+        archive.stop()
+    assert summary.quarantined == 1 and summary.written == 0 and not archive.received
+    with AuditStore.open(tmp_path / "ws" / "audit.sqlite") as store:
+        reasons = [row["reason"] for row in store.file_rows(summary.run_id)]
+    assert len(reasons) == 1 and "memory budget" in reasons[0], reasons
+
+
+def test_the_gateway_has_a_memory_budget_by_default(tmp_path, key):
+    from medveil.gateway.node import Gateway
+    from medveil.gateway.scp import ScpSettings
+    from medveil.policy import get_profile
+    from medveil.runner.limits import default_memory_budget
+
+    gateway = Gateway(workspace=tmp_path / "ws", policy=get_profile("basic"), key=key, calling_ae="MEDVEIL",
+                      destination=DicomNode("ARCHIVE", "127.0.0.1", 104), scp=ScpSettings(max_associations=4))
+    assert gateway.memory_budget is not None
+    assert gateway.memory_budget <= default_memory_budget(1)
