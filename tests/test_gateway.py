@@ -295,3 +295,21 @@ def test_the_gateway_has_a_memory_budget_by_default(tmp_path, key):
                       destination=DicomNode("ARCHIVE", "127.0.0.1", 104), scp=ScpSettings(max_associations=4))
     assert gateway.memory_budget is not None
     assert gateway.memory_budget <= default_memory_budget(1)
+
+
+def test_tls_towards_a_plain_http_url_is_refused_not_silently_dropped(tmp_path):
+    """--to-tls or --to-tls-ca with an http:// STOW-RS URL would post in plain text (urllib ignores a TLS
+    context for http); the user asked for TLS, so the address is refused at start-up."""
+    from medveil.gateway.endpoints import Tls
+
+    with pytest.raises(EndpointError, match="https://"):
+        parse_destination("http://archive:8042/dicom-web", Tls())
+    assert parse_destination("https://archive/dicom-web", Tls()).tls == Tls()
+    from typer.testing import CliRunner
+
+    from medveil.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--to", "http://archive:8042/dicom-web", "--to-tls",
+                                      "--workspace", str(tmp_path / "ws"), "--throwaway-key"])
+    assert result.exit_code != 0 and "https://" in result.output
+    assert not (tmp_path / "ws").exists()
