@@ -112,7 +112,7 @@ def create_app(settings: ReviewSettings) -> Starlette:
     async def decide(request: Request) -> Response:
         ref, action = request.path_params["ref"], request.path_params["action"]
         form = parse_qs((await request.body()).decode("ascii", "replace"))
-        if not hmac.compare_digest((form.get("form_token") or [""])[0], form_token):
+        if not same_secret((form.get("form_token") or [""])[0], form_token):
             return PlainTextResponse("the form has expired: reload the page", status_code=403)
         origin = request.headers.get("origin")
         if origin and origin not in (f"http://{request.headers.get('host', '')}",
@@ -171,6 +171,15 @@ def _picture_context(ref: str, info) -> dict:
             "viewbox": f"{x1} {y1} {max(1, x2 - x1)} {max(1, y2 - y1)}", "boxes": info.boxes}
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of a presented token with ours, whatever characters it holds.
+
+    ``hmac.compare_digest`` raises TypeError for str with non-ASCII characters,
+    which a client controls: compare the UTF-8 bytes instead.
+    """
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
 def hostname(host_header: str) -> str:
     """The host part of a Host header: ``127.0.0.1:8765`` -> ``127.0.0.1``, ``[::1]:80`` -> ``[::1]``."""
     if host_header.startswith("["):
@@ -192,13 +201,13 @@ class _Guard(BaseHTTPMiddleware):
         token = self.settings.token
         if token:
             given = request.query_params.get("token")
-            if given is not None and hmac.compare_digest(given, token):
+            if given is not None and same_secret(given, token):
                 response = RedirectResponse(request.url.path, status_code=303)
                 response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
                 return self._secure(response)
             presented = request.cookies.get(COOKIE) or request.headers.get("authorization", "").removeprefix(
                 "Bearer ").strip()
-            if not presented or not hmac.compare_digest(presented, token):
+            if not presented or not same_secret(presented, token):
                 return self._secure(PlainTextResponse("a token is required: open the address the command printed",
                                                       status_code=401))
         return self._secure(await call_next(request))
