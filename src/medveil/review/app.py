@@ -74,11 +74,13 @@ def create_app(settings: ReviewSettings) -> Starlette:
     def overview():
         return load(settings.workspace, settings.run_id)
 
+    async def unusable(request: Request, exc: Exception) -> Response:
+        # The workspace is missing, or its audit store or review database is broken (it may change
+        # under a running page): the error page says which, with no traceback.
+        return HTMLResponse(env.get_template("error.html").render(message=str(exc)), status_code=404)
+
     async def index(request: Request) -> Response:
-        try:
-            view = overview()
-        except MedveilError as exc:
-            return HTMLResponse(env.get_template("error.html").render(message=str(exc)), status_code=404)
+        view = overview()
         return page("index.html", view=view, summary=view.summary_dict(), pictures=_frames(view, settings))
 
     async def file_page(request: Request) -> Response:
@@ -148,7 +150,8 @@ def create_app(settings: ReviewSettings) -> Starlette:
         Route("/quarantine/{ref}/{action}", decide, methods=["POST"]),
         Route("/static/style.css", style),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_Guard, settings=settings)])
+    return Starlette(routes=routes, middleware=[Middleware(_Guard, settings=settings)],
+                     exception_handlers={MedveilError: unusable})
 
 
 def _frames(view, settings: ReviewSettings) -> dict[str, list[dict]]:
