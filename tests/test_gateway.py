@@ -83,6 +83,12 @@ class FakeSender:
         return [Sent(ok, "0x0000" if ok else "C-STORE status 0xA900") for ok in answer]
 
 
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 class Clock:
     def __init__(self):
         self.now = 1000.0
@@ -94,7 +100,7 @@ class Clock:
 def test_forwarder_backs_off_when_the_destination_is_down_and_never_drops_a_file(tmp_path):
     box = Outbox(tmp_path / "outbox")
     for n in range(3):
-        box.put(f"file{n}".encode(), input_ref=str(n), output_sha256=str(n) * 64)
+        box.put(f"file{n}".encode(), input_ref=str(n), output_sha256=_sha(f"file{n}".encode()))
     clock, flushed, sent, failed = Clock(), [], [], []
     sender = FakeSender(["down", "down", "all"])
     forwarder = Forwarder(box, sender, backoff=Backoff(first=1, ceiling=3), clock=clock,
@@ -115,7 +121,7 @@ def test_forwarder_backs_off_when_the_destination_is_down_and_never_drops_a_file
 def test_a_file_the_destination_refuses_waits_alone_while_the_others_go(tmp_path):
     box = Outbox(tmp_path / "outbox")
     for n in range(3):
-        box.put(f"file{n}".encode(), input_ref=str(n), output_sha256=str(n) * 64)
+        box.put(f"file{n}".encode(), input_ref=str(n), output_sha256=_sha(f"file{n}".encode()))
     clock = Clock()
     sender = FakeSender([[True, False, True], [False], [True]])
     forwarder = Forwarder(box, sender, backoff=Backoff(first=5, ceiling=60), clock=clock)
@@ -133,7 +139,7 @@ def test_a_file_the_destination_refuses_waits_alone_while_the_others_go(tmp_path
 
 def test_drain_waits_for_the_thread_to_empty_the_outbox(tmp_path):
     box = Outbox(tmp_path / "outbox")
-    box.put(b"x", input_ref="a", output_sha256="a" * 64)
+    box.put(b"x", input_ref="a", output_sha256=_sha(b"x"))
     release = threading.Event()
 
     class Slow(FakeSender):
@@ -313,3 +319,24 @@ def test_tls_towards_a_plain_http_url_is_refused_not_silently_dropped(tmp_path):
                                       "--workspace", str(tmp_path / "ws"), "--throwaway-key"])
     assert result.exit_code != 0 and "https://" in result.output
     assert not (tmp_path / "ws").exists()
+
+
+def test_an_outbox_file_that_no_longer_matches_its_recorded_hash_is_never_sent(tmp_path):
+    """The outbox name carries the hash of the cleaned bytes the ledger recorded; a file changed on disk
+    afterwards (damaged, replaced, edited by hand) is held back and reported, while the others go."""
+    box = Outbox(tmp_path / "outbox")
+    entries = [box.put(data, input_ref=str(n), output_sha256=_sha(data))
+               for n, data in enumerate([b"clean-0", b"clean-1", b"clean-2"])]
+    entries[1].path.write_bytes(b"PATIENT^ORIGINAL")  # no longer what was recorded
+    clock, failed, sent = Clock(), [], []
+    sender = FakeSender([])
+    forwarder = Forwarder(box, sender, backoff=Backoff(first=5, ceiling=60), clock=clock,
+                          on_sent=lambda e, a: sent.append(e.input_ref),
+                          on_failed=lambda e, d: failed.append((e.input_ref, d)))
+    assert forwarder.step() == 0
+    assert sender.calls == [[b"clean-0", b"clean-2"]] and sent == ["0", "2"]
+    assert [e.input_ref for e in box.pending()] == ["1"]  # kept, not dropped
+    assert failed and failed[0][0] == "1" and "hash" in failed[0][1]
+    clock.now += 3600
+    forwarder.step()
+    assert sender.calls == [[b"clean-0", b"clean-2"]]  # still never sent
