@@ -340,3 +340,26 @@ def test_an_outbox_file_that_no_longer_matches_its_recorded_hash_is_never_sent(t
     clock.now += 3600
     forwarder.step()
     assert sender.calls == [[b"clean-0", b"clean-2"]]  # still never sent
+
+
+def test_the_forwarder_thread_survives_a_failing_callback(tmp_path):
+    """Recording a delivery can fail (the workspace disk is full, the audit store is locked); the thread
+    that drains the outbox must go on with the next files instead of dying silently."""
+    box = Outbox(tmp_path / "outbox")
+    for n in range(3):
+        box.put(f"file{n}".encode(), input_ref=str(n), output_sha256=_sha(f"file{n}".encode()))
+    calls = []
+
+    def on_sent(entry, answer):
+        calls.append(entry.input_ref)
+        if len(calls) == 1:
+            raise OSError("no space left on device")
+
+    forwarder = Forwarder(box, FakeSender([[True], "all"]), batch=1, backoff=Backoff(first=0.01, ceiling=0.01),
+                          on_sent=on_sent).start()
+    try:
+        assert forwarder.drain(120)
+        assert forwarder._thread.is_alive()
+    finally:
+        forwarder.stop(60)
+    assert calls == ["0", "1", "2"] and len(box) == 0

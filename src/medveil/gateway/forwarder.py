@@ -111,7 +111,10 @@ class Forwarder:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            wait = self.step()
+            try:
+                wait = self.step()
+            except Exception as exc:  # recording an outcome failed: the thread must outlive it
+                wait = self._trouble(exc)
             if wait is None:
                 self._close_sender()  # nothing to send: do not hold the destination's association
                 with self._idle:
@@ -150,11 +153,7 @@ class Forwarder:
                 self.on_failed(entry, f"destination unavailable: {exc.detail}; retry in {delay:g} s")
             return delay
         except Exception as exc:  # a bug in a sender must not kill the thread: back off and retry
-            self.down_failures += 1
-            self.last_error = f"unexpected {type(exc).__name__}"
-            delay = self.backoff.delay(self.down_failures)
-            self.down_until = self.clock() + delay
-            return delay
+            return self._trouble(exc)
         self.down_failures = 0
         self.last_error = None
         for entry, answer in zip(due, answers, strict=False):
@@ -166,6 +165,14 @@ class Forwarder:
             else:
                 self._hold(entry, answer.detail)
         return 0.0
+
+    def _trouble(self, exc: Exception) -> float:
+        """Back off as if the destination were down; the error's type is all that is kept."""
+        self.down_failures += 1
+        self.last_error = f"unexpected {type(exc).__name__}"
+        delay = self.backoff.delay(self.down_failures)
+        self.down_until = self.clock() + delay
+        return delay
 
     def _hold(self, entry: Entry, why: str) -> None:
         """*entry* waits alone, with its own doubling wait."""
