@@ -363,3 +363,54 @@ def test_the_forwarder_thread_survives_a_failing_callback(tmp_path):
     finally:
         forwarder.stop(60)
     assert calls == ["0", "1", "2"] and len(box) == 0
+
+
+def test_a_curator_release_of_a_file_the_gateway_quarantined_goes_out_through_the_outbox(tmp_path, key):
+    """The review page's Release on a gateway workspace must queue the cleaned file as an outbox entry
+    (forwarded by the next serve or pull), not write a folder tree into the outbox that nothing sends."""
+    pytest.importorskip("pynetdicom")
+    import pydicom
+
+    from gateway_support import scu_send, write_study
+    from medveil.gateway.node import Gateway
+    from medveil.gateway.scp import ScpSettings
+    from medveil.policy import get_profile
+    from medveil.review import decisions
+    from medveil.review.database import ReviewDatabase
+    from medveil.review.overview import load
+
+    policy, workspace = get_profile("basic"), tmp_path / "ws"
+    files = write_study(tmp_path / "in", ct=1, quarantined=1, compressed=False)
+
+    def gateway(archive):
+        return Gateway(workspace=workspace, policy=policy, key=key, calling_ae="MEDVEIL", scp=ScpSettings(port=0),
+                       destination=DicomNode("ARCHIVE", "127.0.0.1", archive.port)).open()
+
+    archive = ArchiveScp()
+    node = gateway(archive)
+    try:
+        assert scu_send(node.scp.port, files) == [0, 0]
+        assert node.forwarder.drain(120)
+    finally:
+        node.close()
+        archive.stop()
+    assert len(archive.received) == 1
+    held = load(workspace).quarantined[0]
+    copy = workspace / "quarantine" / f"{held.input_ref}.dcm"
+    fixed = pydicom.dcmread(copy)
+    fixed.BurnedInAnnotation = "NO"  # the curator looked: no burned-in text
+    fixed.save_as(copy)
+    with ReviewDatabase.open(workspace) as database:
+        outputs = database.outputs()
+    outcome = decisions.release(workspace, held.input_ref, decisions.Reviewer(key=key, policy=policy), outputs)
+    assert outcome.decision == "released"
+    outbox = workspace / "outbox"
+    assert [p.is_file() for p in outbox.iterdir()] == [True]  # one entry, no folder tree
+    archive = ArchiveScp()
+    node = gateway(archive)
+    try:
+        assert node.forwarder.drain(120)
+    finally:
+        node.close()
+        archive.stop()
+    assert len(archive.received) == 1 and not list(outbox.iterdir())

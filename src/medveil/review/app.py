@@ -135,7 +135,8 @@ def create_app(settings: ReviewSettings) -> Starlette:
         except MedveilError as exc:
             messages.appendleft(f"{ref[:12]}: not done: {exc}")
         else:
-            text = {"released": "released into the release tree", "dropped": "dropped",
+            text = {"released": "queued in the gateway's outbox: the next serve or pull forwards it"
+                    if result.queued else "released into the release tree", "dropped": "dropped",
                     "release-refused": f"still refused, kept in quarantine: {result.reason}"}[result.decision]
             messages.appendleft(f"{ref[:12]}: {text} ({result.at})")
         return RedirectResponse("/#quarantine", status_code=303)
