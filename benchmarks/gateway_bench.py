@@ -12,6 +12,12 @@ Contenders, each timed ``--repeats`` times with a fresh workspace (medians repor
                    SCP that keeps the bytes in memory; timed until that archive has every file
   gateway-orthanc  the same with a real Orthanc as the destination (skipped when Orthanc is not
                    installed; `make orthanc` installs it)
+  direct-orthanc   no medveil: the files go straight to that Orthanc, from a sender with Nagle's
+                   algorithm off; Orthanc's own ingest rate, the ceiling for anything in front of it
+
+The gateway's sender is pynetdicom's SCU as it comes (Nagle's algorithm on, as in
+DCMTK since 3.6.2): medveil's SCP acknowledges at once so that such a sender does
+not wait on delayed ACKs (see medveil.gateway.latency).
 
 The gateway numbers include the network on both sides, the durable outbox
 (two fsyncs per file) and the forwarding; the batch number includes
@@ -64,25 +70,38 @@ def build_studies(directory: Path, studies: int, images: int) -> list[list[Path]
     return out
 
 
-def send_study(port: int, paths: list[Path]) -> None:
+def send_study(port: int, paths: list[Path], called: str = "MEDVEIL", nodelay: bool = False) -> None:
     from pynetdicom import AE, _config
     from pynetdicom.presentation import build_context
+
+    from medveil.gateway.latency import requestor_handlers
 
     _config.STORE_SEND_CHUNKED_DATASET = True
     meta = pydicom.filereader.read_file_meta_info(paths[0])
     ae = AE(ae_title="MODALITY")
-    assoc = ae.associate("127.0.0.1", port, ae_title="MEDVEIL",
-                         contexts=[build_context(meta.MediaStorageSOPClassUID, [meta.TransferSyntaxUID])])
+    assoc = ae.associate("127.0.0.1", port, ae_title=called,
+                         contexts=[build_context(meta.MediaStorageSOPClassUID, [meta.TransferSyntaxUID])],
+                         evt_handlers=requestor_handlers() if nodelay else [])
     assert assoc.is_established
     for path in paths:
         assert assoc.send_c_store(path).Status == 0
     assoc.release()
 
 
-def send_all(port: int, studies: list[list[Path]]) -> None:
+def send_all(port: int, studies: list[list[Path]], called: str = "MEDVEIL", nodelay: bool = False) -> None:
     """One association per study, studies one after the other (as a modality sends)."""
     for paths in studies:
-        send_study(port, paths)
+        send_study(port, paths, called, nodelay)
+
+
+def time_direct(studies, node: str, clear) -> float:
+    """The same studies straight to the destination: its own ingest rate."""
+    clear()
+    called, _, address = node.partition("@")
+    start = time.perf_counter()
+    with ProcessPoolExecutor(1) as pool:
+        pool.submit(send_all, int(address.rsplit(":", 1)[1]), studies, called, True).result()
+    return time.perf_counter() - start
 
 
 class NullArchive:
@@ -176,6 +195,7 @@ def main() -> int:
 
                 contenders["gateway-orthanc"] = lambda: time_gateway(
                     studies, work, key, policy, orthanc.node, lambda: len(orthanc.instances()), clear)
+                contenders["direct-orthanc"] = lambda: time_direct(studies, orthanc.node, clear)
             else:
                 print("gateway-orthanc skipped: Orthanc is not installed (make orthanc)", file=sys.stderr)
             times = {name: [] for name in contenders}

@@ -1,8 +1,9 @@
-"""Progress off a terminal: a line every so often on stderr, counts only."""
+"""Progress: a bar on a terminal; off a terminal quiet unless asked for, then a line every so often."""
 
 from __future__ import annotations
 
 import io
+import threading
 
 from medveil.cli.progress import RunProgress
 
@@ -36,3 +37,54 @@ def test_no_lines_when_turned_off():
             clock.now += 100
             progress("written")
     assert stream.getvalue() == ""
+
+
+def test_quiet_off_a_terminal_by_default():
+    stream, clock = io.StringIO(), Clock()
+    with RunProgress(stream=stream, clock=clock) as progress:
+        progress.set_total(5)
+        for _ in range(5):
+            clock.now += 1000
+            progress("written")
+    assert stream.getvalue() == "" and progress.done == 5
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_bar_on_a_terminal_and_none_with_json():
+    shown, hidden = Terminal(), Terminal()
+    with RunProgress("verifying", stream=shown, held_label="flagged") as progress:
+        progress.set_total(2)
+        progress("quarantined")
+        progress("written")
+    with RunProgress("verifying", stream=hidden, quiet=True, every=1) as progress:
+        progress("written")
+    assert "verifying" in shown.getvalue()
+    assert hidden.getvalue() == ""
+
+
+def test_own_units_and_held_word():
+    stream, clock = io.StringIO(), Clock()
+    with RunProgress("generating", stream=stream, every=1, clock=clock, held="left out",
+                     unit="sources") as progress:
+        progress.set_total(4)
+        for status in ("written", "left out", "written", "written"):
+            clock.now += 1
+            progress(status)
+    last = stream.getvalue().splitlines()[-1]
+    assert last.startswith("medveil generating: 4/4 sources (100%), 1.0 sources/s")
+    assert last.endswith("left out so far: 1")
+
+
+def test_counts_from_many_threads_add_up():
+    progress = RunProgress(stream=io.StringIO())
+    with progress:
+        threads = [threading.Thread(target=lambda: [progress("written") for _ in range(500)]) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert progress.done == 4000 and progress.statuses["written"] == 4000

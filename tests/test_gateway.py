@@ -414,3 +414,68 @@ def test_a_curator_release_of_a_file_the_gateway_quarantined_goes_out_through_th
         node.close()
         archive.stop()
     assert len(archive.received) == 1 and not list(outbox.iterdir())
+
+
+# -- delayed acknowledgements ----------------------------------------------------------------
+
+
+class _Event:
+    """What the latency handlers read from a pynetdicom event: the association's raw socket."""
+
+    def __init__(self, sock):
+        from types import SimpleNamespace
+
+        self.assoc = SimpleNamespace(dul=SimpleNamespace(socket=SimpleNamespace(socket=sock)))
+
+
+def test_latency_handlers_set_nodelay_and_quickack_and_tolerate_a_missing_socket():
+    import socket
+
+    from medveil.gateway.latency import no_delay, quick_ack
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    try:
+        no_delay(_Event(client))
+        assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        if hasattr(socket, "TCP_QUICKACK"):
+            quick_ack(_Event(server))
+            assert server.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+        quick_ack(_Event(None))
+        no_delay(object())  # an event without an association: nothing to do, nothing raised
+    finally:
+        for sock in (client, server, listener):
+            sock.close()
+
+
+def test_gateway_sockets_use_the_latency_settings(tmp_path, key):
+    pytest.importorskip("pynetdicom")
+    import socket
+
+    from pynetdicom import evt
+
+    from gateway_support import scu_send, write_study
+    from medveil.gateway.latency import quick_ack
+    from medveil.gateway.node import Gateway
+    from medveil.gateway.scp import ScpSettings
+    from medveil.policy import get_profile
+
+    archive = ArchiveScp()
+    gateway = Gateway(workspace=tmp_path / "ws", policy=get_profile("basic"), key=key, calling_ae="MEDVEIL",
+                      destination=DicomNode("ARCHIVE", "127.0.0.1", archive.port),
+                      scp=ScpSettings(port=0)).open()
+    try:
+        bound = [handler for handler, *_ in gateway.scp._server.get_handlers(evt.EVT_PDU_RECV)]
+        assert quick_ack in bound  # re-armed after every PDU the SCP reads
+        gateway.forwarder.stop()  # send by hand, to look at the sender's open association
+        study = write_study(tmp_path / "in", ct=1, quarantined=0)
+        assert scu_send(gateway.scp.port, study) == [0] * len(study)
+        entries = gateway.ledger.outbox.pending()
+        assert entries and all(answer.ok for answer in gateway.sender.send([e.path for e in entries]))
+        sock = gateway.sender._assoc.dul.socket.socket
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        gateway.sender.close()
+        gateway.close()
+        archive.stop()

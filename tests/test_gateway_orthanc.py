@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from gateway_support import MEDVEIL, PHI, ROOT, Serve, dataset_bytes, scu_send, sop_uid, transfer_syntax, write_study
+from medveil.gateway.endpoints import parse_node
+from medveil.gateway.pull import Selection, find_studies
 from orthanc import Orthanc, free_port, require_orthanc, wait_for
 
 pytest.importorskip("pynetdicom", reason="the gateway needs pynetdicom: pip install 'medveil[gateway]'")
@@ -204,6 +206,9 @@ def test_pull_moves_studies_from_a_source_pacs_to_the_destination(tmp_path, orth
                             patient={"PatientID": "MRN-OTHER", "StudyDate": "20190101"})
         for path in wanted + other:
             source.upload(path.read_bytes())
+        # The query asks for each study's size, which pull's progress bar takes as its total.
+        found = find_studies(parse_node(source.node), "MEDVEIL", Selection(patient_id=PHI["PatientID"]))
+        assert [study.instances for study in found] == [len(wanted)]
         result = subprocess.run(
             [*MEDVEIL, "pull", "--from", source.node, "--to", orthanc.node, "--workspace", str(tmp_path / "ws"),
              "--key-file", str(key_file), "--port", str(port), "--patient", PHI["PatientID"],

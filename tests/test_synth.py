@@ -322,3 +322,13 @@ def test_one_patient_from_one_file(corpus, tmp_path):
     assert (summary.patients, summary.files) == (1, 2)  # the source and the generated report
     rows = read_answer_key(summary.answer_key)
     assert len({row.patient_id for row in rows}) == 1
+
+
+def test_progress_counts_every_planned_source(corpus, tmp_path):
+    totals: list[int] = []
+    outcomes: list[str] = []
+    summary = synthesize([corpus], tmp_path / "p", 3, patients=2, max_files=6, progress=outcomes.append,
+                         on_total=totals.append)
+    assert len(totals) == 1 and totals[0] == len(outcomes) > 0
+    assert set(outcomes) <= {"written", "left out"}
+    assert outcomes.count("written") == summary.files - summary.reports  # generated reports are not sources

@@ -227,9 +227,10 @@ def deidentify(
                                           help="Keep original input paths in the workspace."),
     quarantine_max: str | None = typer.Option(None, "--quarantine-max", metavar="SIZE", rich_help_panel=OUTPUT,
                                               help="Copy no larger file to quarantine (default 1G)."),
-    progress_every: float = typer.Option(30.0, "--progress-every", min=0, metavar="SECONDS",
+    progress_every: float = typer.Option(0.0, "--progress-every", min=0, metavar="SECONDS",
                                          rich_help_panel=OUTPUT,
-                                         help="Off a terminal: a progress line this often (0: never)."),
+                                         help="Off a terminal (a log file, CI): a progress line on stderr this "
+                                              "often (default 0: quiet)."),
     as_json: bool = typer.Option(False, "--json", metavar="", rich_help_panel=OUTPUT,
                                  help="Print the summary as JSON on stdout."),
     report: Path | None = typer.Option(None, "--report", metavar="FILE.html", rich_help_panel=OUTPUT,

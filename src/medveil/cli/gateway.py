@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from medveil.cli.common import console, fail
+from medveil.cli.progress import RunProgress
 from medveil.errors import MedveilError
 from medveil.records import Status
 
@@ -271,6 +272,8 @@ def pull(
     from medveil.gateway.scp import ScpSettings
 
     report = PullReport()
+    received = RunProgress("pulling", quiet=as_json)
+    forwarded = RunProgress("forwarding", quiet=as_json, held_label="refused")
     try:
         selection = Selection(tuple(study), patient, from_date, to_date)
         policy, key = _policy_and_key(profile, recipe, option, without, burned_in, sequential_ids, verify,
@@ -281,7 +284,8 @@ def pull(
         destination = _destination(to, to_tls, to_tls_ca, tls_cert, tls_key)
         gateway = Gateway(workspace=_workspace(workspace), policy=policy, key=key, destination=destination,
                           calling_ae=own, scp=scp, mappings_dir=mappings, record_originals=record_originals,
-                          resume=resume, mode="pull", memory_budget=_size(memory_budget, "--memory-budget")).open()
+                          resume=resume, mode="pull", memory_budget=_size(memory_budget, "--memory-budget"),
+                          on_received=received, on_forwarded=lambda: forwarded(Status.WRITTEN)).open()
     except MedveilError as exc:
         fail(str(exc))
     except OSError as exc:
@@ -292,10 +296,17 @@ def pull(
     try:
         studies = find_studies(src, own, selection)
         report.studies_found = len(studies)
-        console.print(f"{len(studies)} studies match on {src.describe()}")
+        if not as_json:
+            console.print(f"{len(studies)} studies match on {src.describe()}")
         if studies:
-            move_studies(src, own, own, studies, report)
-        drained = gateway.forwarder.drain(wait)
+            sizes = [study.instances for study in studies]
+            with received:  # a bar of files received and cleaned (total: what the source said it has)
+                if all(size is not None for size in sizes):
+                    received.set_total(sum(size or 0 for size in sizes))
+                move_studies(src, own, own, studies, report)
+        with forwarded:  # then a bar of the files the destination still has to confirm
+            forwarded.set_total(forwarded.done + len(gateway.ledger.outbox))
+            drained = gateway.forwarder.drain(wait)
     except PullError as exc:
         gateway.close()
         fail(str(exc))

@@ -1,15 +1,19 @@
-"""Progress of a long command: a bar with an ETA on a terminal, a line every so often elsewhere.
+"""Progress of a long command: a bar with an ETA on a terminal, and quiet elsewhere.
 
 A run over a real collection takes minutes to hours.  On a terminal a rich
-progress bar shows files done, rate and time left; when stderr is not a
-terminal (a log file, a CI job, ``nohup``) a plain line goes to stderr every
-*every* seconds instead, so a long run is never silent until its end.
-Progress names counts only, never a file or a value.
+progress bar shows files done, rate and time left.  With ``--json``, and
+when stderr is not a terminal (a pipe, a log file, a CI job), nothing is
+shown unless asked for: a caller that wants a long unattended run to leave
+a trace in its log passes *every* (``deidentify --progress-every``), and a
+plain line then goes to stderr that often.  Progress names counts only,
+never a file or a value.  Associations and workers report from threads of
+their own, so counting takes a lock.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import Counter
 from types import TracebackType
@@ -39,13 +43,20 @@ def _duration(seconds: float) -> str:
 class RunProgress:
     """Counts finished inputs by status and shows them; use as a context manager.
 
-    ``quiet`` turns the terminal bar off (``--json``); periodic lines still go
-    to a non-terminal stderr unless ``every`` is 0.
+    ``quiet`` turns the terminal bar off (``--json``).  Off a terminal a line
+    goes to stderr every ``every`` seconds, and never when it is 0 (the
+    default).  *held* names the status worth counting as it happens
+    (``quarantined``, ``flagged``, ...), as :meth:`__call__` receives it.
     """
 
-    def __init__(self, what: str = "de-identifying", *, quiet: bool = False, every: float = 30.0,
+    def __init__(self, what: str = "de-identifying", *, quiet: bool = False, every: float = 0.0,
+                 held: str = Status.QUARANTINED, held_label: str | None = None, unit: str = "files",
                  stream=None, clock=time.monotonic):
         self.what = what
+        self.held = held
+        self.held_label = held_label or str(held)
+        self.unit = unit
+        self._lock = threading.Lock()
         self.stream = stream if stream is not None else sys.stderr
         self.every = every
         self.clock = clock
@@ -67,7 +78,8 @@ class RunProgress:
     def __enter__(self) -> RunProgress:
         if self._bar is not None:
             self._bar.start()
-            self._task = self._bar.add_task("files", total=None, held="")
+            with self._lock:  # what was counted before the bar appeared (a second phase of one command)
+                self._task = self._bar.add_task("files", total=self.total, completed=self.done, held="")
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -81,18 +93,19 @@ class RunProgress:
             self._bar.update(self._task, total=total)
 
     def __call__(self, status: str) -> None:
-        """One input finished with *status* (a :class:`Status`, or the scorer's own word)."""
-        self.done += 1
-        self.statuses[status] += 1
-        if self._bar is not None and self._task is not None:
-            held = self.statuses[Status.QUARANTINED]
-            self._bar.update(self._task, advance=1, held=f"quarantined: {held}" if held else "")
-        elif self._lines:
-            now = self.clock()
-            if now - self._last_line >= self.every:
-                self._last_line = now
-                self.stream.write(self.line(now) + "\n")
-                self.stream.flush()
+        """One input finished with *status* (a :class:`Status`, or the command's own word)."""
+        with self._lock:
+            self.done += 1
+            self.statuses[status] += 1
+            if self._bar is not None and self._task is not None:
+                held = self.statuses[self.held]
+                self._bar.update(self._task, advance=1, held=f"{self.held_label}: {held}" if held else "")
+            elif self._lines:
+                now = self.clock()
+                if now - self._last_line >= self.every:
+                    self._last_line = now
+                    self.stream.write(self.line(now) + "\n")
+                    self.stream.flush()
 
     def line(self, now: float | None = None) -> str:
         """``medveil: 120/300 files (40%), 2.1 files/s, ETA 1m25s, quarantined so far: 3``."""
@@ -100,11 +113,10 @@ class RunProgress:
         elapsed = max(now - self.started, 1e-9)
         rate = self.done / elapsed
         if self.total:
-            share = f"{self.done}/{self.total} files ({100 * self.done // self.total}%)"
+            share = f"{self.done}/{self.total} {self.unit} ({100 * self.done // self.total}%)"
             left = (self.total - self.done) / rate if rate > 0 else None
             eta = f", ETA {_duration(left)}" if left is not None else ""
         else:
-            share, eta = f"{self.done} files", ""
-        held = {"verifying": "flagged", "scoring": "missing"}.get(self.what, "quarantined")
-        return (f"medveil {self.what}: {share}, {rate:.1f} files/s, elapsed {_duration(elapsed)}{eta}, "
-                f"{held} so far: {self.statuses[Status.QUARANTINED]}")
+            share, eta = f"{self.done} {self.unit}", ""
+        return (f"medveil {self.what}: {share}, {rate:.1f} {self.unit}/s, elapsed {_duration(elapsed)}{eta}, "
+                f"{self.held_label} so far: {self.statuses[self.held]}")

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from medveil.cli.common import fail
+from medveil.cli.progress import RunProgress
 from medveil.errors import MedveilError
 
 
@@ -29,6 +30,7 @@ def synth(
     The default corpora are pydicom's test files and the pydicom-data and deid-data packages, plus ../shared/corpora (or $MEDVEIL_SHARED/corpora) when present. The output holds synthetic PHI by design.
     """  # noqa: E501  (the help shows the docstring's line breaks, so the paragraph stays one line)
     from medveil.synth import synthesize
+    from medveil.synth.build import LEFT_OUT
 
     if corpus is not None and not corpus.exists():
         fail(f"no such corpus: {corpus}")
@@ -36,8 +38,10 @@ def synth(
         fail(f"output folder is not empty: {out_dir} (choose a new or empty folder)")
     started = time.monotonic()
     try:
-        summary = synthesize(None if corpus is None else [corpus], out_dir, seed, patients,
-                             max_files=max_files, max_file_bytes=max_file_mb * 1024 * 1024)
+        with RunProgress("generating", held=LEFT_OUT, unit="sources") as progress:
+            summary = synthesize(None if corpus is None else [corpus], out_dir, seed, patients,
+                                 max_files=max_files, max_file_bytes=max_file_mb * 1024 * 1024,
+                                 progress=progress, on_total=progress.set_total)
     except MedveilError as exc:
         fail(str(exc))
     elapsed = time.monotonic() - started

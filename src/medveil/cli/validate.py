@@ -48,7 +48,7 @@ def validate(
         fail(f"not a folder: {output_dir}")
     settings = ValidationSettings(ocr_engine=ocr)
     try:
-        with RunProgress("scoring", quiet=as_json) as progress:
+        with RunProgress("scoring", quiet=as_json, held_label="missing", unit="instances") as progress:
             result = validate_outputs(output_dir, answer_key, mappings_dir=mappings, original_dir=original,
                                       settings=settings, progress=progress, on_total=progress.set_total)
     except MedveilError as exc:

@@ -73,7 +73,7 @@ def verify(
     results: dict[str, list[str]] = {}
     checked = 0
     files = list(iter_files(output_dir))
-    with silenced(), RunProgress("verifying", quiet=as_json) as progress:
+    with silenced(), RunProgress("verifying", quiet=as_json, held_label="flagged") as progress:
         progress.set_total(len(files))
         for path in files:
             checked += 1

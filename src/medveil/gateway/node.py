@@ -10,6 +10,7 @@ still in the outbox stays there for the next start.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from medveil.gateway.endpoints import Destination
@@ -28,7 +29,9 @@ class Gateway:
                  calling_ae: str, scp: ScpSettings | None = None, mappings_dir: Path | None = None,
                  record_originals: bool = False, resume: bool = True, mode: str = "serve",
                  backoff: Backoff = Backoff(), batch: int = 64, sender=None,
-                 memory_budget: int | None = None) -> None:
+                 memory_budget: int | None = None,
+                 on_received: Callable[[str], None] | None = None,
+                 on_forwarded: Callable[[], None] | None = None) -> None:
         self.workspace = Path(workspace)
         self.policy = policy
         self.key = key
@@ -45,6 +48,9 @@ class Gateway:
         # Each association cleans its files on its own thread: the associations share the memory the
         # way a batch run's workers do.
         self.memory_budget = memory_budget or default_memory_budget(scp.max_associations if scp else 1)
+        #: Progress hooks: each received file's outcome, each file the destination confirmed.
+        self.on_received = on_received or (lambda outcome: None)
+        self.on_forwarded = on_forwarded or (lambda: None)
         self.ledger: Ledger | None = None
         self.forwarder: Forwarder | None = None
         self.scp: StorageScp | None = None
@@ -64,7 +70,8 @@ class Gateway:
             self.intake = Intake(self.ledger, self.policy, self.key, resume=self.resume,
                                  memory_budget=self.memory_budget, on_queued=self.forwarder.wake)
             if self.scp_settings is not None:
-                self.scp = StorageScp(self.scp_settings, self.intake, on_association=self._association).start()
+                self.scp = StorageScp(self.scp_settings, self.intake, on_association=self._association,
+                                      on_stored=self.on_received).start()
         except BaseException:
             self.close()
             raise
@@ -74,6 +81,7 @@ class Gateway:
     def _sent(self, entry, answer) -> None:
         assert self.ledger is not None
         self.ledger.forwarded(entry, answer.detail)
+        self.on_forwarded()
 
     def _association(self, kind: str, detail: dict) -> None:
         assert self.ledger is not None

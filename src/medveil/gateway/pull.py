@@ -24,6 +24,7 @@ from pydicom.dataset import Dataset
 
 from medveil.errors import MedveilError
 from medveil.gateway.endpoints import DicomNode
+from medveil.gateway.latency import requestor_handlers
 
 _DATE = re.compile(r"^\d{8}$")
 PENDING = {0xFF00, 0xFF01}
@@ -58,7 +59,16 @@ class Selection:
             ds.StudyDate = f"{self.date_from or ''}-{self.date_to or ''}"
         else:
             ds.StudyDate = ""
+        ds.NumberOfStudyRelatedInstances = ""  # asked for, so that progress can show a total
         return ds
+
+
+@dataclass(frozen=True)
+class FoundStudy:
+    """A study the source has: its UID (kept in memory, never printed) and its size if the source said."""
+
+    uid: str
+    instances: int | None = None
 
 
 @dataclass
@@ -75,7 +85,7 @@ def _associate(ae, source: DicomNode, contexts):
     tls = (source.tls.client_context(), source.host) if source.tls else None
     try:
         assoc = ae.associate(source.host, source.port, contexts=contexts, ae_title=source.ae_title,
-                             tls_args=tls)
+                             tls_args=tls, evt_handlers=requestor_handlers())
     except (OSError, ValueError) as exc:
         raise PullError(f"cannot connect to the source ({type(exc).__name__})") from None
     if not assoc.is_established:
@@ -83,8 +93,9 @@ def _associate(ae, source: DicomNode, contexts):
     return assoc
 
 
-def find_studies(source: DicomNode, calling_ae: str, selection: Selection, *, timeout: float = 120.0) -> list[str]:
-    """The Study Instance UIDs the source has for *selection* (kept in memory, never printed)."""
+def find_studies(source: DicomNode, calling_ae: str, selection: Selection, *,
+                 timeout: float = 120.0) -> list[FoundStudy]:
+    """The studies the source has for *selection*, each once, in the order the source answered."""
     from pynetdicom import AE
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
 
@@ -92,24 +103,33 @@ def find_studies(source: DicomNode, calling_ae: str, selection: Selection, *, ti
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.add_requested_context(FIND)
     assoc = _associate(ae, source, None)
-    found: list[str] = []
+    found: dict[str, FoundStudy] = {}
     try:
         for status, identifier in assoc.send_c_find(selection.query(), FIND):
             code = int(getattr(status, "Status", -1))
             if code in PENDING and identifier is not None:
                 uid = str(identifier.get("StudyInstanceUID", "") or "").strip()
                 if uid and uid not in found:
-                    found.append(uid)
+                    found[uid] = FoundStudy(uid, _count(identifier))
             elif code != 0x0000:
                 raise PullError(f"the source's C-FIND failed (status 0x{code & 0xFFFF:04X})"
                                 if code >= 0 else "the source did not answer the C-FIND")
     finally:
         if assoc.is_established:
             assoc.release()
-    return found
+    return list(found.values())
 
 
-def move_studies(source: DicomNode, calling_ae: str, move_destination: str, study_uids: list[str],
+def _count(identifier: Dataset) -> int | None:
+    """Number of Study Related Instances as the source answered it (IS), or None if it did not."""
+    try:
+        value = identifier.get("NumberOfStudyRelatedInstances")
+        return int(value) if value not in (None, "") and int(value) >= 0 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def move_studies(source: DicomNode, calling_ae: str, move_destination: str, studies: list[FoundStudy],
                  report: PullReport, *, timeout: float = 600.0) -> None:
     """C-MOVE each study to *move_destination* (medveil's own AE title), one association in all."""
     from pynetdicom import AE
@@ -121,10 +141,10 @@ def move_studies(source: DicomNode, calling_ae: str, move_destination: str, stud
     ae.add_requested_context(MOVE)
     assoc = _associate(ae, source, None)
     try:
-        for uid in study_uids:
+        for study in studies:
             query = Dataset()
             query.QueryRetrieveLevel = "STUDY"
-            query.StudyInstanceUID = uid
+            query.StudyInstanceUID = study.uid
             final = None
             for status, _ in assoc.send_c_move(query, move_destination, MOVE):
                 if status is None or "Status" not in status:

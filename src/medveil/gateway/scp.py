@@ -22,9 +22,12 @@ from dataclasses import dataclass, field
 
 from medveil.gateway.endpoints import Tls
 from medveil.gateway.intake import Intake, part10
+from medveil.gateway.latency import acceptor_handlers
 
 OUT_OF_RESOURCES = 0xA700
 SUCCESS = 0x0000
+#: The outcome of a C-STORE answered "Out of Resources" (the sender keeps the file).
+REFUSED = "refused"
 
 
 @dataclass
@@ -53,11 +56,13 @@ class Traffic:
 class StorageScp:
     """A pynetdicom server feeding :class:`Intake`; start with :meth:`start`, end with :meth:`stop`."""
 
-    def __init__(self, settings: ScpSettings, intake: Intake, *, on_association=None) -> None:
+    def __init__(self, settings: ScpSettings, intake: Intake, *, on_association=None, on_stored=None) -> None:
         self.settings = settings
         self.intake = intake
         self.traffic = Traffic()
         self.on_association = on_association or (lambda kind, detail: None)
+        #: Called with each answered C-STORE's outcome (a Status, or "refused"), after the answer is decided.
+        self.on_stored = on_stored or (lambda outcome: None)
         self._server = None
 
     def build_ae(self):
@@ -81,7 +86,7 @@ class StorageScp:
         ae = self.build_ae()
         handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, lambda event: SUCCESS),
                     (evt.EVT_ACCEPTED, self._on_accepted), (evt.EVT_RELEASED, self._on_ended),
-                    (evt.EVT_ABORTED, self._on_ended)]
+                    (evt.EVT_ABORTED, self._on_ended), *acceptor_handlers()]
         context = self.settings.tls.server_context() if self.settings.tls else None
         self._server = ae.start_server((self.settings.host, self.settings.port), block=False,
                                        evt_handlers=handlers, ssl_context=context)
@@ -116,6 +121,8 @@ class StorageScp:
                                            f"dicom://{caller}/{request.AffectedSOPInstanceUID}")
         except Exception as exc:  # our storage failed: the sender keeps the file and retries
             self.traffic.add(f"refused ({type(exc).__name__})")
+            self.on_stored(REFUSED)
             return OUT_OF_RESOURCES
         self.traffic.add(admitted.status)
+        self.on_stored(admitted.status)
         return SUCCESS

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from pydicom.filereader import read_file_meta_info
 
 from medveil.gateway.endpoints import Destination, DicomNode, DicomWeb
+from medveil.gateway.latency import requestor_handlers
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
@@ -86,7 +87,8 @@ class DimseSender:
         tls = (self.node.tls.client_context(), self.node.host) if self.node.tls else None
         try:
             assoc = ae.associate(self.node.host, self.node.port, ae_title=self.node.ae_title, tls_args=tls,
-                                 contexts=[build_context(sop_class, [syntax]) for sop_class, syntax in pairs])
+                                 contexts=[build_context(sop_class, [syntax]) for sop_class, syntax in pairs],
+                                 evt_handlers=requestor_handlers())
         except (OSError, ValueError) as exc:
             raise DestinationDown(f"cannot connect ({type(exc).__name__})") from None
         if not assoc.is_established:

@@ -55,6 +55,8 @@ from medveil.synth.target import InjectionTarget
 ANSWER_KEY = "answer_key.db"
 MANIFEST = "manifest.json"
 INPUT = "input"
+#: What :func:`synthesize` reports per source file.
+WRITTEN, LEFT_OUT = "written", "left out"
 #: Share of burnable images that get text drawn into them, and the least number that do
 #: (when that many can), so that even a small set has pixels_hidden checks.
 BURN_RATE = 0.3
@@ -96,8 +98,14 @@ class SynthSummary:
 def synthesize(corpus_dirs: Mapping[str, Path] | Iterable[Path | str] | None, out_dir: Path | str,
                seed: int, patients: int | None = None, *, max_files: int | None = None,
                max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-               progress: Callable[[int], None] | None = None) -> SynthSummary:
-    """Build a MIDI-B-style test set from ``corpus_dirs`` (None: the default corpora) in ``out_dir``."""
+               progress: Callable[[str], None] | None = None,
+               on_total: Callable[[int], None] | None = None) -> SynthSummary:
+    """Build a MIDI-B-style test set from ``corpus_dirs`` (None: the default corpora) in ``out_dir``.
+
+    *on_total* learns how many source files the plan uses, once the corpus is
+    scanned; *progress* is then called once per source file, with ``written``
+    or ``left out``.
+    """
     target = Path(out_dir)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise SynthError(f"output folder is not empty: {target}")
@@ -115,7 +123,9 @@ def synthesize(corpus_dirs: Mapping[str, Path] | Iterable[Path | str] | None, ou
         plan = make_plan(chosen, seed, patients)
         target.mkdir(parents=True, exist_ok=True)
         writer = _Writer(target, seed, plan, skipped, burn_set(chosen, seed))
-        writer.write_all(progress)
+        if on_total is not None:
+            on_total(sum(len(series.sources) for series in plan.series() if not series.generated))
+        writer.write_all(progress or (lambda outcome: None))
     summary = writer.summary(len(sources))
     write_answer_key(target / ANSWER_KEY, writer.rows)
     manifest = writer.manifest(named, sources, chosen, patients, max_files, max_file_bytes, summary)
@@ -156,7 +166,7 @@ class _Writer:
         self.burned = 0
         self.reports = 0
 
-    def write_all(self, progress: Callable[[int], None] | None) -> None:
+    def write_all(self, progress: Callable[[str], None]) -> None:
         for patient_plan in self.plan.patients:
             patient = patient_plan.patient
             folder = safe_name(patient.name.family.upper(), patient.name.given.upper(), patient.patient_id)
@@ -169,7 +179,7 @@ class _Writer:
             self.patients.append({"folder": folder, "patient_id": patient.patient_id, "name": patient.pn,
                                   "name_form": patient.name_form, "studies": studies})
 
-    def _study(self, study: StudyPlan, folder: Path, progress) -> int:
+    def _study(self, study: StudyPlan, folder: Path, progress: Callable[[str], None]) -> int:
         evidence: list[tuple[str, str, str]] = []
         written = 0
         ordered = [s for s in study.series if not s.generated] + [s for s in study.series if s.generated]
@@ -187,6 +197,7 @@ class _Writer:
             for index, source in enumerate(series.sources):
                 result = self._instance(study, series, index, source)
                 if result is None:
+                    progress(LEFT_OUT)
                     continue
                 ds, expects, boxes, unchanged = result
                 if series_folder is None:
@@ -197,13 +208,13 @@ class _Writer:
                 except Exception as exc:  # noqa: BLE001  (a source that cannot be written is left out)
                     (self.root / relative).unlink(missing_ok=True)
                     self.skipped.append(Skipped(source.origin, f"failed while writing ({type(exc).__name__})"))
+                    progress(LEFT_OUT)
                     continue
                 number += 1
                 written += 1
                 if "PixelData" in ds and len(evidence) < 50:
                     evidence.append((str(ds.SOPClassUID), str(ds.SOPInstanceUID), series.uid))
-                if progress is not None:
-                    progress(1)
+                progress(WRITTEN)
         return written
 
     def _instance(self, study: StudyPlan, series: SeriesPlan, index: int, source: Source):
