@@ -83,6 +83,12 @@ class FakeSender:
         return [Sent(ok, "0x0000" if ok else "C-STORE status 0xA900") for ok in answer]
 
 
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 class Clock:
     def __init__(self):
         self.now = 1000.0
@@ -94,7 +100,7 @@ class Clock:
 def test_forwarder_backs_off_when_the_destination_is_down_and_never_drops_a_file(tmp_path):
     box = Outbox(tmp_path / "outbox")
     for n in range(3):
-        box.put(f"file{n}".encode(), input_ref=str(n), output_sha256=str(n) * 64)
+        box.put(f"file{n}".encode(), input_ref=str(n), output_sha256=_sha(f"file{n}".encode()))
     clock, flushed, sent, failed = Clock(), [], [], []
     sender = FakeSender(["down", "down", "all"])
     forwarder = Forwarder(box, sender, backoff=Backoff(first=1, ceiling=3), clock=clock,
@@ -115,7 +121,7 @@ def test_forwarder_backs_off_when_the_destination_is_down_and_never_drops_a_file
 def test_a_file_the_destination_refuses_waits_alone_while_the_others_go(tmp_path):
     box = Outbox(tmp_path / "outbox")
     for n in range(3):
-        box.put(f"file{n}".encode(), input_ref=str(n), output_sha256=str(n) * 64)
+        box.put(f"file{n}".encode(), input_ref=str(n), output_sha256=_sha(f"file{n}".encode()))
     clock = Clock()
     sender = FakeSender([[True, False, True], [False], [True]])
     forwarder = Forwarder(box, sender, backoff=Backoff(first=5, ceiling=60), clock=clock)
@@ -133,7 +139,7 @@ def test_a_file_the_destination_refuses_waits_alone_while_the_others_go(tmp_path
 
 def test_drain_waits_for_the_thread_to_empty_the_outbox(tmp_path):
     box = Outbox(tmp_path / "outbox")
-    box.put(b"x", input_ref="a", output_sha256="a" * 64)
+    box.put(b"x", input_ref="a", output_sha256=_sha(b"x"))
     release = threading.Event()
 
     class Slow(FakeSender):
@@ -244,6 +250,170 @@ def test_gateway_in_process_releases_what_a_batch_run_releases(tmp_path, key):
     with AuditStore.open(tmp_path / "ws" / "audit.sqlite") as store:
         counts = store.run_summary(summary.run_id)["event_counts"]
     assert counts["forwarded"] == summary.written and counts["association"] == 2
+
+
+def _part10(dataset: bytes, transfer_syntax: str, sop_instance_uid: str) -> bytes:
+    from medveil.gateway.intake import part10
+
+    return part10("1.2.840.10008.5.1.4.1.1.2", sop_instance_uid, transfer_syntax, dataset)
+
+
+def test_a_deflate_bomb_sent_to_the_gateway_is_quarantined_before_it_is_inflated(tmp_path, key):
+    """A few kB of Deflated Explicit VR that inflate to far more than an association's memory budget
+    end in quarantine with the budget's reason, as in batch mode, instead of being inflated."""
+    pytest.importorskip("pynetdicom")
+    import zlib
+
+    from gateway_support import scu_send
+    from medveil.gateway.node import Gateway
+    from medveil.gateway.scp import ScpSettings
+    from medveil.policy import get_profile
+    from medveil.store.audit import AuditStore
+
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    bomb = squeeze.compress(bytes(24 << 20)) + squeeze.flush()
+    path = tmp_path / "bomb.dcm"
+    path.write_bytes(_part10(bomb, "1.2.840.10008.1.2.1.99", "1.2.826.0.1.3680043.8.498.1"))
+    archive = ArchiveScp()
+    gateway = Gateway(workspace=tmp_path / "ws", policy=get_profile("basic"), key=key, calling_ae="MEDVEIL",
+                      destination=DicomNode("ARCHIVE", "127.0.0.1", archive.port), scp=ScpSettings(port=0),
+                      memory_budget=32 << 20).open()
+    try:
+        assert gateway.intake.memory_budget == 32 << 20
+        assert scu_send(gateway.scp.port, [path]) == [0]
+        assert gateway.forwarder.drain(60)
+    finally:
+        summary = gateway.close()
+        archive.stop()
+    assert summary.quarantined == 1 and summary.written == 0 and not archive.received
+    with AuditStore.open(tmp_path / "ws" / "audit.sqlite") as store:
+        reasons = [row["reason"] for row in store.file_rows(summary.run_id)]
+    assert len(reasons) == 1 and "memory budget" in reasons[0], reasons
+
+
+def test_the_gateway_has_a_memory_budget_by_default(tmp_path, key):
+    from medveil.gateway.node import Gateway
+    from medveil.gateway.scp import ScpSettings
+    from medveil.policy import get_profile
+    from medveil.runner.limits import default_memory_budget
+
+    gateway = Gateway(workspace=tmp_path / "ws", policy=get_profile("basic"), key=key, calling_ae="MEDVEIL",
+                      destination=DicomNode("ARCHIVE", "127.0.0.1", 104), scp=ScpSettings(max_associations=4))
+    assert gateway.memory_budget is not None
+    assert gateway.memory_budget <= default_memory_budget(1)
+
+
+def test_tls_towards_a_plain_http_url_is_refused_not_silently_dropped(tmp_path):
+    """--to-tls or --to-tls-ca with an http:// STOW-RS URL would post in plain text (urllib ignores a TLS
+    context for http); the user asked for TLS, so the address is refused at start-up."""
+    from medveil.gateway.endpoints import Tls
+
+    with pytest.raises(EndpointError, match="https://"):
+        parse_destination("http://archive:8042/dicom-web", Tls())
+    assert parse_destination("https://archive/dicom-web", Tls()).tls == Tls()
+    from typer.testing import CliRunner
+
+    from medveil.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--to", "http://archive:8042/dicom-web", "--to-tls",
+                                      "--workspace", str(tmp_path / "ws"), "--throwaway-key"])
+    assert result.exit_code != 0 and "https://" in result.output
+    assert not (tmp_path / "ws").exists()
+
+
+def test_an_outbox_file_that_no_longer_matches_its_recorded_hash_is_never_sent(tmp_path):
+    """The outbox name carries the hash of the cleaned bytes the ledger recorded; a file changed on disk
+    afterwards (damaged, replaced, edited by hand) is held back and reported, while the others go."""
+    box = Outbox(tmp_path / "outbox")
+    entries = [box.put(data, input_ref=str(n), output_sha256=_sha(data))
+               for n, data in enumerate([b"clean-0", b"clean-1", b"clean-2"])]
+    entries[1].path.write_bytes(b"PATIENT^ORIGINAL")  # no longer what was recorded
+    clock, failed, sent = Clock(), [], []
+    sender = FakeSender([])
+    forwarder = Forwarder(box, sender, backoff=Backoff(first=5, ceiling=60), clock=clock,
+                          on_sent=lambda e, a: sent.append(e.input_ref),
+                          on_failed=lambda e, d: failed.append((e.input_ref, d)))
+    assert forwarder.step() == 0
+    assert sender.calls == [[b"clean-0", b"clean-2"]] and sent == ["0", "2"]
+    assert [e.input_ref for e in box.pending()] == ["1"]  # kept, not dropped
+    assert failed and failed[0][0] == "1" and "hash" in failed[0][1]
+    clock.now += 3600
+    forwarder.step()
+    assert sender.calls == [[b"clean-0", b"clean-2"]]  # still never sent
+
+
+def test_the_forwarder_thread_survives_a_failing_callback(tmp_path):
+    """Recording a delivery can fail (the workspace disk is full, the audit store is locked); the thread
+    that drains the outbox must go on with the next files instead of dying silently."""
+    box = Outbox(tmp_path / "outbox")
+    for n in range(3):
+        box.put(f"file{n}".encode(), input_ref=str(n), output_sha256=_sha(f"file{n}".encode()))
+    calls = []
+
+    def on_sent(entry, answer):
+        calls.append(entry.input_ref)
+        if len(calls) == 1:
+            raise OSError("no space left on device")
+
+    forwarder = Forwarder(box, FakeSender([[True], "all"]), batch=1, backoff=Backoff(first=0.01, ceiling=0.01),
+                          on_sent=on_sent).start()
+    try:
+        assert forwarder.drain(120)
+        assert forwarder._thread.is_alive()
+    finally:
+        forwarder.stop(60)
+    assert calls == ["0", "1", "2"] and len(box) == 0
+
+
+def test_a_curator_release_of_a_file_the_gateway_quarantined_goes_out_through_the_outbox(tmp_path, key):
+    """The review page's Release on a gateway workspace must queue the cleaned file as an outbox entry
+    (forwarded by the next serve or pull), not write a folder tree into the outbox that nothing sends."""
+    pytest.importorskip("pynetdicom")
+    import pydicom
+
+    from gateway_support import scu_send, write_study
+    from medveil.gateway.node import Gateway
+    from medveil.gateway.scp import ScpSettings
+    from medveil.policy import get_profile
+    from medveil.review import decisions
+    from medveil.review.database import ReviewDatabase
+    from medveil.review.overview import load
+
+    policy, workspace = get_profile("basic"), tmp_path / "ws"
+    files = write_study(tmp_path / "in", ct=1, quarantined=1, compressed=False)
+
+    def gateway(archive):
+        return Gateway(workspace=workspace, policy=policy, key=key, calling_ae="MEDVEIL", scp=ScpSettings(port=0),
+                       destination=DicomNode("ARCHIVE", "127.0.0.1", archive.port)).open()
+
+    archive = ArchiveScp()
+    node = gateway(archive)
+    try:
+        assert scu_send(node.scp.port, files) == [0, 0]
+        assert node.forwarder.drain(120)
+    finally:
+        node.close()
+        archive.stop()
+    assert len(archive.received) == 1
+    held = load(workspace).quarantined[0]
+    copy = workspace / "quarantine" / f"{held.input_ref}.dcm"
+    fixed = pydicom.dcmread(copy)
+    fixed.BurnedInAnnotation = "NO"  # the curator looked: no burned-in text
+    fixed.save_as(copy)
+    with ReviewDatabase.open(workspace) as database:
+        outputs = database.outputs()
+    outcome = decisions.release(workspace, held.input_ref, decisions.Reviewer(key=key, policy=policy), outputs)
+    assert outcome.decision == "released"
+    outbox = workspace / "outbox"
+    assert [p.is_file() for p in outbox.iterdir()] == [True]  # one entry, no folder tree
+    archive = ArchiveScp()
+    node = gateway(archive)
+    try:
+        assert node.forwarder.drain(120)
+    finally:
+        node.close()
+        archive.stop()
+    assert len(archive.received) == 1 and not list(outbox.iterdir())
 
 
 # -- delayed acknowledgements ----------------------------------------------------------------

@@ -451,3 +451,40 @@ def test_dask_runner_keeps_review_material(tmp_path):
         kept = database.file(view.files[0].input_ref)
     assert kept is not None and any(c["attribute"] == "PatientName" for c in kept.changes)
     assert "SMITHERS" not in json.dumps(kept.changes)
+
+
+def test_app_answers_a_non_ascii_token_with_401_not_a_server_error(review_run, client_for):
+    """hmac.compare_digest raises TypeError for non-ASCII str: a stray byte in the query, the
+    Authorization header, the cookie or the form must be refused, not crash the request."""
+    client = client_for(review_run, token="s3cret-token", loopback=False)
+    assert client.get("/?token=%C3%A9").status_code == 401
+    assert client.get("/", headers={"authorization": b"Bearer \xe9"}).status_code == 401
+    assert client.get("/", headers={"cookie": b"medveil_review=\xe9"}).status_code == 401
+    local = client_for(review_run)
+    ref = "a" * 32
+    answer = local.post(f"/quarantine/{ref}/drop", content=b"form_token=%C3%A9",
+                        headers={"content-type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 403
+
+
+
+def test_app_pages_of_a_missing_or_broken_workspace_say_so(fresh_run, client_for):
+    """The workspace may change under a running review page (a broken disk, a copy over it): every
+    page answers with the error page, never a traceback."""
+    client = client_for(fresh_run)
+    state = _masked(load(fresh_run.workspace))
+    ref = state.input_ref
+    location(fresh_run.workspace).write_bytes(b"not a database" * 100)
+    for page in ("/", f"/file/{ref}", f"/picture/{ref}/0/before.png"):
+        answer = client.get(page)
+        assert answer.status_code == 404 and "review.sqlite" in answer.text, page
+        assert answer.headers["cache-control"] == "no-store"
+    (fresh_run.workspace / "audit.sqlite").write_bytes(b"not a database" * 100)
+    for leftover in fresh_run.workspace.glob("audit.sqlite-*"):
+        leftover.unlink()
+    broken = client.get(f"/file/{ref}")
+    assert broken.status_code == 404 and "audit" in broken.text.lower()
+    import shutil
+
+    shutil.rmtree(fresh_run.workspace)
+    assert client.get(f"/file/{ref}").status_code == 404

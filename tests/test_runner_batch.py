@@ -159,6 +159,27 @@ def test_output_layout_uses_pseudonyms_only(tmp_path, mixed):
                 assert phi.upper() not in name.upper(), name
 
 
+@pytest.mark.parametrize("study, series, sop", [("..", "..", "1.2.3"), (".", "..", ".."),
+                                                 ("1.2", "1.3", ".medveil-tmp-1")])
+def test_kept_uids_that_look_like_paths_cannot_lead_outside_output(tmp_path, inp, study, series, sop):
+    """With Retain UIDs a hostile file's UIDs become folder names: '..' or '.' must not climb out of
+    OUTPUT or stand for the folder itself, and a leading dot must not hide the file or make it look
+    like one of medveil's temporary files."""
+    ds = image_dataset()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, sop
+    ds.file_meta.MediaStorageSOPInstanceUID = sop
+    with silenced():
+        save(ds, inp / EXPORT / "hostile.dcm")
+    policy = dataclasses.replace(BASIC, options=BASIC.options | {medveil.Option.RETAIN_UIDS})
+    cfg = config(tmp_path, inp, policy=policy)
+    summary = run(cfg)
+    assert summary.written == 1
+    assert not [p for p in tmp_path.iterdir() if p.is_file()]  # nothing beside OUTPUT
+    (written,) = outputs(cfg)
+    parts = written.relative_to(cfg.output).parts
+    assert len(parts) == 4 and not any(part.startswith(".") for part in parts), parts
+
+
 def test_audit_store_holds_no_names_or_paths_unless_asked(tmp_path, mixed):
     cfg = config(tmp_path, mixed)
     run(cfg)

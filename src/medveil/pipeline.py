@@ -82,7 +82,14 @@ PIXEL_DATA = 0x7FE00010
 
 
 def _component(value: str) -> str:
-    return _PATH_SAFE.sub("_", value) or "_"
+    """*value* as one path component: safe characters only, and no leading dot.
+
+    Kept UIDs (Retain UIDs) are whatever the input held: "." or ".." would name
+    the folder itself or climb out of OUTPUT, and a leading dot would hide the
+    file (or make it look like a medveil temporary file).
+    """
+    safe = _PATH_SAFE.sub("_", value) or "_"
+    return "_" + safe[1:] if safe.startswith(".") else safe
 
 
 def output_relpath(ds: Dataset) -> str:

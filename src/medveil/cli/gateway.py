@@ -33,6 +33,12 @@ def _policy_and_key(profile, recipe, option, without, burned_in, sequential_ids,
     return policy, load_run_key(key_file, throwaway_key)[0]
 
 
+def _size(text: str | None, what: str) -> int | None:
+    from medveil.cli.deidentify import _size
+
+    return _size(text, what)
+
+
 def _tls(cert: Path | None, key: Path | None, ca: Path | None):
     from medveil.gateway.endpoints import Tls
 
@@ -88,6 +94,9 @@ _PROFILE = typer.Option("basic", "--profile", "-p", metavar="NAME", rich_help_pa
                         help="Profile, as for deidentify.")
 _KEY_FILE = typer.Option(None, "--key-file", "-k", metavar="FILE", rich_help_panel=PSEUDONYMS,
                          help="Secret key (or MEDVEIL_KEY_FILE).")
+_MEMORY_BUDGET = typer.Option(None, "--memory-budget", metavar="SIZE", rich_help_panel=RUN,
+                              help="Per association, e.g. 2G; larger files, inflated datasets and decoded images "
+                                   "are quarantined (default: a share of free memory).")
 
 
 def serve(
@@ -134,6 +143,7 @@ def serve(
                                      "destination."),
     retry_max: float = typer.Option(60.0, "--retry-max", min=1.0, metavar="SECONDS", rich_help_panel=RUN,
                                     help="Longest wait between retries."),
+    memory_budget: str | None = _MEMORY_BUDGET,
 ) -> None:
     """Receive DICOM (C-STORE), de-identify each file, forward it to --to; runs until stopped (Ctrl-C)."""
     from medveil.gateway.endpoints import ae_title as check_ae
@@ -155,7 +165,8 @@ def serve(
         gateway = Gateway(workspace=_workspace(workspace), policy=policy, key=key, destination=destination,
                           calling_ae=check_ae(calling_ae or own, "calling AE title"), scp=scp,
                           mappings_dir=mappings, record_originals=record_originals, resume=resume,
-                          mode="serve", backoff=Backoff(ceiling=retry_max)).open()
+                          mode="serve", backoff=Backoff(ceiling=retry_max),
+                          memory_budget=_size(memory_budget, "--memory-budget")).open()
     except MedveilError as exc:
         fail(str(exc))
     except OSError as exc:
@@ -247,6 +258,7 @@ def pull(
                                     "stays in the outbox for the next start."),
     as_json: bool = typer.Option(False, "--json", metavar="", rich_help_panel=RUN,
                                  help="Print the summary as JSON on stdout."),
+    memory_budget: str | None = _MEMORY_BUDGET,
 ) -> None:
     """Pull studies from a PACS (C-FIND, C-MOVE), de-identify them and push them to --to.
 
@@ -272,8 +284,8 @@ def pull(
         destination = _destination(to, to_tls, to_tls_ca, tls_cert, tls_key)
         gateway = Gateway(workspace=_workspace(workspace), policy=policy, key=key, destination=destination,
                           calling_ae=own, scp=scp, mappings_dir=mappings, record_originals=record_originals,
-                          resume=resume, mode="pull", on_received=received,
-                          on_forwarded=lambda: forwarded(Status.WRITTEN)).open()
+                          resume=resume, mode="pull", memory_budget=_size(memory_budget, "--memory-budget"),
+                          on_received=received, on_forwarded=lambda: forwarded(Status.WRITTEN)).open()
     except MedveilError as exc:
         fail(str(exc))
     except OSError as exc:

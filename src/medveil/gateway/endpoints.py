@@ -137,5 +137,8 @@ def parse_destination(text: str, tls: Tls | None = None) -> Destination:
             raise EndpointError("the destination URL has no host")
         if parts.username or parts.password:
             raise EndpointError("put no credentials in the destination URL")
+        if tls is not None and parts.scheme != "https":
+            # urllib ignores a TLS context for http://: the files would go out in plain text.
+            raise EndpointError("TLS towards a DICOMweb destination needs an https:// URL")
         return DicomWeb(text.rstrip("/"), tls)
     return parse_node(text, tls)

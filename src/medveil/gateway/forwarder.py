@@ -10,7 +10,10 @@ batch).  Two kinds of failure are told apart:
   with its own doubling wait, while the others go on.
 
 Nothing is ever dropped: a file leaves the outbox only when the destination
-confirmed it.  After a restart the queue starts over with every file that
+confirmed it.  Nothing is sent that is not what the ledger recorded: before
+each try a file's bytes are hashed again and compared with the hash its name
+carries; a file changed since (damaged, replaced) is held back like a refused
+one and reported, never sent.  After a restart the queue starts over with every file that
 is still there.
 """
 
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 
 from medveil.gateway.outbox import Entry, Outbox
 from medveil.gateway.senders import DestinationDown, Sent
+from medveil.runner.book import sha256_file
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,10 @@ class Forwarder:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            wait = self.step()
+            try:
+                wait = self.step()
+            except Exception as exc:  # recording an outcome failed: the thread must outlive it
+                wait = self._trouble(exc)
             if wait is None:
                 self._close_sender()  # nothing to send: do not hold the destination's association
                 with self._idle:
@@ -126,6 +133,10 @@ class Forwarder:
         if not pending:
             return None
         due = [e for e in pending if self._refused.get(e.seq, (0, 0.0))[1] <= now][:self.batch]
+        damaged = [e for e in due if not _as_recorded(e)]
+        for entry in damaged:  # never sent: it waits, reported, until someone restores or removes it
+            self._hold(entry, "the outbox file no longer matches the hash recorded for it; not sent")
+        due = [e for e in due if e not in damaged]
         if not due:
             return max(0.05, min(t for _, t in (self._refused[e.seq] for e in pending
                                                 if e.seq in self._refused)) - now)
@@ -142,11 +153,7 @@ class Forwarder:
                 self.on_failed(entry, f"destination unavailable: {exc.detail}; retry in {delay:g} s")
             return delay
         except Exception as exc:  # a bug in a sender must not kill the thread: back off and retry
-            self.down_failures += 1
-            self.last_error = f"unexpected {type(exc).__name__}"
-            delay = self.backoff.delay(self.down_failures)
-            self.down_until = self.clock() + delay
-            return delay
+            return self._trouble(exc)
         self.down_failures = 0
         self.last_error = None
         for entry, answer in zip(due, answers, strict=False):
@@ -156,9 +163,29 @@ class Forwarder:
                 self.sent += 1
                 self.on_sent(entry, answer)
             else:
-                failures = self._refused.get(entry.seq, (0, 0.0))[0] + 1
-                delay = self.backoff.delay(failures)
-                self._refused[entry.seq] = (failures, self.clock() + delay)
-                self.last_error = answer.detail
-                self.on_failed(entry, f"{answer.detail}; retry in {delay:g} s")
+                self._hold(entry, answer.detail)
         return 0.0
+
+    def _trouble(self, exc: Exception) -> float:
+        """Back off as if the destination were down; the error's type is all that is kept."""
+        self.down_failures += 1
+        self.last_error = f"unexpected {type(exc).__name__}"
+        delay = self.backoff.delay(self.down_failures)
+        self.down_until = self.clock() + delay
+        return delay
+
+    def _hold(self, entry: Entry, why: str) -> None:
+        """*entry* waits alone, with its own doubling wait."""
+        failures = self._refused.get(entry.seq, (0, 0.0))[0] + 1
+        delay = self.backoff.delay(failures)
+        self._refused[entry.seq] = (failures, self.clock() + delay)
+        self.last_error = why
+        self.on_failed(entry, f"{why}; retry in {delay:g} s")
+
+
+def _as_recorded(entry: Entry) -> bool:
+    """Whether the outbox file still holds the bytes whose hash the ledger recorded (and its name carries)."""
+    try:
+        return sha256_file(entry.path) == entry.output_sha256
+    except OSError:
+        return False

@@ -50,11 +50,14 @@ class Intake:
     """De-identifies received files and hands them to the ledger; thread-safe."""
 
     def __init__(self, ledger: Ledger, policy: Policy, key: Key, *, resume: bool = True,
-                 on_queued: Callable[[], None] = lambda: None) -> None:
+                 memory_budget: int | None = None, on_queued: Callable[[], None] = lambda: None) -> None:
         self.ledger = ledger
         self.policy = policy
         self.key = key
         self.resume = resume
+        #: Per association, as per batch worker: a deflate bomb or a few bytes of JPEG declaring a huge
+        #: image are refused before they are inflated or decoded (:mod:`medveil.runner.limits`).
+        self.memory_budget = memory_budget
         self.on_queued = on_queued
 
     def receive(self, data: bytes, sop_instance_uid: str, label: str) -> Admitted:
@@ -67,7 +70,8 @@ class Intake:
         if self.resume and self.ledger.already_forwarded(ref, hashlib.sha256(data).hexdigest()):
             return self.ledger.unchanged(ref, hashlib.sha256(data).hexdigest(), label)
         patient_id = self.ledger.sequential_patient_id(data)
-        cleaned, record = deidentify_bytes(data, self.policy, self.key, patient_id=patient_id)
+        cleaned, record = deidentify_bytes(data, self.policy, self.key, patient_id=patient_id,
+                                           memory_budget=self.memory_budget)
         if record.status is not Status.WRITTEN:
             return self.ledger.quarantine(ref, data, record.reason or "unknown", record.input_sha256, label)
         assert isinstance(cleaned, bytes)  # a written record comes with the cleaned file

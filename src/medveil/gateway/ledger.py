@@ -32,7 +32,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from medveil.gateway.outbox import Entry, Outbox
+from medveil.gateway.outbox import OUTBOX, Entry, Outbox
 from medveil.pseudonym import Key, derive
 from medveil.records import FileRecord, Status
 from medveil.runner.book import RunBook, RunConfig, RunSummary
@@ -77,7 +77,7 @@ class Ledger:
         self.mappings_dir = mappings_dir
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medveil-ledger")
         self._dirty = False
-        config = RunConfig(input=self.workspace, output=self.workspace / "outbox", policy=policy, key=key,
+        config = RunConfig(input=self.workspace, output=self.workspace / OUTBOX, policy=policy, key=key,
                            workspace=self.workspace, mappings_dir=mappings_dir,
                            record_originals=record_originals)
         try:
@@ -85,7 +85,7 @@ class Ledger:
         except BaseException:
             self._executor.shutdown(wait=True)
             raise
-        self.outbox = Outbox(self.workspace / "outbox")
+        self.outbox = Outbox(self.workspace / OUTBOX)
 
     @property
     def summary(self) -> RunSummary:

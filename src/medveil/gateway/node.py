@@ -21,6 +21,7 @@ from medveil.gateway.scp import ScpSettings, StorageScp
 from medveil.gateway.senders import make_sender
 from medveil.policy import Policy
 from medveil.pseudonym import Key
+from medveil.runner.limits import default_memory_budget
 
 
 class Gateway:
@@ -28,6 +29,7 @@ class Gateway:
                  calling_ae: str, scp: ScpSettings | None = None, mappings_dir: Path | None = None,
                  record_originals: bool = False, resume: bool = True, mode: str = "serve",
                  backoff: Backoff = Backoff(), batch: int = 64, sender=None,
+                 memory_budget: int | None = None,
                  on_received: Callable[[str], None] | None = None,
                  on_forwarded: Callable[[], None] | None = None) -> None:
         self.workspace = Path(workspace)
@@ -43,6 +45,9 @@ class Gateway:
         self.backoff = backoff
         self.batch = batch
         self.sender = sender or make_sender(destination, calling_ae)
+        # Each association cleans its files on its own thread: the associations share the memory the
+        # way a batch run's workers do.
+        self.memory_budget = memory_budget or default_memory_budget(scp.max_associations if scp else 1)
         #: Progress hooks: each received file's outcome, each file the destination confirmed.
         self.on_received = on_received or (lambda outcome: None)
         self.on_forwarded = on_forwarded or (lambda: None)
@@ -63,7 +68,7 @@ class Gateway:
                                        on_sent=self._sent,
                                        on_failed=self.ledger.forward_failed).start()
             self.intake = Intake(self.ledger, self.policy, self.key, resume=self.resume,
-                                 on_queued=self.forwarder.wake)
+                                 memory_budget=self.memory_budget, on_queued=self.forwarder.wake)
             if self.scp_settings is not None:
                 self.scp = StorageScp(self.scp_settings, self.intake, on_association=self._association,
                                       on_stored=self.on_received).start()

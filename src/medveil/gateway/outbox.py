@@ -25,6 +25,8 @@ from pathlib import Path
 
 from medveil.store.private import TMP_PREFIX, write_durably
 
+#: The outbox's folder in the workspace.
+OUTBOX = "outbox"
 _NAME = re.compile(r"^(\d{12})-([0-9a-f]{1,64})-([0-9a-f]{64})\.dcm$")
 
 

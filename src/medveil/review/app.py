@@ -74,11 +74,13 @@ def create_app(settings: ReviewSettings) -> Starlette:
     def overview():
         return load(settings.workspace, settings.run_id)
 
+    async def unusable(request: Request, exc: Exception) -> Response:
+        # The workspace is missing, or its audit store or review database is broken (it may change
+        # under a running page): the error page says which, with no traceback.
+        return HTMLResponse(env.get_template("error.html").render(message=str(exc)), status_code=404)
+
     async def index(request: Request) -> Response:
-        try:
-            view = overview()
-        except MedveilError as exc:
-            return HTMLResponse(env.get_template("error.html").render(message=str(exc)), status_code=404)
+        view = overview()
         return page("index.html", view=view, summary=view.summary_dict(), pictures=_frames(view, settings))
 
     async def file_page(request: Request) -> Response:
@@ -112,7 +114,7 @@ def create_app(settings: ReviewSettings) -> Starlette:
     async def decide(request: Request) -> Response:
         ref, action = request.path_params["ref"], request.path_params["action"]
         form = parse_qs((await request.body()).decode("ascii", "replace"))
-        if not hmac.compare_digest((form.get("form_token") or [""])[0], form_token):
+        if not same_secret((form.get("form_token") or [""])[0], form_token):
             return PlainTextResponse("the form has expired: reload the page", status_code=403)
         origin = request.headers.get("origin")
         if origin and origin not in (f"http://{request.headers.get('host', '')}",
@@ -133,7 +135,8 @@ def create_app(settings: ReviewSettings) -> Starlette:
         except MedveilError as exc:
             messages.appendleft(f"{ref[:12]}: not done: {exc}")
         else:
-            text = {"released": "released into the release tree", "dropped": "dropped",
+            text = {"released": "queued in the gateway's outbox: the next serve or pull forwards it"
+                    if result.queued else "released into the release tree", "dropped": "dropped",
                     "release-refused": f"still refused, kept in quarantine: {result.reason}"}[result.decision]
             messages.appendleft(f"{ref[:12]}: {text} ({result.at})")
         return RedirectResponse("/#quarantine", status_code=303)
@@ -148,7 +151,8 @@ def create_app(settings: ReviewSettings) -> Starlette:
         Route("/quarantine/{ref}/{action}", decide, methods=["POST"]),
         Route("/static/style.css", style),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_Guard, settings=settings)])
+    return Starlette(routes=routes, middleware=[Middleware(_Guard, settings=settings)],
+                     exception_handlers={MedveilError: unusable})
 
 
 def _frames(view, settings: ReviewSettings) -> dict[str, list[dict]]:
@@ -169,6 +173,15 @@ def _picture_context(ref: str, info) -> dict:
     return {"before": f"/picture/{ref}/{info.number}/before.png", "after": f"/picture/{ref}/{info.number}/after.png",
             "width": info.width, "height": info.height, "kind": info.kind, "frame": info.frame,
             "viewbox": f"{x1} {y1} {max(1, x2 - x1)} {max(1, y2 - y1)}", "boxes": info.boxes}
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of a presented token with ours, whatever characters it holds.
+
+    ``hmac.compare_digest`` raises TypeError for str with non-ASCII characters,
+    which a client controls: compare the UTF-8 bytes instead.
+    """
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 def hostname(host_header: str) -> str:
@@ -192,13 +205,13 @@ class _Guard(BaseHTTPMiddleware):
         token = self.settings.token
         if token:
             given = request.query_params.get("token")
-            if given is not None and hmac.compare_digest(given, token):
+            if given is not None and same_secret(given, token):
                 response = RedirectResponse(request.url.path, status_code=303)
                 response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
                 return self._secure(response)
             presented = request.cookies.get(COOKIE) or request.headers.get("authorization", "").removeprefix(
                 "Bearer ").strip()
-            if not presented or not hmac.compare_digest(presented, token):
+            if not presented or not same_secret(presented, token):
                 return self._secure(PlainTextResponse("a token is required: open the address the command printed",
                                                       status_code=401))
         return self._secure(await call_next(request))

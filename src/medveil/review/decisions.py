@@ -15,6 +15,10 @@ policy differs from the run's (the release would not match the rest of the
 tree), when the run wrote mapping files and none are given, or when another
 file already holds the output's name.
 
+A file that a gateway (``medveil serve`` or ``pull``) quarantined is released
+into that gateway's outbox as an entry, recorded first and then queued as the
+gateway does it: the next ``serve`` or ``pull`` on the workspace forwards it.
+
 **Drop** removes the quarantine copy; the file is not released.
 
 Every decision, including a refused release, is recorded in the audit store
@@ -36,6 +40,7 @@ from pathlib import Path
 from medveil._version import __version__
 from medveil.dicomio.discover import read_regular
 from medveil.errors import MedveilError
+from medveil.gateway.outbox import OUTBOX, Outbox
 from medveil.pipeline import deidentify_bytes
 from medveil.policy import Policy
 from medveil.policy.fingerprint import settings_fingerprint
@@ -61,6 +66,7 @@ class Outcome:
     at: str
     reason: str | None = None
     output_relpath: str | None = None
+    queued: bool = False  # released into a gateway's outbox: the next serve or pull forwards it
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,9 @@ def release(workspace: Path, ref: str, reviewer: Reviewer, outputs: dict[str, st
         raise DecisionError("releasing into a URL is not supported from the review page: rerun the batch")
     if (run.get("options") or {}).get("mappings") and reviewer.mappings_dir is None:
         raise DecisionError("the run wrote mapping files: start the review with --mappings DIR")
+    # A gateway's run "writes" into its outbox (medveil.gateway.ledger): a file released there must
+    # become an outbox entry, which the next serve or pull forwards, not a folder tree nothing sends.
+    queued = Path(output).resolve() == (workspace / OUTBOX).resolve()
     quarantine = workspace / "quarantine"
     copy = quarantine / f"{ref}.dcm"
     config = RunConfig(input=quarantine, output=Path(output), policy=reviewer.policy, key=reviewer.key,
@@ -198,14 +207,18 @@ def release(workspace: Path, ref: str, reviewer: Reviewer, outputs: dict[str, st
             audit.add_event(book.run_id, ref, DECISION,
                                  json.dumps(_detail("release-refused", at, why), sort_keys=True))
             return Outcome("release-refused", at, reason=why)
-        assert record.relpath is not None and isinstance(out, bytes)  # written, as above
+        assert record.relpath is not None and record.output_sha256 is not None and isinstance(out, bytes)
         book.sync()  # the pairs are durable before the file is released
-        write_durably(Path(output) / record.relpath, out, make_parents=True)
-        book.released(ref, copy, Status.WRITTEN, record)
+        if queued:  # as the gateway's ledger does: recorded first, then queued
+            book.released(ref, copy, Status.WRITTEN, record)
+            Outbox(Path(output)).put(out, input_ref=ref, output_sha256=record.output_sha256)
+        else:
+            write_durably(Path(output) / record.relpath, out, make_parents=True)
+            book.released(ref, copy, Status.WRITTEN, record)
         audit.add_event(book.run_id, ref, DECISION, json.dumps(_detail("released", at), sort_keys=True))
     for name in (f"{ref}.dcm", f"{ref}.reason.txt"):
         (quarantine / name).unlink(missing_ok=True)
-    return Outcome("released", at, output_relpath=record.relpath)
+    return Outcome("released", at, output_relpath=record.relpath, queued=queued)
 
 
 def _check_same_run_settings(run: dict, key: Key, policy: Policy) -> None:
