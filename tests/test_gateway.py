@@ -3,6 +3,7 @@ answers, pull selections, and the whole serve path into an in-test pynetdicom SC
 
 from __future__ import annotations
 
+import io
 import json
 import stat
 import threading
@@ -479,3 +480,64 @@ def test_gateway_sockets_use_the_latency_settings(tmp_path, key):
         gateway.sender.close()
         gateway.close()
         archive.stop()
+
+
+# -- what a sender's request may leave out ------------------------------------------------------------
+
+
+class _StoreEvent:
+    """A C-STORE as the SCP's handler sees it: the request's UIDs, the context and the dataset's bytes."""
+
+    def __init__(self, sop_class: str, sop_instance: str, syntax: str, dataset: bytes):
+        from types import SimpleNamespace
+
+        self.request = SimpleNamespace(AffectedSOPClassUID=sop_class, AffectedSOPInstanceUID=sop_instance)
+        self.context = SimpleNamespace(transfer_syntax=syntax)
+        self.assoc = SimpleNamespace(requestor=SimpleNamespace(ae_title="MODALITY"))
+        self._dataset = dataset
+
+    def encoded_dataset(self, include_meta: bool = False) -> bytes:
+        return self._dataset
+
+
+def test_a_request_without_uids_is_judged_not_refused_for_resources(tmp_path, key):
+    """An empty or malformed UID in the C-STORE request must not answer 0xA700 (the sender would retry
+    for ever): the file is released, named from its own dataset, or quarantined with a reason."""
+    import warnings
+
+    from pydicom import examples
+
+    from gateway_support import dataset_bytes, write_study
+    from medveil.gateway.node import Gateway
+    from medveil.gateway.scp import SUCCESS, ScpSettings, StorageScp
+    from medveil.policy import get_profile
+    from medveil.store.audit import AuditStore
+
+    study = write_study(tmp_path / "in", ct=1, quarantined=0, compressed=False)
+    good = dataset_bytes(study[0].read_bytes())
+    stripped = examples.ct.copy()
+    del stripped.SOPInstanceUID
+    buffer = io.BytesIO()
+    stripped.save_as(buffer, implicit_vr=False, little_endian=True)
+    no_uid = dataset_bytes(buffer.getvalue())
+    explicit = "1.2.840.10008.1.2.1"
+    ct = "1.2.840.10008.5.1.4.1.1.2"
+    gateway = Gateway(workspace=tmp_path / "ws", policy=get_profile("basic"), key=key, calling_ae="MEDVEIL",
+                      destination=DicomNode("ARCHIVE", "127.0.0.1", 104), scp=None).open()
+    scp = StorageScp(ScpSettings(port=0), gateway.intake)
+    try:
+        gateway.forwarder.stop()  # nothing leaves: the outbox is what is looked at
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            answers = [scp._on_store(_StoreEvent(ct, "", explicit, good)),
+                       scp._on_store(_StoreEvent(ct, "1.2.abc", explicit, good)),
+                       scp._on_store(_StoreEvent("", "", explicit, no_uid))]
+        assert answers == [SUCCESS] * 3
+        assert not [w for w in caught if "1.2.abc" in str(w.message)]  # a malformed UID is not quoted
+        # the first two are one instance with identical output (sent twice), the third has no UIDs at all
+        assert dict(scp.traffic.counts) == {"written": 2, "quarantined": 1}
+    finally:
+        summary = gateway.close()
+    with AuditStore.open(tmp_path / "ws" / "audit.sqlite") as store:
+        reasons = [row["reason"] for row in store.file_rows(summary.run_id) if row["reason"]]
+    assert len(reasons) == 1 and "UID" in reasons[0], reasons

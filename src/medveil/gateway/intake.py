@@ -24,6 +24,7 @@ from medveil.gateway.ledger import Admitted, Ledger, instance_ref
 from medveil.pipeline import deidentify_bytes
 from medveil.policy import Policy
 from medveil.pseudonym import Key
+from medveil.quiet import silenced
 from medveil.records import Status
 
 
@@ -35,14 +36,20 @@ def part10(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, data
     bytes (and the same input hash), whoever sent it.  The pipeline rewrites the
     meta group of the output in any case.
     """
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
-    meta.TransferSyntaxUID = UID(transfer_syntax)
-    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
-    buffer = DicomBytesIO()
-    buffer.write(bytes(128) + b"DICM")
-    write_file_meta_info(buffer, meta, enforce_standard=True)
+    # A sender that left a UID out of its request still gets its file judged (and, lacking the
+    # dataset's own UIDs too, quarantined with a reason) rather than refused for lack of resources,
+    # which it would retry for ever.  pydicom's warnings about a malformed UID quote it: silenced.
+    with silenced():
+        meta = FileMetaDataset()
+        if sop_class_uid:
+            meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+        if sop_instance_uid:
+            meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
+        meta.TransferSyntaxUID = UID(transfer_syntax)
+        meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
+        buffer = DicomBytesIO()
+        buffer.write(bytes(128) + b"DICM")
+        write_file_meta_info(buffer, meta, enforce_standard=bool(sop_class_uid and sop_instance_uid))
     return buffer.getvalue() + dataset
 
 
@@ -66,9 +73,10 @@ class Intake:
         *label* is what the audit store keeps as the original location when
         the workspace records originals (the calling AE and the instance).
         """
-        ref = instance_ref(self.key, sop_instance_uid)
-        if self.resume and self.ledger.already_forwarded(ref, hashlib.sha256(data).hexdigest()):
-            return self.ledger.unchanged(ref, hashlib.sha256(data).hexdigest(), label)
+        digest = hashlib.sha256(data).hexdigest()
+        ref = instance_ref(self.key, sop_instance_uid or f"sha256:{digest}")  # no UID: one ref per content
+        if self.resume and self.ledger.already_forwarded(ref, digest):
+            return self.ledger.unchanged(ref, digest, label)
         patient_id = self.ledger.sequential_patient_id(data)
         cleaned, record = deidentify_bytes(data, self.policy, self.key, patient_id=patient_id,
                                            memory_budget=self.memory_budget)

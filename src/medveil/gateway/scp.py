@@ -114,11 +114,12 @@ class StorageScp:
     def _on_store(self, event) -> int:
         request = event.request
         try:
-            data = part10(str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID),
-                          str(event.context.transfer_syntax), event.encoded_dataset(include_meta=False))
+            sop_class = str(request.AffectedSOPClassUID or "").strip("\0 ")
+            sop_instance = str(request.AffectedSOPInstanceUID or "").strip("\0 ")
+            data = part10(sop_class, sop_instance, str(event.context.transfer_syntax),
+                          event.encoded_dataset(include_meta=False))
             caller = str(event.assoc.requestor.ae_title).strip()
-            admitted = self.intake.receive(data, str(request.AffectedSOPInstanceUID),
-                                           f"dicom://{caller}/{request.AffectedSOPInstanceUID}")
+            admitted = self.intake.receive(data, sop_instance, f"dicom://{caller}/{sop_instance}")
         except Exception as exc:  # our storage failed: the sender keeps the file and retries
             self.traffic.add(f"refused ({type(exc).__name__})")
             self.on_stored(REFUSED)
