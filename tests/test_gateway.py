@@ -541,3 +541,18 @@ def test_a_request_without_uids_is_judged_not_refused_for_resources(tmp_path, ke
     with AuditStore.open(tmp_path / "ws" / "audit.sqlite") as store:
         reasons = [row["reason"] for row in store.file_rows(summary.run_id) if row["reason"]]
     assert len(reasons) == 1 and "UID" in reasons[0], reasons
+
+
+def test_serve_log_lines_are_stamped_and_never_wrapped(monkeypatch):
+    import re
+
+    from rich.console import Console
+
+    from medveil.cli import gateway as cli_gateway
+
+    stream = io.StringIO()
+    monkeypatch.setattr(cli_gateway, "console", Console(file=stream, width=40))
+    cli_gateway.log("received 7 (queued 7, already forwarded 0, quarantined 0); forwarded 7; outbox 0 [x]")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("outbox 0 [x]")  # one line, markup left as text
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ received 7 ", lines[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -175,18 +176,24 @@ def serve(
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    console.print(f"medveil {policy.describe()}: listening as {own} on {host}:{gateway.scp.port}"
-                  f"{' (TLS)' if scp.tls else ''}, forwarding to {destination.describe()}; "
-                  f"outbox: {len(gateway.ledger.outbox)} waiting; Ctrl-C stops")
+    log(f"medveil {policy.describe()}: listening as {own} on {host}:{gateway.scp.port}"
+        f"{' (TLS)' if scp.tls else ''}, forwarding to {destination.describe()}; "
+        f"outbox: {len(gateway.ledger.outbox)} waiting; Ctrl-C stops")
     last = None
     while not stop.wait(2.0):
         line = _status_line(gateway)
         if line != last:
-            console.print(line)
+            log(line)
             last = line
-    console.print("stopping: the outbox keeps what was not forwarded yet")
+    log("stopping: the outbox keeps what was not forwarded yet")
     summary = gateway.close()
-    console.print(_status_line(gateway, summary))
+    log(_status_line(gateway, summary))
+
+
+def log(line: str) -> None:
+    """One status line, stamped with the UTC time and never wrapped: a service's log is read by line."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    console.print(f"{stamp} {line}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _status_line(gateway, summary=None) -> str:
@@ -323,8 +330,7 @@ def pull(
     if as_json:
         typer.echo(json.dumps(result, indent=2, sort_keys=True))
     else:
-        console.print(f"studies moved {report.studies_moved}/{report.studies_found}; "
-                      + _status_line(gateway, summary))
+        log(f"studies moved {report.studies_moved}/{report.studies_found}; " + _status_line(gateway, summary))
         for problem in report.problems:
             console.print(f"[yellow]warning:[/] {problem}")
         if left:
