@@ -8,6 +8,7 @@ and site initialisms.
 from __future__ import annotations
 
 import json
+from io import BytesIO
 
 import pytest
 from pydicom.dataset import Dataset
@@ -414,3 +415,60 @@ def test_a_partial_date_the_shift_does_not_move_is_removed():
     assert shift_date_text("Q2 2011", 10) is None  # mid-May + 10 days: still Q2 2011
     assert shift_date_text("Q2 2011", 60) == "Q3 2011"
     assert TextCleaner(date_offset=10).clean("prior Q2 2011").text == "prior"
+
+
+# -- kept private values that are binary (OB/OW/UN) or implicit VR: still searched --------------
+
+def _released(ds, policy, key):
+    from medveil.pipeline import deidentify_bytes
+
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    out, record = deidentify_bytes(buffer.getvalue(), policy, key)
+    assert record.status == "written", out
+    return out, record
+
+
+@pytest.mark.parametrize(("vr", "value"), [
+    ("OB", b"SMITHERS WAYLON "),
+    ("UN", b"MRN-0099123 "),
+    ("OW", "SMITHERS ".encode("utf-16-le")),
+])
+def test_a_kept_private_binary_value_holding_an_identifier_is_removed(key, vr, value):
+    """Retain Safe Private keeps (0019,"FDMS 1.0",90) Film Annotation Character String whatever
+    its VR; the residual check read only text VRs, so a name stored as OB or OW was released."""
+    ds = phi_dataset()
+    block = ds.private_block(0x0019, "FDMS 1.0", create=True)
+    block.add_new(0x90, vr, value)
+    block.add_new(0x10, "OB", b"01")  # Exposure Unit Type Code: kept, identifies nobody
+    out, record = _released(ds, get_profile("tcia"), key)
+    assert b"SMITHERS" not in out and b"0099123" not in out
+    assert "SMITHERS".encode("utf-16-le") not in out
+    assert b"FDMS 1.0" in out  # the rest of the block stays
+    repairs = [json.loads(d) for c, d in record.events if c == "repair"]
+    assert any(r["attribute"] == "(0019,1090)" and r["action"] == "removed" for r in repairs)
+
+
+def test_a_kept_private_value_of_an_implicit_vr_file_is_searched(key):
+    """In implicit VR a private element of a creator pydicom does not know reads as UN bytes;
+    (0013,"CTP",10) Project Name is kept by the KB and was never searched."""
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    ds = phi_dataset()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    block = ds.private_block(0x0013, "CTP", create=True)
+    block.add_new(0x10, "LO", "MRN-0099123")
+    block.add_new(0x11, "LO", "LUNG TRIAL")
+    out, _ = _released(ds, get_profile("tcia"), key)
+    assert b"0099123" not in out
+    assert b"LUNG TRIAL" in out
+
+
+@pytest.mark.parametrize(("vr", "value"), [("OB", b"SMITHERS "), ("OW", "SMITHERS ".encode("utf-16-le"))])
+def test_verify_reads_private_binary_values(vr, value):
+    from medveil.verify import WordMatcher, scan_dataset
+
+    ds = Dataset()
+    block = ds.private_block(0x0019, "FDMS 1.0", create=True)
+    block.add_new(0x90, vr, value)
+    assert [str(f) for f in scan_dataset(ds, WordMatcher(["SMITHERS"]))] == ["(0019,1090) (identifier)"]

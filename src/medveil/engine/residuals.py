@@ -21,7 +21,7 @@ from pydicom.valuerep import PersonName
 
 from medveil.engine.dummy import GENERATED_VALUES
 from medveil.engine.uids import is_class_keyword
-from medveil.engine.vrs import TEXT_VRS, dictionary_vr, keyword_of, stored
+from medveil.engine.vrs import BINARY_VRS, TEXT_VRS, dictionary_vr, keyword_of, stored
 from medveil.policy import Policy
 from medveil.policy.identifying import hunted_keywords, kept_by_an_option, kept_on_purpose, never_searched, tag_of
 from medveil.text.allow import is_clinical
@@ -167,6 +167,34 @@ def _raw_texts(raw: bytes, encodings: list[str]) -> list[str]:
     return texts
 
 
+#: Binary private values up to this size are also read as UTF-16 (vendors keep text that
+#: way too); larger ones (volume payloads) only byte for byte, which costs no more memory.
+_UTF16_LIMIT = 1 << 20
+
+
+def private_binary_texts(raw: bytes, encodings: list[str]) -> list[str]:
+    """Text a kept private value of binary or unknown VR (OB, OW, UN, implicit) may hold.
+
+    The private tag knowledge base keeps an element whatever VR it arrives with, and
+    vendors store strings as OB: such a value is read as text too, byte for byte, in
+    the declared character set and, when small enough, as UTF-16.
+    """
+    texts = _raw_texts(raw, encodings)
+    if 4 <= len(raw) <= _UTF16_LIMIT:
+        even = raw[: len(raw) & ~1]
+        texts += [even.decode("utf-16-le", "ignore").strip("\x00 "),
+                  even.decode("utf-16-be", "ignore").strip("\x00 ")]
+    return texts
+
+
+def _private_bytes(raw) -> bytes | None:
+    """The bytes of a private element held as binary (OB, OW, UN, ...), else None."""
+    value = raw.value
+    if not isinstance(value, (bytes, bytearray)) or raw.VR not in BINARY_VRS:
+        return None
+    return bytes(value)
+
+
 def _encodings(ds: Dataset, inherited: list[str]) -> list[str]:
     if 0x00080005 not in ds:
         return inherited
@@ -184,10 +212,17 @@ def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[
         keyword = keyword_of(tag)
         if keyword in skipped:  # coded vocabulary and equipment names (policy.identifying)
             continue
+        if tag >> 16 & 1 and raw.VR is None:
+            raw = ds[tag]  # implicit VR: as pydicom reads it (a sequence it knows, else UN bytes)
         raw_vr = raw.VR if raw.VR is not None or not isinstance(raw, RawDataElement) else dictionary_vr(tag)
-        if isinstance(raw, RawDataElement) and (raw_vr in TEXT_VRS or (raw_vr == "UN" and tag >> 16 & 1)):
+        if tag >> 16 & 1 and (binary := _private_bytes(raw)) is not None:
+            # Kept private values of binary or unknown type count as text: the KB keeps
+            # an element whatever VR it arrives with (raw, or as pydicom converted it).
+            vr = raw_vr or "UN"
+            texts = private_binary_texts(binary, encodings)
+        elif isinstance(raw, RawDataElement) and raw_vr in TEXT_VRS:
             # Still encoded: searched as text without converting (and so without changing
-            # how it will be written).  Kept private values of unknown type count as text.
+            # how it will be written).
             vr = raw_vr
             texts = _raw_texts(raw.value, encodings) if isinstance(raw.value, bytes) else []
         elif isinstance(raw, RawDataElement) and raw_vr is not None and raw_vr not in ("SQ", "UN"):

@@ -20,7 +20,8 @@ from typing import Protocol
 from pydicom import Dataset
 from pydicom.dataelem import RawDataElement
 
-from medveil.engine.vrs import TEXT_VRS, keyword_of
+from medveil.engine.residuals import private_binary_texts
+from medveil.engine.vrs import BINARY_VRS, TEXT_VRS, keyword_of
 from medveil.pixels.clean import NOT_PICTURES, overlay_images
 from medveil.pixels.detect import TextBox, detect_in_image, detect_text
 from medveil.pixels.mask import overlay_groups
@@ -117,8 +118,11 @@ def _scan_header(ds: Dataset, matcher: Matcher | None, cleaner: TextCleaner, fin
         if keyword in skipped or tag.group == 0x0002:
             continue
         name = prefix + (keyword or f"({tag.group:04X},{tag.element:04X})")
-        if isinstance(raw, RawDataElement) and raw.VR in (None, "UN") and tag.group % 2:
-            texts = [raw.value.decode("latin-1", "replace").strip("\x00 ")] if isinstance(raw.value, bytes) else []
+        if tag.group % 2 and isinstance(raw, RawDataElement) and raw.VR is None:
+            raw = ds[tag]  # implicit VR: as pydicom reads it (a sequence it knows, else UN bytes)
+        if tag.group % 2 and raw.VR in BINARY_VRS and isinstance(raw.value, (bytes, bytearray)):
+            # A private value of binary or unknown type (the KB keeps some whatever their VR).
+            texts = private_binary_texts(bytes(raw.value), ["iso8859"])
         else:
             elem = ds[tag]
             if elem.VR == "SQ":
