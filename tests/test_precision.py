@@ -472,3 +472,24 @@ def test_verify_reads_private_binary_values(vr, value):
     block = ds.private_block(0x0019, "FDMS 1.0", create=True)
     block.add_new(0x90, vr, value)
     assert [str(f) for f in scan_dataset(ds, WordMatcher(["SMITHERS"]))] == ["(0019,1090) (identifier)"]
+
+
+def _raw_text(ds, tag: int, vr: str, value: bytes) -> None:
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    ds._dict[Tag(tag)] = RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
+
+
+@pytest.mark.parametrize("profile", ["basic", "tcia"])
+def test_an_iso2022_value_padded_inside_its_kanji_mode_is_searched(key, profile):
+    """ESC $ B ... then the space that pads the value to even length, without ESC ( B:
+    pydicom cannot decode it (a space is no JIS X 0208 byte) and the residual check read
+    it as Latin-1, so the ideographic family name reached the release."""
+    ds = phi_dataset()
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    _raw_text(ds, 0x00100010, "PN", b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B")
+    _raw_text(ds, 0x00281055, "LO", b"\x1b$B;3ED ")  # Window Center & Width Explanation: unlisted
+    _raw_text(ds, 0x00081030, "LO", b"\x1b$B;3ED ")  # Study Description: cleaned under tcia
+    out, _ = _released(ds, get_profile(profile), key)
+    assert b";3ED" not in out

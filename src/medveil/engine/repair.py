@@ -102,9 +102,12 @@ def repair_element(holder: Dataset, tag: int, path: str, sop_class_uid: str, why
         elem.value = new[0] if len(new) == 1 else new
         return Repaired(path, "replaced", why)
     if not uid and vr in FREE_TEXT_VRS and spans_of is not None and isinstance(elem.value, (str, list, MultiValue)):
-        cleaned = [_cut(str(v), spans_of) for v in _values(elem.value)]
+        before = [str(v) for v in _values(elem.value)]
+        cleaned = [_cut(v, spans_of) for v in before]
         kept = [c for c in cleaned if c.strip()]
-        if kept:
+        # Nothing cut (the identifier was found in a reading of the bytes that the
+        # decoded value does not show): the attribute goes by its Type below.
+        if kept and cleaned != before:
             elem.value = kept[0] if len(kept) == 1 else kept
             return Repaired(path, "replaced", why)
     attr_type = load_attribute_types().type_of(tag, sop_class_uid)

@@ -161,7 +161,9 @@ def _raw_texts(raw: bytes, encodings: list[str]) -> list[str]:
         return [latin]
     texts = [latin, raw.decode("utf-8", "ignore").strip("\x00 ")]
     try:
-        texts.append(decode_bytes(raw, encodings, set()).strip("\x00 "))
+        # Padding off first: a space after ESC $ B is no JIS X 0208 byte, and pydicom
+        # gives up on the whole value (keeping the escapes as text) when it meets one.
+        texts.append(decode_bytes(raw.rstrip(b"\x00 "), encodings, set()).strip("\x00 "))
     except Exception:  # undecodable in the declared set: the two readings above remain
         pass
     return texts
@@ -238,6 +240,11 @@ def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[
             if vr not in TEXT_VRS and not isinstance(elem.value, str):
                 continue
             texts = _parts(elem.value)
+            if any("\x1b" in text for text in texts):
+                # Escapes left in decoded text: pydicom could not decode an ISO 2022 value
+                # and kept its bytes as Latin-1; read those bytes again as the set declares.
+                texts += [again for text in texts if "\x1b" in text
+                          for again in _raw_texts(text.encode("latin-1", "ignore"), encodings)]
         # Coded strings (CS) are defined terms: a name component such as "Perfusion" may
         # legitimately be one, so only whole original values count there.
         whole_only = vr == "CS"
