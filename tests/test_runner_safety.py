@@ -307,6 +307,23 @@ def test_an_output_holding_foreign_files_is_refused_unless_forced(tmp_path):
     assert run(replace(cfg, force=True)).written == 1
 
 
+def test_a_folder_link_in_output_is_never_written_through(tmp_path):
+    """--force writes beside foreign files, not through them: a link where a release
+    folder goes (planted, or a folder a curator moved away and linked back) led the
+    output out of OUTPUT; the file is quarantined instead and nothing lands outside."""
+    cfg = config(tmp_path)
+    assert run(cfg).written == 1
+    (folder,) = [p for p in cfg.output.iterdir() if p.is_dir()]
+    elsewhere = tmp_path / "elsewhere"
+    folder.rename(elsewhere)
+    folder.symlink_to(elsewhere, target_is_directory=True)
+    for released in elsewhere.rglob("*.dcm"):
+        released.unlink()
+    summary = run(replace(cfg, force=True, resume=False))
+    assert summary.written == 0 and summary.quarantined == 1
+    assert not list(elsewhere.rglob("*.dcm"))
+
+
 def test_files_medveil_wrote_with_another_workspace_are_not_foreign(tmp_path):
     cfg = config(tmp_path)
     run(cfg)

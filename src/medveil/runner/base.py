@@ -35,6 +35,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,7 +53,7 @@ from medveil.quiet import silenced
 from medveil.records import FileRecord, Status
 from medveil.runner.book import RunBook, RunConfig, RunSummary, check_layout, input_ref, sha256_file
 from medveil.runner.limits import default_memory_budget, file_limit
-from medveil.runner.locations import Location, LocationError
+from medveil.runner.locations import Location, LocationError, open_release_folder
 from medveil.store.private import TMP_PREFIX
 
 #: Files whose pairs share one journal fsync, and the longest a finished file waits for its group.
@@ -171,13 +172,21 @@ class Executor:
         """Put an accepted output in place: written, unchanged, or None when it cannot be."""
         assert record.tmp_path is not None and record.relpath is not None  # an accepted output has both
         tmp = Path(record.tmp_path)
-        target = Path(run.config.output) / record.relpath
+        relative = Path(record.relpath)
         try:
-            if target.is_file() and sha256_file(target) == record.output_sha256:
-                tmp.unlink()
-                return Status.UNCHANGED
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)
+            # Folder by folder without following links: nothing is written outside OUTPUT.
+            folder = open_release_folder(run.config.output, relative.parent)
+            try:
+                try:
+                    present = stat.S_ISREG(os.stat(relative.name, dir_fd=folder, follow_symlinks=False).st_mode)
+                except FileNotFoundError:
+                    present = False
+                if present and sha256_file(Path(run.config.output) / relative) == record.output_sha256:
+                    tmp.unlink()
+                    return Status.UNCHANGED
+                os.replace(tmp, relative.name, dst_dir_fd=folder)
+            finally:
+                os.close(folder)
             return Status.WRITTEN
         except OSError as exc:
             tmp.unlink(missing_ok=True)

@@ -29,6 +29,33 @@ class LocationError(MedveilError):
     """A location cannot be used (unknown protocol, fsspec missing, unreachable)."""
 
 
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_release_folder(root: str | os.PathLike, relparent: str | os.PathLike) -> int:
+    """A descriptor of the folder *relparent* of the release *root*, made where missing.
+
+    Each folder is created and opened relative to the one above it, never following
+    a link: a link where a release folder goes (planted, or a folder moved away and
+    linked back) would carry the output out of OUTPUT.  Raises OSError (ELOOP, or
+    ENOTDIR for a file in the way) instead; the caller closes the descriptor.
+    """
+    fd = os.open(root, _FOLDER_FLAGS & ~os.O_NOFOLLOW)  # the root is the user's own choice
+    try:
+        for part in Path(relparent).parts:
+            try:
+                os.mkdir(part, dir_fd=fd)
+            except FileExistsError:
+                pass
+            inner = os.open(part, _FOLDER_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def is_url(target: str | os.PathLike) -> bool:
     """True for ``protocol://...`` other than ``file://``; local paths stay plain paths."""
     text = os.fspath(target)
@@ -138,15 +165,23 @@ class Location:
         """Put *data* under *relpath*, replacing what was there, never half-written."""
         target = self.join(relpath)
         if self.local:
-            target_path = Path(target)
-            target_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target_path.parent / f"{TMP_PREFIX}{target_path.name}-{os.getpid()}"
+            relative = Path(relpath)
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+            folder = open_release_folder(self.root, relative.parent)
+            tmp = f"{TMP_PREFIX}{relative.name}-{os.getpid()}"
             try:
-                tmp.write_bytes(data)
-                os.replace(tmp, target_path)
+                handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666, dir_fd=folder)
+                with os.fdopen(handle, "wb") as out:
+                    out.write(data)
+                os.replace(tmp, relative.name, src_dir_fd=folder, dst_dir_fd=folder)
             except BaseException:
-                tmp.unlink(missing_ok=True)
+                try:
+                    os.unlink(tmp, dir_fd=folder)
+                except FileNotFoundError:
+                    pass
                 raise
+            finally:
+                os.close(folder)
             return
         self._remote.pipe_file(target, data)
 
