@@ -8,6 +8,7 @@ from datetime import date
 
 import pytest
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, EnhancedCTImageStorage, ExplicitVRLittleEndian
 
 from conftest import FOR_UID, PHI, REF_UID, SERIES_UID, SOP_UID, STUDY_UID, phi_dataset
@@ -370,3 +371,38 @@ def test_profiles_lists_the_action_codes():
     output = CliRunner().invoke(app, ["profiles"]).output
     assert "keep the reference sequence, replace the instance UIDs in it" in output
     assert "replace an identifier (Patient ID, Accession Number) with its keyed pseudonym" in output
+
+
+def _sr_text_item(text: str) -> Dataset:
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "121071", "DCM", "Finding"
+    item = Dataset()
+    item.RelationshipType, item.ValueType = "CONTAINS", "TEXT"
+    item.ConceptNameCodeSequence = Sequence([code])
+    item.TextValue = text
+    return item
+
+
+def test_a_dummied_sequence_keeps_no_free_text_of_its_items(phi_ds, key):
+    """Basic: Content Sequence and Graphic Annotation Sequence are D. Walking their items by
+    the table kept every text it does not list (Text Value, Unformatted Text Value), so a
+    report's 'seen by Dr Nick Riviera, 555-0199' was released; only Clean Structured
+    Content / Clean Graphics may keep (cleaned) text there."""
+    phi_ds.ContentSequence = Sequence([_sr_text_item("seen by Dr Nick Riviera, 555-0199")])
+    text_object = Dataset()
+    text_object.UnformattedTextValue = "Riviera"
+    annotation = Dataset()
+    annotation.TextObjectSequence = Sequence([text_object])
+    phi_ds.GraphicAnnotationSequence = Sequence([annotation])
+    result = deidentify_dataset(phi_ds, get_profile("basic"), key).dataset
+    item = result.ContentSequence[0]
+    assert item.TextValue == "ANONYMIZED"  # Type 1 in a TEXT item: a dummy, not removed
+    assert item.ConceptNameCodeSequence[0].CodeValue == "121071"  # codes stay, so the tree still parses
+    assert result.GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue == "ANONYMIZED"
+
+
+def test_clean_structured_content_still_keeps_cleaned_text(phi_ds, key):
+    phi_ds.ContentSequence = Sequence([_sr_text_item("no change since 2019, seen by Dr HIBBERT")])
+    result = deidentify_dataset(phi_ds, get_profile("tcia"), key).dataset
+    text = result.ContentSequence[0].TextValue
+    assert "no change since" in text and "HIBBERT" not in text

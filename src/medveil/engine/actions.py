@@ -185,7 +185,15 @@ class Dummy(Action):
     def apply(self, ds, tag, decision, ctx, depth, current=None) -> None:
         elem = ds[tag]
         if elem.VR == "SQ":
-            self._items(elem, ctx, depth)
+            # A dummy sequence keeps its items' structure (codes, references, numbers,
+            # each attribute by the table) but none of the free text the table does not
+            # list: a report's Text Value or an annotation's text is dummied, not kept.
+            outer = ctx.cleaning_within, ctx.dummy_within
+            ctx.cleaning_within, ctx.dummy_within = None, True
+            try:
+                self._items(elem, ctx, depth)
+            finally:
+                ctx.cleaning_within, ctx.dummy_within = outer
         elif elem.VR == "UI":
             remap(elem, ctx)
         elif not elem.is_empty:
@@ -319,12 +327,12 @@ class Clean(Action):
             # each item by the table (names replaced, dates shifted, UIDs remapped) and
             # cleaning the free text the table does not list (Text Value, Code Meaning,
             # Unformatted Text Value): inside such a tree, text is content.
-            outer = ctx.cleaning_within
-            ctx.cleaning_within = decision.source
+            outer = ctx.cleaning_within, ctx.dummy_within
+            ctx.cleaning_within, ctx.dummy_within = decision.source, False
             try:
                 self._items(ds[tag], ctx, depth)
             finally:
-                ctx.cleaning_within = outer
+                ctx.cleaning_within, ctx.dummy_within = outer
             return True
         elem = ds[tag]
         cleaned = cleaner(elem.keyword, elem.VR, elem.value, ctx)

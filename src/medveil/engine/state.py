@@ -37,6 +37,8 @@ class WalkState:
     known: KnownIdentifiers | None = None
     #: The clean option whose sequence is being walked (content tree, graphics), if any.
     cleaning_within: Option | None = None
+    #: A sequence whose action is D (dummy) is being walked: its unlisted free text is dummied.
+    dummy_within: bool = False
     _cleaner: TextCleaner | None = field(default=None, repr=False)
 
     def text_cleaner(self) -> TextCleaner:

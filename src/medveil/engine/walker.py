@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 
 from medveil.engine import hidden_dates
 from medveil.engine.actions import DATE_SHIFTERS, ActionTable, empty, remap, shift, tag_text, values_of, vr_of
+from medveil.engine.dummy import dummy_for
 from medveil.engine.hidden_dates import SEARCHED_VRS
 from medveil.engine.state import WalkState
 from medveil.engine.uids import is_class_keyword
@@ -153,6 +154,12 @@ def _unlisted(ds: Dataset, tag: int, ctx: WalkState, depth: int, current=None) -
         vr = "PN"  # a person name the file stored as LO, SH or LT is a name all the same
     if ctx.cleaning_within is not None and vr in _CLEANED_TEXT_VRS and tag not in _CODED:
         _clean_unlisted_text(ds, tag, ctx)
+        return
+    if ctx.dummy_within and vr in _CLEANED_TEXT_VRS and tag not in _CODED:
+        elem = ds[tag]
+        if not elem.is_empty:
+            elem.value = dummy_for(elem.VR)
+            ctx.counts["D"] += 1
         return
     if vr not in _UNLISTED_ACTED_ON:
         if vr in SEARCHED_VRS and not tag >> 16 & 1:
