@@ -406,3 +406,16 @@ def test_clean_structured_content_still_keeps_cleaned_text(phi_ds, key):
     result = deidentify_dataset(phi_ds, get_profile("tcia"), key).dataset
     text = result.ContentSequence[0].TextValue
     assert "no change since" in text and "HIBBERT" not in text
+
+
+def test_an_original_uid_inside_free_text_is_not_released(phi_ds, key):
+    """The residual check compared whole values with the remapped UIDs, so a study UID
+    quoted inside text (a WADO URL, 'see study <uid>') reached the release unchanged."""
+    phi_ds.add_new(0x00281055, "LO", f"ref {SOP_UID}")  # Window Center & Width Explanation
+    phi_ds.ImageComments = f"see study {STUDY_UID} for priors"
+    phi_ds.add_new(0x00287FE0, "UR", f"http://pacs/wado?studyUID={STUDY_UID}&x=1")
+    for profile in ("basic", "tcia"):
+        result = deidentify_dataset(copy.deepcopy(phi_ds), get_profile(profile), key)
+        text = str(list(result.dataset.iterall()))
+        assert STUDY_UID not in text and SOP_UID not in text, profile
+        assert any(c == "repair" and "PixelDataProviderURL" in d for c, d in result.events)

@@ -251,10 +251,22 @@ def _scan(ds: Dataset, identifiers: Identifiers, old_uids: set[str], hits: list[
         check_uids = bool(old_uids) and not is_class_keyword(keyword)
         for text in texts:
             found = identifiers.find_in(text, whole_only=whole_only)
-            uid = not found and check_uids and any(part.strip("\x00 ") in old_uids for part in text.split("\\"))
+            uid = not found and check_uids and _holds_uid(text, old_uids)
             if found or uid:
                 hits.append(Residual(ds, int(tag), vr or "UN", prefix + (keyword or _tag_name(tag)), uid=uid))
                 break
+
+
+#: A UID written inside other text (a WADO URL, "see study 1.2.3..."): dotted digits
+#: standing alone, not part of a longer number.
+_UID_TOKEN = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+)+(?![0-9])")
+
+
+def _holds_uid(text: str, old_uids: set[str]) -> bool:
+    """True when *text* is, holds as one of its values, or quotes one of *old_uids*."""
+    if any(part.strip("\x00 ") in old_uids for part in text.split("\\")):
+        return True
+    return any(token.rstrip(".") in old_uids for token in _UID_TOKEN.findall(text))
 
 
 def _tag_name(tag: int) -> str:
