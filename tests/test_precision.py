@@ -493,3 +493,17 @@ def test_an_iso2022_value_padded_inside_its_kanji_mode_is_searched(key, profile)
     _raw_text(ds, 0x00081030, "LO", b"\x1b$B;3ED ")  # Study Description: cleaned under tcia
     out, _ = _released(ds, get_profile(profile), key)
     assert b";3ED" not in out
+
+
+@pytest.mark.parametrize("profile", ["basic", "tcia"])
+def test_a_name_in_fullwidth_letters_is_found(key, profile):
+    """Japanese systems write Latin names in fullwidth forms ('ＳＭＩＴＨＥＲＳ'); the residual
+    check and verify compared code points, so the same name in other forms was released."""
+    from medveil.verify import WordMatcher, scan_dataset
+
+    ds = phi_dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.add_new(0x00281055, "LO", "ＳＭＩＴＨＥＲＳ")  # Window Center & Width Explanation: unlisted
+    out, _ = _released(ds, get_profile(profile), key)
+    assert "ＳＭＩＴＨＥＲＳ".encode() not in out
+    assert scan_dataset(ds, WordMatcher(["SMITHERS"]))  # verify would have noticed too

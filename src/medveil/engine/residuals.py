@@ -12,6 +12,7 @@ patient called "Lee" does not trip over "sleeve".
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from pydicom.charset import convert_encodings, decode_bytes
@@ -53,7 +54,13 @@ class Identifiers:
 
     def find_in(self, text: str, *, whole_only: bool = False) -> bool:
         pattern = self.whole if whole_only else self.any
-        return bool(pattern and pattern.search(text))
+        if pattern is None:
+            return False
+        if pattern.search(text):
+            return True
+        # The same letters in compatibility forms (fullwidth 'ＳＭＩＴＨ', ligatures), which
+        # Japanese and Chinese systems write Latin names in, read as what they show.
+        return not text.isascii() and bool(pattern.search(unicodedata.normalize("NFKC", text)))
 
 
 def _parts(value, as_name: bool = False) -> list[str]:
@@ -120,7 +127,14 @@ def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Iden
             if pieces and (text := _usable(pieces[0])):
                 whole.add(text)
             parts.update(t for piece in pieces[1:] if (t := _usable(piece)))
+    whole |= _compatible(whole)
+    parts |= _compatible(parts)
     return Identifiers(whole=_pattern(whole), any=_pattern(whole | parts), words=frozenset(whole | parts))
+
+
+def _compatible(values: set[str]) -> set[str]:
+    """NFKC forms of non-ASCII *values* (a name held in fullwidth letters), to search for too."""
+    return {folded for v in values if not v.isascii() and (folded := unicodedata.normalize("NFKC", v)) != v}
 
 
 @dataclass(frozen=True)

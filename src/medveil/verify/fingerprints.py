@@ -17,6 +17,7 @@ value is rarely what is burned in.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 
 from pydicom import Dataset
@@ -33,6 +34,8 @@ _DA = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 
 
 def normalise(text: str) -> str:
+    if not text.isascii():  # compatibility forms (fullwidth 'ＳＭＩＴＨ') read as what they show
+        text = unicodedata.normalize("NFKC", text)
     return " ".join(_NOT_WORD.sub(" ", text.casefold()).split())
 
 
