@@ -419,3 +419,16 @@ def test_an_original_uid_inside_free_text_is_not_released(phi_ds, key):
         text = str(list(result.dataset.iterall()))
         assert STUDY_UID not in text and SOP_UID not in text, profile
         assert any(c == "repair" and "PixelDataProviderURL" in d for c, d in result.events)
+
+
+def test_encrypted_attributes_are_not_released(phi_ds, key):
+    """Encrypted Attributes Sequence (0400,0500) holds the original values an earlier
+    de-identifier encrypted for re-identification (and what claims to be encrypted may
+    not be); Table E.1-1 does not list it, so it was walked and its content kept."""
+    item = Dataset()
+    item.EncryptedContentTransferSyntaxUID = ExplicitVRLittleEndian
+    item.EncryptedContent = b"SMITHERS^WAYLON "
+    phi_ds.EncryptedAttributesSequence = Sequence([item])
+    for profile in ("basic", "tcia"):
+        result = deidentify_dataset(copy.deepcopy(phi_ds), get_profile(profile), key).dataset
+        assert "EncryptedAttributesSequence" not in result, profile
