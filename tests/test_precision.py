@@ -507,3 +507,26 @@ def test_a_name_in_fullwidth_letters_is_found(key, profile):
     out, _ = _released(ds, get_profile(profile), key)
     assert "ＳＭＩＴＨＥＲＳ".encode() not in out
     assert scan_dataset(ds, WordMatcher(["SMITHERS"]))  # verify would have noticed too
+
+
+@pytest.mark.parametrize("text", ["LI NA", "Na Li", "Li, Na", "f/u LI_NA"])
+def test_a_name_of_short_components_is_found_in_either_order(key, text):
+    """A name whose components are all shorter than four letters (LI^NA, WU^YI, KIM^MIN) was
+    searched for only as 'LI^NA': the patient's name written 'Li, Na' or 'NA LI' in kept text
+    was released. The family and given names next to each other, in either order, are
+    specific enough to search for whatever their length."""
+    from medveil.verify import WordMatcher, identifier_words, scan_dataset
+
+    ds = phi_dataset()
+    ds.PatientName = "LI^NA"
+    ds.add_new(0x00281055, "LO", text)  # Window Center & Width Explanation: unlisted, kept
+    policy = get_profile("basic")
+    words = identifier_words(ds, policy)
+    assert scan_dataset(ds, WordMatcher(words))  # verify's words cover both orders
+    out, _ = _released(ds, policy, key)
+    assert text.encode() not in out
+    unrelated = phi_dataset()
+    unrelated.PatientName = "LI^NA"
+    unrelated.add_new(0x00281055, "LO", "Bili naive NA")
+    out, _ = _released(unrelated, policy, key)
+    assert b"Bili naive NA" in out  # the two components apart are no finding

@@ -36,11 +36,35 @@ _PLACEHOLDERS = frozenset({"NAME", "PATIENT", "FIRST", "LAST", "MIDDLE", "TEST",
 _MIN_UID_LENGTH = 10
 
 
-def _pattern(words: set[str]) -> re.Pattern | None:
-    if not words:
+#: What may stand between a family and a given name written out: "LI NA", "Li, Na", "LI_NA".
+_NAME_GAP = r"[\s,._^-]+"
+
+
+def _pattern(words: set[str], pairs: frozenset[tuple[str, str]] = frozenset()) -> re.Pattern | None:
+    if not words and not pairs:
         return None
-    body = "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
+    alternatives = [re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w))]
+    alternatives += [re.escape(a) + _NAME_GAP + re.escape(b) for a, b in sorted(pairs)]
+    body = "|".join(alternatives)
     return re.compile(rf"(?<![0-9A-Za-z])(?:{body})(?![0-9A-Za-z])", re.IGNORECASE)
+
+
+def _name_pairs(value) -> set[tuple[str, str]]:
+    """(family, given) and (given, family) of each component group of a person name.
+
+    Components shorter than four letters (LI^NA, KIM^MIN) are not searched for alone,
+    which would find "li" in every "Bili"; next to each other, in either order, they
+    are specific enough.
+    """
+    pairs: set[tuple[str, str]] = set()
+    for group in (value.alphabetic, value.ideographic, value.phonetic):
+        family, _, rest = (group or "").partition("^")
+        given = rest.split("^", 1)[0]
+        family, given = family.strip(), given.strip()
+        if not family or not given or {family.upper(), given.upper()} & _PLACEHOLDERS:
+            continue
+        pairs.update({(family, given), (given, family)})
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,7 @@ def sop_class_of(ds: Dataset) -> str:
 def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Identifiers:
     whole: set[str] = set()
     parts: set[str] = set()
+    pairs: set[tuple[str, str]] = set()
     for keyword in hunted_keywords():
         tag = tag_of(keyword)
         if tag is None or tag not in ds:
@@ -123,13 +148,17 @@ def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Iden
         for value in values:
             if isinstance(value, bytes):
                 value = value.decode("latin-1")
+            if as_name and isinstance(value, (str, PersonName)):
+                pairs.update(_name_pairs(value if isinstance(value, PersonName) else PersonName(value)))
             pieces = _parts(value, as_name)
             if pieces and (text := _usable(pieces[0])):
                 whole.add(text)
             parts.update(t for piece in pieces[1:] if (t := _usable(piece)))
     whole |= _compatible(whole)
     parts |= _compatible(parts)
-    return Identifiers(whole=_pattern(whole), any=_pattern(whole | parts), words=frozenset(whole | parts))
+    spelled = {f"{a} {b}" for a, b in pairs}  # for verify, which matches runs of normalised words
+    return Identifiers(whole=_pattern(whole), any=_pattern(whole | parts, frozenset(pairs)),
+                       words=frozenset(whole | parts | spelled))
 
 
 def _compatible(values: set[str]) -> set[str]:
