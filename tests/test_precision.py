@@ -530,3 +530,20 @@ def test_a_name_of_short_components_is_found_in_either_order(key, text):
     unrelated.add_new(0x00281055, "LO", "Bili naive NA")
     out, _ = _released(unrelated, policy, key)
     assert b"Bili naive NA" in out  # the two components apart are no finding
+
+
+@pytest.mark.parametrize("text", ["id99887766", "MRN99887766", "PID:99887766b"])
+def test_a_numeric_patient_id_run_into_letters_is_found(key, text):
+    """Whole-word matching let a numeric Patient ID written against letters (a scanner's
+    'MRN99887766', a protocol named 'id99887766') through; long numbers need only digits
+    around them to end."""
+    ds = phi_dataset()
+    ds.PatientID = "99887766"
+    ds.add_new(0x00281055, "LO", text)  # Window Center & Width Explanation: unlisted, kept
+    out, _ = _released(ds, get_profile("basic"), key)
+    assert b"99887766" not in out
+    short = phi_dataset()
+    short.PatientID = "1234"
+    short.add_new(0x00281055, "LO", "T1234 kernel")
+    out, _ = _released(short, get_profile("basic"), key)
+    assert b"T1234 kernel" in out  # a short number in a word is not taken for the ID

@@ -36,6 +36,8 @@ _PLACEHOLDERS = frozenset({"NAME", "PATIENT", "FIRST", "LAST", "MIDDLE", "TEST",
 _MIN_UID_LENGTH = 10
 
 
+#: Numbers at least this long are found between letters too (see _pattern).
+_MIN_NUMBER = 6
 #: What may stand between a family and a given name written out: "LI NA", "Li, Na", "LI_NA".
 _NAME_GAP = r"[\s,._^-]+"
 
@@ -43,10 +45,18 @@ _NAME_GAP = r"[\s,._^-]+"
 def _pattern(words: set[str], pairs: frozenset[tuple[str, str]] = frozenset()) -> re.Pattern | None:
     if not words and not pairs:
         return None
-    alternatives = [re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w))]
+    ordered = sorted(words, key=lambda w: (-len(w), w))
+    # A long number (an MRN, an accession, a birth date) ends where the digits end:
+    # scanners write it against letters ("MRN99887766"). Shorter ones need whole words.
+    numbers = [re.escape(w) for w in ordered if w.isdigit() and len(w) >= _MIN_NUMBER]
+    alternatives = [re.escape(w) for w in ordered if not (w.isdigit() and len(w) >= _MIN_NUMBER)]
     alternatives += [re.escape(a) + _NAME_GAP + re.escape(b) for a, b in sorted(pairs)]
-    body = "|".join(alternatives)
-    return re.compile(rf"(?<![0-9A-Za-z])(?:{body})(?![0-9A-Za-z])", re.IGNORECASE)
+    branches = []
+    if alternatives:
+        branches.append(rf"(?<![0-9A-Za-z])(?:{'|'.join(alternatives)})(?![0-9A-Za-z])")
+    if numbers:
+        branches.append(rf"(?<![0-9])(?:{'|'.join(numbers)})(?![0-9])")
+    return re.compile("|".join(branches), re.IGNORECASE)
 
 
 def _name_pairs(value) -> set[tuple[str, str]]:
