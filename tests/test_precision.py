@@ -547,3 +547,14 @@ def test_a_numeric_patient_id_run_into_letters_is_found(key, text):
     short.add_new(0x00281055, "LO", "T1234 kernel")
     out, _ = _released(short, get_profile("basic"), key)
     assert b"T1234 kernel" in out  # a short number in a word is not taken for the ID
+
+
+@pytest.mark.parametrize("text", ["lives on Evergreen Terrace", "SPRINGFIELDTON"])
+def test_each_line_of_an_address_is_searched_for(key, text):
+    """An address was searched for only whole ('742 Evergreen Terrace^Springfieldton'),
+    so its street or its town alone in kept text reached the release."""
+    ds = phi_dataset()
+    ds.PatientAddress = "742 Evergreen Terrace^Springfieldton, OR 97475"
+    ds.add_new(0x00281055, "LO", text)  # Window Center & Width Explanation: unlisted, kept
+    out, _ = _released(ds, get_profile("basic"), key)
+    assert b"Evergreen" not in out and b"SPRINGFIELDTON" not in out

@@ -24,7 +24,14 @@ from medveil.engine.dummy import GENERATED_VALUES
 from medveil.engine.uids import is_class_keyword
 from medveil.engine.vrs import BINARY_VRS, TEXT_VRS, dictionary_vr, keyword_of, stored
 from medveil.policy import Policy
-from medveil.policy.identifying import hunted_keywords, kept_by_an_option, kept_on_purpose, never_searched, tag_of
+from medveil.policy.identifying import (
+    hunted_keywords,
+    identifying_kinds,
+    kept_by_an_option,
+    kept_on_purpose,
+    never_searched,
+    tag_of,
+)
 from medveil.text.allow import is_clinical
 
 _MIN_LENGTH = 4
@@ -57,6 +64,17 @@ def _pattern(words: set[str], pairs: frozenset[tuple[str, str]] = frozenset()) -
     if numbers:
         branches.append(rf"(?<![0-9])(?:{'|'.join(numbers)})(?![0-9])")
     return re.compile("|".join(branches), re.IGNORECASE)
+
+
+_ADDRESS_BREAK = re.compile(r"[\r\n^,;]+")
+_HOUSE_NUMBER = re.compile(r"^\s*\d+[A-Za-z]?\s+")
+
+
+def _address_lines(value: str) -> list[str]:
+    """The lines of an address (street, town, ...) and each street without its house number:
+    each identifies on its own ("lives on Evergreen Terrace")."""
+    lines = [line.strip() for line in _ADDRESS_BREAK.split(value) if line.strip()]
+    return lines + [_HOUSE_NUMBER.sub("", line) for line in lines if _HOUSE_NUMBER.match(line)]
 
 
 def _name_pairs(value) -> set[tuple[str, str]]:
@@ -144,6 +162,7 @@ def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Iden
     whole: set[str] = set()
     parts: set[str] = set()
     pairs: set[tuple[str, str]] = set()
+    kinds = identifying_kinds()
     for keyword in hunted_keywords():
         tag = tag_of(keyword)
         if tag is None or tag not in ds:
@@ -164,6 +183,8 @@ def collect_identifiers(ds: Dataset, policy: Policy, sop_class_uid: str) -> Iden
             if pieces and (text := _usable(pieces[0])):
                 whole.add(text)
             parts.update(t for piece in pieces[1:] if (t := _usable(piece)))
+            if kinds.get(keyword) == "addresses" and isinstance(value, str):
+                parts.update(t for line in _address_lines(value) if (t := _usable(line)))
     whole |= _compatible(whole)
     parts |= _compatible(parts)
     spelled = {f"{a} {b}" for a, b in pairs}  # for verify, which matches runs of normalised words
