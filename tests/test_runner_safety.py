@@ -137,6 +137,20 @@ def test_an_open_workspace_is_made_private_and_the_user_told(tmp_path):
     assert notices and "0777" in notices[0]
 
 
+def test_a_workspace_owned_by_another_user_is_refused_even_when_closed(tmp_path, monkeypatch):
+    """Its owner could read the quarantine and the audit store whatever its mode says (docs/security.md)."""
+    ws = tmp_path / "ws"
+    ws.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        os.chown(ws, 65534, 65534)
+    else:  # not root: play another user by changing who we are
+        monkeypatch.setattr(os, "geteuid", lambda: os.stat(ws).st_uid + 1)
+    with pytest.raises(MedveilError, match="belongs to another user") as info:
+        run(config(tmp_path))
+    assert "ct.dcm" not in str(info.value)
+    assert list(ws.iterdir()) == [] and not list((tmp_path / "out").rglob("*.dcm"))
+
+
 def test_quarantine_copies_are_private_whatever_the_umask(tmp_path):
     bad = tmp_path / "in" / "cut.dcm"
     bad.parent.mkdir()
