@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 import stat
 
@@ -240,6 +241,37 @@ def test_report_writes_masked_png_privately(review_run, tmp_path):
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     sheet = Image.open(target)
     assert sheet.width >= 2 * 256 and sheet.height > 256
+
+
+def test_report_refuses_a_masked_png_inside_the_release_tree(review_run):
+    """Its "before" halves are original pixels: inside OUTPUT they would ship with the release."""
+    target = review_run.output / "masked.png"
+    result = runner.invoke(cli, ["report", str(review_run.workspace), "--masked-png", str(target)])
+    assert result.exit_code == 2 and "release tree" in " ".join(result.output.split())
+    assert not target.exists()
+
+
+def test_report_masked_png_is_private_before_its_first_byte_and_never_follows_a_link(review_run, tmp_path):
+    existing = tmp_path / "masked.png"
+    existing.write_bytes(b"")
+    existing.chmod(0o644)
+    seen = []
+    real_fdopen = os.fdopen
+
+    def spying_fdopen(fd, *args, **kwargs):  # the file's mode when its bytes are about to be written
+        seen.append(stat.S_IMODE(os.fstat(fd).st_mode))
+        return real_fdopen(fd, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fdopen", spying_fdopen)
+        result = runner.invoke(cli, ["report", str(review_run.workspace), "--masked-png", str(existing)])
+    assert result.exit_code == 0 and seen == [0o600] and stat.S_IMODE(existing.stat().st_mode) == 0o600
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "link.png"
+    link.symlink_to(victim)
+    result = runner.invoke(cli, ["report", str(review_run.workspace), "--masked-png", str(link)])
+    assert result.exit_code == 2 and "symbolic link" in result.output and victim.read_text() == "keep me"
 
 
 def test_report_of_a_folder_that_is_no_workspace(tmp_path):
