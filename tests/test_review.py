@@ -349,6 +349,22 @@ def test_release_refuses_another_key_or_policy_and_changes_nothing(fresh_run, tm
     assert load(fresh_run.workspace).file(ref).decisions == []
 
 
+def test_release_refuses_mappings_or_workspace_inside_the_release_tree(fresh_run):
+    """The review's --mappings and --output are checked as a batch run's are: nothing private in the release."""
+    ref = _ref(load(fresh_run.workspace), "StudyInstanceUID")
+    copy = fresh_run.workspace / "quarantine" / f"{ref}.dcm"
+    ds = pydicom.dcmread(copy)
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.4242"
+    ds.save_as(copy)
+    before = sorted(p for p in fresh_run.root.rglob("*"))
+    with pytest.raises(decisions.DecisionError, match="mappings directory must not be inside the output"):
+        decisions.release(fresh_run.workspace, ref, _reviewer(fresh_run, mappings_dir=fresh_run.output / "maps"), {})
+    with pytest.raises(decisions.DecisionError, match="must not be inside the output"):
+        decisions.release(fresh_run.workspace, ref, _reviewer(fresh_run, output=str(fresh_run.root)), {})
+    assert sorted(p for p in fresh_run.root.rglob("*")) == before
+    assert load(fresh_run.workspace).file(ref).decisions == []
+
+
 # -- static report ----------------------------------------------------------------------------
 
 

@@ -47,7 +47,7 @@ from medveil.policy.fingerprint import settings_fingerprint
 from medveil.pseudonym import Key
 from medveil.records import Status
 from medveil.review.overview import DECISION, REVIEW_ENGINE, is_ref
-from medveil.runner.book import RunBook, RunConfig
+from medveil.runner.book import RunBook, RunConfig, check_layout
 from medveil.runner.lock import LOCK_FILE, RunLock
 from medveil.store.audit import AuditStore, utc_now
 from medveil.store.private import write_durably
@@ -187,6 +187,12 @@ def release(workspace: Path, ref: str, reviewer: Reviewer, outputs: dict[str, st
     copy = quarantine / f"{ref}.dcm"
     config = RunConfig(input=quarantine, output=Path(output), policy=reviewer.policy, key=reviewer.key,
                        workspace=workspace, mappings_dir=reviewer.mappings_dir, force=True)
+    try:
+        # As a batch run does: no workspace or mapping file inside the release tree, no release
+        # inside the workspace's quarantine (the reviewer's --output and --mappings are free text).
+        check_layout(config)
+    except MedveilError as exc:
+        raise DecisionError(str(exc)) from None
     book = RunBook(config, run_options={"engine": REVIEW_ENGINE, "decision": "release", "of_run": run["run_id"]})
     book.open()
     audit = book.store
