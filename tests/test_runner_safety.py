@@ -379,6 +379,48 @@ def test_non_regular_files_and_links_out_of_input_are_skipped_never_read(tmp_pat
     assert "key file" in dict(followed.skipped_inputs)["key.dcm"]
 
 
+def _released_relpath(tmp_path):
+    """Where the test input's output goes (a throw-away run of the same input and key)."""
+    probe = run(config(tmp_path / "probe"))
+    assert probe.written == 1
+    (path,) = (tmp_path / "probe" / "out").rglob("*.dcm")
+    return path.relative_to(tmp_path / "probe" / "out")
+
+
+def test_an_output_folder_linking_out_of_the_tree_receives_nothing(tmp_path):
+    """With --force (or a link made after the check) a release went wherever a folder link of OUTPUT led."""
+    (tmp_path / "probe").mkdir()
+    relpath = _released_relpath(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cfg = config(tmp_path, force=True)
+    cfg.output.mkdir()
+    (cfg.output / relpath.parts[0]).symlink_to(elsewhere)
+    summary = run(cfg)
+    assert summary.written == 0 and summary.quarantined == 1
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_local_location_writes_never_follow_a_planted_link_or_leave_the_tree(tmp_path):
+    from medveil.runner.locations import Location, LocationError
+    from medveil.store.private import TMP_PREFIX
+
+    out = tmp_path / "out"
+    (out / "a").mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / "a" / f"{TMP_PREFIX}b.dcm-{os.getpid()}").symlink_to(victim)  # the old temporary's name
+    Location(out).write("a/b.dcm", b"released")
+    assert victim.read_text() == "keep me"
+    assert not (out / "a" / "b.dcm").is_symlink() and (out / "a" / "b.dcm").read_bytes() == b"released"
+    (out / "c").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(LocationError, match="symbolic link"):
+        Location(out).write("c/d/e.dcm", b"released")
+    assert not (tmp_path / "elsewhere").exists()
+    os.mkfifo(out / "a" / "fifo.dcm")  # an output name taken by a FIFO: not opened, replaced
+    assert Location(out).sha256(str(out / "a" / "fifo.dcm")) is None
+
+
 def test_zero_padding_is_not_parsed_element_by_element_and_changes_nothing():
     """8 zero bytes read as one empty element: 10 MB of padding used to be 1.3 million elements."""
     data = CT.read_bytes()

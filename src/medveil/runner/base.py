@@ -52,7 +52,7 @@ from medveil.quiet import silenced
 from medveil.records import FileRecord, Status
 from medveil.runner.book import RunBook, RunConfig, RunSummary, check_layout, input_ref, sha256_file
 from medveil.runner.limits import default_memory_budget, file_limit
-from medveil.runner.locations import Location, LocationError
+from medveil.runner.locations import Location, LocationError, inside
 from medveil.store.private import TMP_PREFIX
 
 #: Files whose pairs share one journal fsync, and the longest a finished file waits for its group.
@@ -176,7 +176,14 @@ class Executor:
             if target.is_file() and sha256_file(target) == record.output_sha256:
                 tmp.unlink()
                 return Status.UNCHANGED
+            root = Path(run.config.output)
+            if not inside(root, target.parent):
+                tmp.unlink()  # a folder of OUTPUT is a link leading out of it: nothing is created there
+                return None
             target.parent.mkdir(parents=True, exist_ok=True)
+            if not inside(root, target.parent):  # made a link since
+                tmp.unlink()
+                return None
             os.replace(tmp, target)
             return Status.WRITTEN
         except OSError as exc:

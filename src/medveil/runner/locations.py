@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,16 @@ def is_url(target: str | os.PathLike) -> bool:
     """True for ``protocol://...`` other than ``file://``; local paths stay plain paths."""
     text = os.fspath(target)
     return "://" in text and not text.startswith("file://")
+
+
+def inside(root: Path, directory: Path) -> bool:
+    """Whether *directory*, with every link in its path followed, lies in the tree at *root* (or is it).
+
+    A folder of OUTPUT that is a symbolic link (planted, or kept with --force)
+    would take a released file out of the tree.
+    """
+    real_root, real = root.resolve(), directory.resolve()
+    return real == real_root or real_root in real.parents
 
 
 class Location:
@@ -124,10 +136,22 @@ class Location:
         return open(path, "rb") if self.local else self._remote.open(path, "rb")
 
     def sha256(self, path: str) -> str | None:
-        """Hash of an existing object, streamed; None when there is none."""
+        """Hash of an existing object, streamed; None when there is none (locally: no regular file).
+
+        A FIFO or device put where an output goes is never opened for reading
+        (that would block, or never end); the write that follows replaces it.
+        """
         digest = hashlib.sha256()
         try:
-            with self.open(path) as handle:
+            if self.local:
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    return None
+                handle = os.fdopen(fd, "rb")
+            else:
+                handle = self.open(path)
+            with handle:
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(chunk)
         except (FileNotFoundError, NotADirectoryError):
@@ -139,16 +163,27 @@ class Location:
         target = self.join(relpath)
         if self.local:
             target_path = Path(target)
+            self._refuse_escape(target_path.parent)  # before anything is created through a link
             target_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target_path.parent / f"{TMP_PREFIX}{target_path.name}-{os.getpid()}"
+            self._refuse_escape(target_path.parent)  # and a link made since
+            # A new name that nobody could have prepared (O_EXCL, never through a link), in the umask's mode
+            # like any file the user writes: the release is theirs to share.
+            tmp = target_path.parent / f"{TMP_PREFIX}{target_path.name}-{os.getpid()}-{secrets.token_hex(4)}"
             try:
-                tmp.write_bytes(data)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
                 os.replace(tmp, target_path)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
             return
         self._remote.pipe_file(target, data)
+
+    def _refuse_escape(self, directory: Path) -> None:
+        if not inside(Path(self.root), directory):
+            raise LocationError("a folder of the output tree is a symbolic link leading out of it; "
+                                "nothing was written there")
 
     def delete(self, relpath: str) -> None:
         target = self.join(relpath)
