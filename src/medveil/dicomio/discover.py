@@ -214,8 +214,18 @@ def classify(path: Path | str) -> Discovered:
             return Discovered(path, SKIPPED, REASON_NOT_REGULAR)
         if info.st_size == 0:
             return Discovered(path, NOT_DICOM, REASON_EMPTY)
-        with open(path, "rb") as handle:
-            found = _classify_open(path, handle, info.st_size)
+        # A FIFO swapped in since the stat must not block the walk: opened without blocking, checked again.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            opened = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        if not stat.S_ISREG(opened.st_mode):
+            os.close(fd)
+            return Discovered(path, SKIPPED, REASON_NOT_REGULAR)
+        with os.fdopen(fd, "rb") as handle:
+            found = _classify_open(path, handle, opened.st_size)
             return Discovered(path, found.kind, found.reason, path if found.kind in (DICOM, DICOMDIR) else None)
     except OSError as exc:
         return Discovered(path, UNREADABLE, _os_reason(exc))
