@@ -379,6 +379,16 @@ def test_non_regular_files_and_links_out_of_input_are_skipped_never_read(tmp_pat
     assert "key file" in dict(followed.skipped_inputs)["key.dcm"]
 
 
+def test_a_hard_link_to_the_key_file_inside_input_is_skipped_as_the_key(tmp_path):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    key = tmp_path / "k.key"
+    medveil.generate_key_file(key)
+    os.link(key, inp / "copy.dcm")
+    summary = run(config(tmp_path, protected=(key,)))
+    assert "key file" in dict(summary.skipped_inputs)["copy.dcm"]
+
+
 def _released_relpath(tmp_path):
     """Where the test input's output goes (a throw-away run of the same input and key)."""
     probe = run(config(tmp_path / "probe"))
