@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from conftest import PHI, phi_dataset
 from medveil.cli import app as cli
 from medveil.engine import deidentify_dataset
+from medveil.errors import MedveilError
 from medveil.policy import get_profile
 from medveil.pseudonym import load_key
 from medveil.review import decisions
@@ -475,8 +476,21 @@ def test_app_decisions_need_the_form_token(fresh_run, client_for):
 
 
 def test_review_command_refuses_other_addresses_without_token(review_run):
-    result = runner.invoke(cli, ["review", str(review_run.workspace), "--host", "0.0.0.0"])
-    assert result.exit_code == 2 and "--token" in " ".join(result.output.split())
+    result = runner.invoke(cli, ["review", str(review_run.workspace), "--host", "0.0.0.0", "--token", "none"])
+    assert result.exit_code == 2 and "token" in " ".join(result.output.split())
+
+
+def test_review_page_requires_a_token_by_default_even_on_loopback():
+    from medveil.cli.review import page_token
+
+    made = page_token("auto", loopback=True)
+    assert made and len(made) >= 24 and made != page_token("auto", loopback=True)
+    assert page_token("none", loopback=True) is None  # an explicit choice, loopback only
+    with pytest.raises(MedveilError, match="needs a token"):
+        page_token("none", loopback=False)
+    with pytest.raises(MedveilError, match="at least 16"):
+        page_token("short", loopback=False)
+    assert page_token("a-long-enough-token-1234", loopback=False) == "a-long-enough-token-1234"
 
 
 # -- the Dask engine keeps the same material --------------------------------------------------
