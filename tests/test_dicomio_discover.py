@@ -158,7 +158,7 @@ def test_unreadable_via_open_error(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def deny(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied", str(target))
 
-    monkeypatch.setattr("builtins.open", deny)
+    monkeypatch.setattr(discover_module.os, "open", deny)
     result = classify(target)
     assert result == Discovered(target, "unreadable", "permission denied")
 
@@ -177,5 +177,22 @@ def test_directory_symlinks_are_not_followed(tmp_path: Path) -> None:
 def test_fifo_is_not_opened(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
+    found = classify(fifo)
+    assert (found.kind, found.real) == ("skipped", None) and "not a regular file" in found.reason
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_fifo_put_in_place_after_the_stat_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check and the open are two steps: a FIFO swapped in between used to block the walk for ever."""
+    fifo = tmp_path / "pipe.dcm"
+    os.mkfifo(fifo)
+    regular = tmp_path / "regular.dcm"
+    shutil.copyfile(CT, regular)
+    real_stat = os.stat
+
+    def stale_stat(path, *args, **kwargs):  # what the stat saw before the swap
+        return real_stat(regular if Path(path) == fifo else path, *args, **kwargs)
+
+    monkeypatch.setattr(discover_module.os, "stat", stale_stat)
     found = classify(fifo)
     assert (found.kind, found.real) == ("skipped", None) and "not a regular file" in found.reason

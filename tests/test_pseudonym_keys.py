@@ -165,3 +165,23 @@ def test_derive_is_hmac_with_domain_separation() -> None:
     assert len(derive(key, "patient-id", b"\xff".decode("utf-8", "surrogateescape"))) == 32
     # Any other lone surrogate is hashed too instead of raising.
     assert derive(key, "patient-id", "\udd00") != derive(key, "patient-id", "")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_key_path_that_is_no_regular_file_is_refused_without_reading_it(tmp_path: Path, kind: str) -> None:
+    """A FIFO used to block the command for ever, /dev/zero to be read until memory ran out."""
+    if kind == "fifo":
+        path = tmp_path / "k.key"
+        os.mkfifo(path)
+    else:
+        path = tmp_path / "zero.key"
+        path.symlink_to("/dev/zero")
+    with pytest.raises(KeyFileError, match="not a regular file"):
+        load_key(path)
+
+
+def test_a_large_file_named_as_key_is_refused_without_reading_it_whole(tmp_path: Path) -> None:
+    path = tmp_path / "big.key"
+    path.write_text(f"medveil-key-v1\n{SECRET.hex()}\n" + " " * 10_000, encoding="ascii")
+    with pytest.raises(KeyFileError, match="larger than"):
+        load_key(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 import stat
 
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 from conftest import PHI, phi_dataset
 from medveil.cli import app as cli
 from medveil.engine import deidentify_dataset
+from medveil.errors import MedveilError
 from medveil.policy import get_profile
 from medveil.pseudonym import load_key
 from medveil.review import decisions
@@ -242,6 +244,37 @@ def test_report_writes_masked_png_privately(review_run, tmp_path):
     assert sheet.width >= 2 * 256 and sheet.height > 256
 
 
+def test_report_refuses_a_masked_png_inside_the_release_tree(review_run):
+    """Its "before" halves are original pixels: inside OUTPUT they would ship with the release."""
+    target = review_run.output / "masked.png"
+    result = runner.invoke(cli, ["report", str(review_run.workspace), "--masked-png", str(target)])
+    assert result.exit_code == 2 and "release tree" in " ".join(result.output.split())
+    assert not target.exists()
+
+
+def test_report_masked_png_is_private_before_its_first_byte_and_never_follows_a_link(review_run, tmp_path):
+    existing = tmp_path / "masked.png"
+    existing.write_bytes(b"")
+    existing.chmod(0o644)
+    seen = []
+    real_fdopen = os.fdopen
+
+    def spying_fdopen(fd, *args, **kwargs):  # the file's mode when its bytes are about to be written
+        seen.append(stat.S_IMODE(os.fstat(fd).st_mode))
+        return real_fdopen(fd, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fdopen", spying_fdopen)
+        result = runner.invoke(cli, ["report", str(review_run.workspace), "--masked-png", str(existing)])
+    assert result.exit_code == 0 and seen == [0o600] and stat.S_IMODE(existing.stat().st_mode) == 0o600
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "link.png"
+    link.symlink_to(victim)
+    result = runner.invoke(cli, ["report", str(review_run.workspace), "--masked-png", str(link)])
+    assert result.exit_code == 2 and "symbolic link" in result.output and victim.read_text() == "keep me"
+
+
 def test_report_of_a_folder_that_is_no_workspace(tmp_path):
     result = runner.invoke(cli, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "not a medveil workspace" in " ".join(result.output.split())
@@ -314,6 +347,22 @@ def test_release_refuses_another_key_or_policy_and_changes_nothing(fresh_run, tm
         decisions.release(fresh_run.workspace, ref, _reviewer(fresh_run, policy=get_profile("basic")), {})
     with pytest.raises(decisions.DecisionError, match="key and policy"):
         decisions.release(fresh_run.workspace, ref, decisions.Reviewer(), {})
+    assert load(fresh_run.workspace).file(ref).decisions == []
+
+
+def test_release_refuses_mappings_or_workspace_inside_the_release_tree(fresh_run):
+    """The review's --mappings and --output are checked as a batch run's are: nothing private in the release."""
+    ref = _ref(load(fresh_run.workspace), "StudyInstanceUID")
+    copy = fresh_run.workspace / "quarantine" / f"{ref}.dcm"
+    ds = pydicom.dcmread(copy)
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.4242"
+    ds.save_as(copy)
+    before = sorted(p for p in fresh_run.root.rglob("*"))
+    with pytest.raises(decisions.DecisionError, match="mappings directory must not be inside the output"):
+        decisions.release(fresh_run.workspace, ref, _reviewer(fresh_run, mappings_dir=fresh_run.output / "maps"), {})
+    with pytest.raises(decisions.DecisionError, match="must not be inside the output"):
+        decisions.release(fresh_run.workspace, ref, _reviewer(fresh_run, output=str(fresh_run.root)), {})
+    assert sorted(p for p in fresh_run.root.rglob("*")) == before
     assert load(fresh_run.workspace).file(ref).decisions == []
 
 
@@ -427,8 +476,21 @@ def test_app_decisions_need_the_form_token(fresh_run, client_for):
 
 
 def test_review_command_refuses_other_addresses_without_token(review_run):
-    result = runner.invoke(cli, ["review", str(review_run.workspace), "--host", "0.0.0.0"])
-    assert result.exit_code == 2 and "--token" in " ".join(result.output.split())
+    result = runner.invoke(cli, ["review", str(review_run.workspace), "--host", "0.0.0.0", "--token", "none"])
+    assert result.exit_code == 2 and "token" in " ".join(result.output.split())
+
+
+def test_review_page_requires_a_token_by_default_even_on_loopback():
+    from medveil.cli.review import page_token
+
+    made = page_token("auto", loopback=True)
+    assert made and len(made) >= 24 and made != page_token("auto", loopback=True)
+    assert page_token("none", loopback=True) is None  # an explicit choice, loopback only
+    with pytest.raises(MedveilError, match="needs a token"):
+        page_token("none", loopback=False)
+    with pytest.raises(MedveilError, match="at least 16"):
+        page_token("short", loopback=False)
+    assert page_token("a-long-enough-token-1234", loopback=False) == "a-long-enough-token-1234"
 
 
 # -- the Dask engine keeps the same material --------------------------------------------------

@@ -137,6 +137,20 @@ def test_an_open_workspace_is_made_private_and_the_user_told(tmp_path):
     assert notices and "0777" in notices[0]
 
 
+def test_a_workspace_owned_by_another_user_is_refused_even_when_closed(tmp_path, monkeypatch):
+    """Its owner could read the quarantine and the audit store whatever its mode says (docs/security.md)."""
+    ws = tmp_path / "ws"
+    ws.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        os.chown(ws, 65534, 65534)
+    else:  # not root: play another user by changing who we are
+        monkeypatch.setattr(os, "geteuid", lambda: os.stat(ws).st_uid + 1)
+    with pytest.raises(MedveilError, match="belongs to another user") as info:
+        run(config(tmp_path))
+    assert "ct.dcm" not in str(info.value)
+    assert list(ws.iterdir()) == [] and not list((tmp_path / "out").rglob("*.dcm"))
+
+
 def test_quarantine_copies_are_private_whatever_the_umask(tmp_path):
     bad = tmp_path / "in" / "cut.dcm"
     bad.parent.mkdir()
@@ -380,6 +394,58 @@ def test_non_regular_files_and_links_out_of_input_are_skipped_never_read(tmp_pat
     followed = run(replace(config(tmp_path, protected=(key,), follow_symlinks=True), workspace=tmp_path / "ws2"))
     assert "out.dcm" not in dict(followed.skipped_inputs) and "key.dcm" in dict(followed.skipped_inputs)
     assert "key file" in dict(followed.skipped_inputs)["key.dcm"]
+
+
+def test_a_hard_link_to_the_key_file_inside_input_is_skipped_as_the_key(tmp_path):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    key = tmp_path / "k.key"
+    medveil.generate_key_file(key)
+    os.link(key, inp / "copy.dcm")
+    summary = run(config(tmp_path, protected=(key,)))
+    assert "key file" in dict(summary.skipped_inputs)["copy.dcm"]
+
+
+def _released_relpath(tmp_path):
+    """Where the test input's output goes (a throw-away run of the same input and key)."""
+    probe = run(config(tmp_path / "probe"))
+    assert probe.written == 1
+    (path,) = (tmp_path / "probe" / "out").rglob("*.dcm")
+    return path.relative_to(tmp_path / "probe" / "out")
+
+
+def test_an_output_folder_linking_out_of_the_tree_receives_nothing(tmp_path):
+    """With --force (or a link made after the check) a release went wherever a folder link of OUTPUT led."""
+    (tmp_path / "probe").mkdir()
+    relpath = _released_relpath(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cfg = config(tmp_path, force=True)
+    cfg.output.mkdir()
+    (cfg.output / relpath.parts[0]).symlink_to(elsewhere)
+    summary = run(cfg)
+    assert summary.written == 0 and summary.quarantined == 1
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_local_location_writes_never_follow_a_planted_link_or_leave_the_tree(tmp_path):
+    from medveil.runner.locations import Location, LocationError
+    from medveil.store.private import TMP_PREFIX
+
+    out = tmp_path / "out"
+    (out / "a").mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / "a" / f"{TMP_PREFIX}b.dcm-{os.getpid()}").symlink_to(victim)  # the old temporary's name
+    Location(out).write("a/b.dcm", b"released")
+    assert victim.read_text() == "keep me"
+    assert not (out / "a" / "b.dcm").is_symlink() and (out / "a" / "b.dcm").read_bytes() == b"released"
+    (out / "c").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(LocationError, match="symbolic link"):
+        Location(out).write("c/d/e.dcm", b"released")
+    assert not (tmp_path / "elsewhere").exists()
+    os.mkfifo(out / "a" / "fifo.dcm")  # an output name taken by a FIFO: not opened, replaced
+    assert Location(out).sha256(str(out / "a" / "fifo.dcm")) is None
 
 
 def test_zero_padding_is_not_parsed_element_by_element_and_changes_nothing():

@@ -8,6 +8,7 @@ import secrets
 import socket
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import typer
 from rich.markup import escape
@@ -22,11 +23,12 @@ def review(
     workspace: Path = typer.Argument(..., metavar="WORKSPACE",
                                      help="The run's private workspace (e.g. OUTPUT.medveil-workspace)."),
     run: str | None = typer.Option(None, "--run", help="A run id (or its start); default: the latest run."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; anything but loopback needs "
-                             "--token."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
     port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port (0: any free port)."),
-    token: str | None = typer.Option(
-        None, "--token", help="Require this token on every request ('auto': generate one); needed off loopback."),
+    token: str = typer.Option(
+        "auto", "--token", help="Token every request must carry: auto (a new one each start, in the printed "
+                                "address) or your own; none: no token, loopback only, and then every account of "
+                                "this machine can open the page."),
     key_file: Path | None = typer.Option(
         None, "--key-file", "-k", help="The run's key (or set MEDVEIL_KEY_FILE): needed to release files."),
     profile: str | None = typer.Option(None, "--profile", "-p", help="The run's profile: needed to release files."),
@@ -49,17 +51,16 @@ def review(
     except ImportError:
         fail(escape("the review page needs the review extra: pip install 'medveil[review]'"))
     loopback = _is_loopback(host)
-    if token == "auto":
-        token = secrets.token_urlsafe(24)
-    if not loopback and not token:
-        fail("listening on an address other than loopback needs --token (or --token auto): the page shows "
-             "original pixels")
+    try:
+        required = page_token(token, loopback)
+    except MedveilError as exc:
+        fail(escape(str(exc)))
     try:
         load(workspace, run)  # fail now, not on the first request
         reviewer = _reviewer(key_file, profile, option, without, recipe, sequential_ids, output, mappings, Reviewer)
     except MedveilError as exc:
         fail(escape(str(exc)))
-    app = create_app(ReviewSettings(workspace=workspace, run_id=run, token=token, loopback=loopback,
+    app = create_app(ReviewSettings(workspace=workspace, run_id=run, token=required, loopback=loopback,
                                     reviewer=reviewer))
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -73,7 +74,7 @@ def review(
         fail(f"cannot listen on {escape(host)}:{port} ({type(exc).__name__})")
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
-    url = f"http://{shown}:{bound}/" + (f"?token={token}" if token else "")
+    url = f"http://{shown}:{bound}/" + (f"?token={quote(required, safe='')}" if required else "")
     print(f"review page: {url}", flush=True)
     if reviewer.key is None or reviewer.policy is None:
         print("releasing quarantined files is off: pass the run's --key-file and --profile/--option", flush=True)
@@ -84,6 +85,26 @@ def review(
     finally:
         sock.close()
     sys.stdout.flush()
+
+
+def page_token(token: str, loopback: bool) -> str | None:
+    """The token the page will require, or None for none.
+
+    Loopback is not private to the user: every account of the machine can
+    connect to 127.0.0.1, and the page shows original pixels and releases
+    files.  So a token is the default everywhere; going without one is a
+    choice, and only on loopback.
+    """
+    if token == "auto":
+        return secrets.token_urlsafe(24)
+    if token == "none":
+        if not loopback:
+            raise MedveilError("listening on an address other than loopback needs a token (--token auto, the "
+                               "default, or your own): the page shows original pixels")
+        return None
+    if len(token) < 16:
+        raise MedveilError("a token of your own must be at least 16 characters (or use --token auto)")
+    return token
 
 
 def _is_loopback(host: str) -> bool:

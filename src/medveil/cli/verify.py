@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -15,6 +17,10 @@ from medveil.cli.progress import RunProgress
 from medveil.errors import MedveilError
 from medveil.policy import PixelSettings
 from medveil.records import Status
+from medveil.store.mappings import PATID_FILE, UID_FILE
+
+#: Files medveil's --mappings writes: original identifiers, never part of a release.
+MAPPING_FILES = frozenset({UID_FILE, PATID_FILE})
 
 
 def verify(
@@ -32,11 +38,10 @@ def verify(
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print the findings as JSON on stdout."),
 ) -> None:
     """Exit 1 listing files of OUTPUT_DIR that still carry PHI (header, private, SR, overlays, pixels)."""
-    from medveil.evaluate.files import iter_files
     from medveil.pixels.ocr import OcrUnavailable, available_engines
     from medveil.pseudonym import load_key
     from medveil.quiet import silenced
-    from medveil.runner.book import default_workspace
+    from medveil.runner.book import default_workspace, escaped
     from medveil.store.audit import AuditStore
     from medveil.verify import Fingerprints
 
@@ -72,13 +77,16 @@ def verify(
 
     results: dict[str, list[str]] = {}
     checked = 0
-    files = list(iter_files(output_dir))
+    files = list(release_entries(output_dir))
     with silenced(), RunProgress("verifying", quiet=as_json, held_label="flagged") as progress:
         progress.set_total(len(files))
-        for path in files:
+        for path, problem in files:
             checked += 1
-            relpath = str(path.relative_to(output_dir))
-            results.update(_check(path, relpath, matcher, engines))
+            relpath = escaped(path.relative_to(output_dir))
+            if problem is not None:
+                results[relpath] = [problem]
+            else:
+                results.update(_check(path, relpath, matcher, engines))
             progress(Status.QUARANTINED if relpath in results else Status.WRITTEN)
     if as_json:
         typer.echo(json.dumps({"checked": checked, "failed": len(results), "against": note,
@@ -95,6 +103,36 @@ def verify(
             out.print("[green]no PHI found[/]")
     if results:
         raise typer.Exit(1)
+
+
+def release_entries(root: Path) -> Iterator[tuple[Path, str | None]]:
+    """Everything under *root*, sorted: ``(path, None)`` for a regular file to scan, else ``(path, finding)``.
+
+    Nothing in a release tree is passed over unseen: hidden files, a DICOMDIR
+    (its records name patients) and files named like medveil's mapping files
+    are scanned or flagged like any other file.  Symbolic links are flagged,
+    never followed (an archiver that follows them would ship whatever they
+    point at), and so are FIFOs, devices and sockets, which are never opened.
+    """
+    for directory, dirs, names in os.walk(root):
+        dirs.sort()
+        links = [d for d in dirs if os.path.islink(os.path.join(directory, d))]
+        dirs[:] = [d for d in dirs if d not in links]
+        for name in sorted(names + links):
+            path = Path(directory, name)
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                yield path, "file (could not be examined)"
+                continue
+            if stat.S_ISLNK(mode):
+                yield path, "file (a symbolic link: not followed; a release holds files only)"
+            elif not stat.S_ISREG(mode):
+                yield path, "file (not a regular file: never opened)"
+            elif name in MAPPING_FILES:
+                yield path, "file (a mapping file: original identifiers)"
+            else:
+                yield path, None
 
 
 def _check(path: Path, relpath: str, matcher, engines) -> dict[str, list[str]]:

@@ -98,6 +98,8 @@ class _Rules:
     root: Path  # resolved
     follow_symlinks: bool
     protected: frozenset[Path]  # resolved
+    #: (device, inode) of each protected file: a hard link to it has another path but the same inode.
+    protected_ids: frozenset = frozenset()
 
 
 def discover(root: Path | str, *, follow_symlinks: bool = False,
@@ -118,7 +120,8 @@ def discover(root: Path | str, *, follow_symlinks: bool = False,
     if not exists:
         raise DiscoveryError(f"the input path {root} does not exist")
     rules = _Rules(root=root.resolve(), follow_symlinks=follow_symlinks,
-                   protected=frozenset(Path(p).resolve() for p in protected))
+                   protected=frozenset(Path(p).resolve() for p in protected),
+                   protected_ids=frozenset(_identity(Path(p)) for p in protected))
     if not is_dir:
         yield _classify_checked(root, root.resolve(), rules)
         return
@@ -183,7 +186,7 @@ def _identity(path: Path) -> tuple[int, int] | Path:
 
 
 def _classify_checked(path: Path, real: Path, rules: _Rules) -> Discovered:
-    if real in rules.protected:
+    if real in rules.protected or (rules.protected_ids and _identity(real) in rules.protected_ids):
         return Discovered(path, SKIPPED, REASON_PROTECTED)
     found = classify(real)
     return Discovered(path, found.kind, found.reason, real if found.kind in (DICOM, DICOMDIR) else None)
@@ -214,8 +217,18 @@ def classify(path: Path | str) -> Discovered:
             return Discovered(path, SKIPPED, REASON_NOT_REGULAR)
         if info.st_size == 0:
             return Discovered(path, NOT_DICOM, REASON_EMPTY)
-        with open(path, "rb") as handle:
-            found = _classify_open(path, handle, info.st_size)
+        # A FIFO swapped in since the stat must not block the walk: opened without blocking, checked again.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            opened = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        if not stat.S_ISREG(opened.st_mode):
+            os.close(fd)
+            return Discovered(path, SKIPPED, REASON_NOT_REGULAR)
+        with os.fdopen(fd, "rb") as handle:
+            found = _classify_open(path, handle, opened.st_size)
             return Discovered(path, found.kind, found.reason, path if found.kind in (DICOM, DICOMDIR) else None)
     except OSError as exc:
         return Discovered(path, UNREADABLE, _os_reason(exc))

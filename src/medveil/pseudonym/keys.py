@@ -15,6 +15,7 @@ import hmac
 import os
 import re
 import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from medveil.errors import KeyFileError
 HEADER = "medveil-key-v1"
 #: 256 bits: the full strength of HMAC-SHA256; shorter secrets are refused.
 MIN_BYTES = 32
+#: A key file is two short lines; anything larger is not one (and is not read whole).
+MAX_FILE_BYTES = 4096
 _FINGERPRINT_DOMAIN = b"medveil-key-fingerprint\x00"
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
@@ -116,7 +119,7 @@ def load_key(path: Path) -> Key:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="ascii")
+        text = _read_small_regular(path).decode("ascii")
     except FileNotFoundError:
         raise KeyFileError(f"key file {path.name} does not exist (create one with 'medveil keygen')") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -133,6 +136,28 @@ def load_key(path: Path) -> Key:
     if len(secret) < MIN_BYTES:
         raise KeyFileError(f"key file {path.name}: the secret is shorter than {MIN_BYTES} bytes")
     return Key(secret)
+
+
+def _read_small_regular(path: Path) -> bytes:
+    """The bytes of the key file, refusing what is not a small regular file before reading it.
+
+    A FIFO would block the command for ever and ``/dev/zero`` (or a huge file
+    named by mistake) would be read until memory runs out; the file is opened
+    without blocking, checked with ``fstat``, and never read past
+    :data:`MAX_FILE_BYTES`.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a device, FIFO or socket"
+            raise KeyFileError(f"key file {path.name} is {kind}, not a regular file")
+        data = os.read(fd, MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise KeyFileError(f"{path.name} is not a medveil key file (larger than {MAX_FILE_BYTES} bytes)")
+    return data
 
 
 def key_file_warnings(path: Path) -> list[str]:

@@ -7,14 +7,17 @@ original pixels: it is written owner-only, for the curator and for the demo
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from medveil.errors import MedveilError
 from medveil.review.database import ReviewDatabase
 from medveil.review.overview import Overview
+from medveil.store.private import open_private
 
 BOX_COLOUR = (255, 48, 48)
 GAP = 12
@@ -61,6 +64,8 @@ def masked_pairs(overview: Overview, database: ReviewDatabase,
 
 def write_masked_png(overview: Overview, path: Path) -> int:
     """Write the before/after sheet to *path* (mode 0600); returns how many images it shows (0: none written)."""
+    path = Path(path)
+    _refuse_inside_release(overview, path)
     database = ReviewDatabase.open(overview.workspace)
     if database is None:
         return 0
@@ -80,12 +85,25 @@ def write_masked_png(overview: Overview, path: Path) -> int:
         sheet.paste(before, (GAP, y))
         sheet.paste(after, (2 * GAP + before.width, y))
         y += max(before.height, after.height) + GAP
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG")
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(buffer.getvalue())
-    os.chmod(path, 0o600)
+    # 0600 before the first byte (an existing file keeps its mode through O_TRUNC), never through a link.
+    try:
+        with os.fdopen(open_private(path), "wb") as handle:
+            handle.write(buffer.getvalue())
+    except OSError as exc:
+        why = "it is a symbolic link" if exc.errno == errno.ELOOP else type(exc).__name__
+        raise MedveilError(f"the masked-image sheet cannot be written ({why})") from None
     return len(pairs)
+
+
+def _refuse_inside_release(overview: Overview, path: Path) -> None:
+    """The sheet's "before" halves are original pixels: never inside the run's release tree."""
+    if not overview.output or "://" in overview.output:
+        return
+    release = Path(overview.output).resolve()
+    target = path.resolve()
+    if target == release or release in target.parents:
+        raise MedveilError("the masked-image sheet holds original pixels and must not be written inside the "
+                           "run's release tree; write it to a private place")

@@ -31,7 +31,6 @@ for a refusal, the reason (safe text, never a value).  A file's state in
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from medveil.policy.fingerprint import settings_fingerprint
 from medveil.pseudonym import Key
 from medveil.records import Status
 from medveil.review.overview import DECISION, REVIEW_ENGINE, is_ref
-from medveil.runner.book import RunBook, RunConfig
+from medveil.runner.book import RunBook, RunConfig, check_layout, sha256_file
 from medveil.runner.lock import LOCK_FILE, RunLock
 from medveil.store.audit import AuditStore, utc_now
 from medveil.store.private import write_durably
@@ -187,6 +186,12 @@ def release(workspace: Path, ref: str, reviewer: Reviewer, outputs: dict[str, st
     copy = quarantine / f"{ref}.dcm"
     config = RunConfig(input=quarantine, output=Path(output), policy=reviewer.policy, key=reviewer.key,
                        workspace=workspace, mappings_dir=reviewer.mappings_dir, force=True)
+    try:
+        # As a batch run does: no workspace or mapping file inside the release tree, no release
+        # inside the workspace's quarantine (the reviewer's --output and --mappings are free text).
+        check_layout(config)
+    except MedveilError as exc:
+        raise DecisionError(str(exc)) from None
     book = RunBook(config, run_options={"engine": REVIEW_ENGINE, "decision": "release", "of_run": run["run_id"]})
     book.open()
     audit = book.store
@@ -240,6 +245,6 @@ def _check_same_run_settings(run: dict, key: Key, policy: Policy) -> None:
 def _taken(root: Path, relpath: str, sha256: str) -> str | None:
     """Why the output's name cannot be used: another file of the release already holds it."""
     target = root / relpath
-    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() != sha256:
+    if target.is_file() and sha256_file(target) != sha256:  # a FIFO planted there is never opened
         return "another file of the release has the same SOP Instance UID"
     return None

@@ -15,8 +15,11 @@ operation, never the path (paths may carry patient names).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -151,10 +154,22 @@ class Location:
         return open(path, "rb") if self.local else self._remote.open(path, "rb")
 
     def sha256(self, path: str) -> str | None:
-        """Hash of an existing object, streamed; None when there is none."""
+        """Hash of an existing object, streamed; None when there is none (locally: no regular file).
+
+        A FIFO or device put where an output goes is never opened for reading
+        (that would block, or never end); the write that follows replaces it.
+        """
         digest = hashlib.sha256()
         try:
-            with self.open(path) as handle:
+            if self.local:
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    return None
+                handle = os.fdopen(fd, "rb")
+            else:
+                handle = self.open(path)
+            with handle:
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(chunk)
         except (FileNotFoundError, NotADirectoryError):
@@ -167,12 +182,22 @@ class Location:
         if self.local:
             relative = Path(relpath)
             Path(self.root).mkdir(parents=True, exist_ok=True)
-            folder = open_release_folder(self.root, relative.parent)
-            tmp = f"{TMP_PREFIX}{relative.name}-{os.getpid()}"
             try:
-                handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666, dir_fd=folder)
-                with os.fdopen(handle, "wb") as out:
-                    out.write(data)
+                # Folder by folder without following links: nothing is created through one.
+                folder = open_release_folder(self.root, relative.parent)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise LocationError("a folder of the output tree is a symbolic link (or not a folder); "
+                                        "nothing was written there") from None
+                raise
+            # A new name that nobody could have prepared (O_EXCL, never through a link), in the umask's mode
+            # like any file the user writes: the release is theirs to share.
+            tmp = f"{TMP_PREFIX}{relative.name}-{os.getpid()}-{secrets.token_hex(4)}"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666,
+                             dir_fd=folder)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
                 os.replace(tmp, relative.name, src_dir_fd=folder, dst_dir_fd=folder)
             except BaseException:
                 try:

@@ -5,7 +5,9 @@ mapping directory hold original identifiers.  A directory someone else can
 list or enter, or a file created under a permissive umask, would hand them
 to every user of the machine.  So medveil creates these with modes 0700 and
 0600 whatever the umask, tightens an existing directory that others can
-reach (and says so), and refuses one it cannot tighten.
+reach (and says so), and refuses one that belongs to another user (its
+owner could read everything written there, whatever its mode says) or
+that it cannot tighten.
 """
 
 from __future__ import annotations
@@ -53,10 +55,11 @@ def private_dir(path: Path, what: str, notices: list[str] | None = None) -> Path
     if created:
         os.chmod(path, DIR_MODE)  # mkdir's mode passes through the umask
         return path
+    if info.st_uid != os.geteuid():
+        # Its owner can read what is written there, and change its mode or ACLs at any time.
+        raise PrivacyError(f"the {what} {path} belongs to another user, who could read what medveil "
+                           "writes there; choose a directory of your own")
     if info.st_mode & _OTHERS:
-        if info.st_uid != os.geteuid():
-            raise PrivacyError(f"the {what} {path} is readable by other users and belongs to another "
-                               "user, so it cannot be made private; choose another directory")
         try:
             os.chmod(path, DIR_MODE)
         except OSError as exc:
