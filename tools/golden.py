@@ -193,7 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
     if args.mode == "write":
-        manifest = {"ocr_stack": ocr_stack(), "cases": compute(names)}
+        # Writing some cases keeps the others as recorded: one manifest, one OCR stack.
+        kept: dict = {}
+        if args.manifest.exists() and set(names) != {case.name for case in CASES}:
+            recorded = json.loads(args.manifest.read_text())
+            if recorded.get("ocr_stack") != ocr_stack():
+                parser.error("the manifest was recorded on another OCR stack: write every case, not some")
+            kept = {name: value for name, value in recorded["cases"].items() if name not in names}
+        manifest = {"ocr_stack": ocr_stack(), "cases": {**kept, **compute(names)}}
         args.manifest.parent.mkdir(parents=True, exist_ok=True)
         args.manifest.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         print(f"wrote {args.manifest}", file=sys.stderr)
