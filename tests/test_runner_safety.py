@@ -447,6 +447,17 @@ def test_local_location_writes_never_follow_a_planted_link_or_leave_the_tree(tmp
     os.mkfifo(out / "a" / "fifo.dcm")  # an output name taken by a FIFO: not opened, replaced
     assert Location(out).sha256(str(out / "a" / "fifo.dcm")) is None
 
+    # a delete reaches the file the way the write did: never through a link, never outside the tree
+    elsewhere = tmp_path / "elsewhere2"
+    elsewhere.mkdir()
+    (elsewhere / "x.dcm").write_text("not ours")
+    (out / "g").symlink_to(elsewhere, target_is_directory=True)
+    Location(out).delete("g/x.dcm")
+    assert (elsewhere / "x.dcm").read_text() == "not ours"
+    Location(out).delete("a/b.dcm")
+    Location(out).delete("nowhere/b.dcm")  # nothing there: nothing to do
+    assert not (out / "a" / "b.dcm").exists()
+
 
 def test_zero_padding_is_not_parsed_element_by_element_and_changes_nothing():
     """8 zero bytes read as one empty element: 10 MB of padding used to be 1.3 million elements."""

@@ -213,7 +213,21 @@ class Location:
     def delete(self, relpath: str) -> None:
         target = self.join(relpath)
         if self.local:
-            Path(target).unlink(missing_ok=True)
+            # Reached as the write was, folder by folder without following links: a link planted
+            # in the tree must not make this unlink a file of the same name somewhere else.
+            parent, name = os.path.split(relpath)
+            try:
+                fd = open_release_folder(self.root, parent)
+            except FileNotFoundError:
+                return  # nothing was written there
+            except OSError:
+                return  # a link or a file where a folder should be: nothing of this run lies beyond it
+            try:
+                os.unlink(name, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(fd)
             return
         try:
             self._remote.rm_file(target)
