@@ -207,7 +207,7 @@ def _status_line(gateway, summary=None) -> str:
     if refused:
         text += f"; refused for lack of resources {refused}"
     if forwarder and forwarder.last_error:
-        text += f"; destination: {forwarder.last_error}"
+        text += f"; last error: {forwarder.last_error}"
     if summary is not None:
         text += f"; audit store: {summary.workspace / 'audit.sqlite'}"
     return text

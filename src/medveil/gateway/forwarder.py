@@ -169,7 +169,7 @@ class Forwarder:
     def _trouble(self, exc: Exception) -> float:
         """Back off as if the destination were down; the error's type is all that is kept."""
         self.down_failures += 1
-        self.last_error = f"unexpected {type(exc).__name__}"
+        self.last_error = f"medveil's own error while forwarding ({type(exc).__name__})"
         delay = self.backoff.delay(self.down_failures)
         self.down_until = self.clock() + delay
         return delay
