@@ -338,6 +338,8 @@ _UID_TOKEN = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+)+(?![0-9])")
 
 def _holds_uid(text: str, old_uids: set[str]) -> bool:
     """True when *text* is, holds as one of its values, or quotes one of *old_uids*."""
+    if len(old_uids) <= 64 and not any(uid in text for uid in old_uids):
+        return False  # no UID occurs at all (a substring search each): spares splitting megabytes of values
     if any(part.strip("\x00 ") in old_uids for part in text.split("\\")):
         return True
     return any(token.rstrip(".") in old_uids for token in _UID_TOKEN.findall(text))
