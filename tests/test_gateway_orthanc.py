@@ -137,7 +137,8 @@ def test_destination_down_keeps_files_in_a_private_outbox_until_it_is_back(tmp_p
                           60, "the files to be queued")
         assert stat.S_IMODE(outbox.stat().st_mode) == 0o700
         assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in queued)
-        wait_for(lambda: "destination:" in serve.output(), 120, "the gateway to report the destination down")
+        wait_for(lambda: "last error: " in serve.output(), 120,
+                 "the gateway to report the destination down")
         with down:  # the destination comes back: the retries deliver everything
             wait_for(lambda: len(down.instances()) == len(study), 180, "the outbox to be delivered")
             wait_for(lambda: not list(outbox.glob("*.dcm")), 60, "the outbox to empty")
