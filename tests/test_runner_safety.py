@@ -455,7 +455,8 @@ def test_local_location_writes_never_follow_a_planted_link_or_leave_the_tree(tmp
     Location(out).delete("g/x.dcm")
     assert (elsewhere / "x.dcm").read_text() == "not ours"
     Location(out).delete("a/b.dcm")
-    Location(out).delete("nowhere/b.dcm")  # nothing there: nothing to do
+    Location(out).delete("nowhere/b.dcm")  # nothing there: nothing to do, and no folder made
+    assert not (out / "nowhere").exists()
     assert not (out / "a" / "b.dcm").exists()
 
 

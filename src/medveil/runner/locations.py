@@ -35,8 +35,8 @@ class LocationError(MedveilError):
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
-def open_release_folder(root: str | os.PathLike, relparent: str | os.PathLike) -> int:
-    """A descriptor of the folder *relparent* of the release *root*, made where missing.
+def open_release_folder(root: str | os.PathLike, relparent: str | os.PathLike, *, create: bool = True) -> int:
+    """A descriptor of the folder *relparent* of the release *root*, made where missing (with *create*).
 
     Each folder is created and opened relative to the one above it, never following
     a link: a link where a release folder goes (planted, or a folder moved away and
@@ -47,7 +47,8 @@ def open_release_folder(root: str | os.PathLike, relparent: str | os.PathLike) -
     try:
         for part in Path(relparent).parts:
             try:
-                os.mkdir(part, dir_fd=fd)
+                if create:
+                    os.mkdir(part, dir_fd=fd)
             except FileExistsError:
                 pass
             inner = os.open(part, _FOLDER_FLAGS, dir_fd=fd)
@@ -217,11 +218,9 @@ class Location:
             # in the tree must not make this unlink a file of the same name somewhere else.
             parent, name = os.path.split(relpath)
             try:
-                fd = open_release_folder(self.root, parent)
-            except FileNotFoundError:
-                return  # nothing was written there
+                fd = open_release_folder(self.root, parent, create=False)
             except OSError:
-                return  # a link or a file where a folder should be: nothing of this run lies beyond it
+                return  # no such folder, or a link or a file where it should be: nothing of this run lies there
             try:
                 os.unlink(name, dir_fd=fd)
             except FileNotFoundError:
